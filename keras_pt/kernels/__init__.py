@@ -1,0 +1,3 @@
+"""Pure `tf.function(jit_compile=True)` ops used inside train steps."""
+
+from keras_pt.kernels import hinge, noise, random
