@@ -90,7 +90,7 @@ class TestCase(tf.test.TestCase):
         """The train_step gives the same result on 1 device and 2 replicas.
 
         `build_and_compile()` must build (all variables made) and compile a
-        model; it is called inside each strategy's scope. The one-device
+        model (use SGD: Adam's normalised steps hide gradient-scale bugs); it is called inside each strategy's scope. The one-device
         model's initial weights are copied into the mirrored one; both then
         `fit` on the same `steps` global batches of `dataset` (batch size
         divisible by 2): first one step, then the rest. Checks, within

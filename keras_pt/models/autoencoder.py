@@ -185,7 +185,8 @@ class Autoencoder(keras.Model):
         with tf.GradientTape() as tape:
             reconstructions = self(self.corrupt(images), training=True)
             loss = tf.reduce_mean(self.per_example_loss(images, reconstructions))
-        grads = tape.gradient(distribute.scale_loss(loss), self.trainable_variables)
+            scaled_loss = distribute.scale_loss(loss)
+        grads = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
