@@ -1,6 +1,7 @@
 """Shared test helpers: config round trip, saving, a short fit, and the
 strategy-equivalence check of the train_step contract."""
 
+import functools
 import os
 import tempfile
 
@@ -13,8 +14,14 @@ from keras_pt import distribute
 MIRRORED_DEVICES = ["/cpu:0", "/cpu:1"]
 
 
+@functools.lru_cache(maxsize=None)
 def mirrored_strategy():
-    """A 2-replica MirroredStrategy over the logical CPUs made in conftest."""
+    """The 2-replica MirroredStrategy over the logical CPUs made in conftest.
+
+    One instance per process: the collective all-reduce instance keys of two
+    MirroredStrategy objects over the same devices collide, and a second
+    strategy reducing gradients of other shapes then fails.
+    """
     return distribute.get_strategy("mirrored", devices=MIRRORED_DEVICES)
 
 

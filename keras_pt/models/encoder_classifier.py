@@ -1,5 +1,7 @@
 """EncoderClassifier: the shared base of the fine-tuning heads."""
 
+import copy
+
 import keras
 import tensorflow as tf
 
@@ -92,6 +94,6 @@ class EncoderClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)
         config["encoder"] = keras.layers.deserialize(config["encoder"])
         return cls(**config)
