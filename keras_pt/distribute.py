@@ -78,7 +78,7 @@ def _tpu_strategy(tpu):
         if address != "local":
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.OpError) as error:
+    except (ValueError, OSError, RuntimeError, tf.errors.OpError) as error:
         raise ValueError(
             f"could not connect to the TPU at {address!r}: {error}. Check the "
             "TPU name or address, or use --strategy=auto."

@@ -15,3 +15,8 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
+
+
+def pytest_collection_modifyitems(config, items):
+    # tf.test.TestCase defines a `test_session` helper that is not a test.
+    items[:] = [item for item in items if item.name != "test_session"]
