@@ -82,7 +82,8 @@ class Discriminator(keras.Model):
         self.hidden_dims = [int(d) for d in hidden_dims]
         self.num_classes = None if num_classes is None else int(num_classes)
         self.feature_dim = feature_dim
-        self.build(None)
+        x_shape = (None, *image_shape)
+        self.build(x_shape if num_classes is None else (x_shape, (None,)))
 
     @staticmethod
     def _dcgan_layers(image_shape, base_filters):

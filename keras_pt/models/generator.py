@@ -3,6 +3,7 @@
 import math
 
 import keras
+import tensorflow as tf
 
 ARCHITECTURES = ("auto", "dcgan", "dense")
 
@@ -133,7 +134,8 @@ class Generator(keras.Model):
         self.hidden_dims = [int(d) for d in hidden_dims]
         self.num_classes = None if num_classes is None else int(num_classes)
         self.output_activation = output_activation
-        self.build(None)
+        z_shape = (None, self.latent_dim)
+        self.build(z_shape if num_classes is None else (z_shape, (None,)))
 
     @staticmethod
     def _dcgan_layers(image_shape, base_filters, output_activation):
@@ -214,6 +216,29 @@ class Generator(keras.Model):
 
     def compute_output_shape(self, input_shape):
         return (None, *self.image_shape)
+
+    def export_saved_model(self, filepath):
+        """Exports a SavedModel whose `serve` maps latent vectors to images.
+
+        The endpoint takes `z` float32 `(batch, latent_dim)` (and int32
+        `labels` `(batch,)` when conditional); load it with
+        `tf.saved_model.load(filepath).serve(z)`, no keras_pt needed.
+        """
+        archive = keras.export.ExportArchive()
+        archive.track(self)
+        z_spec = tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")
+        if self.num_classes is None:
+            archive.add_endpoint(
+                "serve", lambda z: self(z, training=False), input_signature=[z_spec]
+            )
+        else:
+            labels_spec = tf.TensorSpec((None,), tf.int32, name="labels")
+            archive.add_endpoint(
+                "serve",
+                lambda z, labels: self((z, labels), training=False),
+                input_signature=[z_spec, labels_spec],
+            )
+        archive.write_out(filepath, verbose=False)
 
     def get_config(self):
         config = super().get_config()
