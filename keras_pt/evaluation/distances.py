@@ -7,7 +7,6 @@ averaged over random subsets. Both are computed in float64 on the host.
 """
 
 import numpy as np
-import scipy.linalg
 
 
 def _check_features(name, features):
@@ -58,13 +57,13 @@ def frechet_distance(features_a, features_b):
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
-    covmean, _ = scipy.linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.all(np.isfinite(covmean)):
-        # Near-singular product: regularise both covariances slightly.
-        offset = np.eye(cov_a.shape[0]) * 1e-6
-        covmean = scipy.linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    covmean = np.real(covmean)
-    value = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2.0 * covmean)
+    # Tr((S_a S_b)^(1/2)) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)),
+    # a symmetric PSD matrix: stable even when the covariances are singular.
+    eigvals, eigvecs = np.linalg.eigh(cov_a)
+    sqrt_a = (eigvecs * np.sqrt(np.clip(eigvals, 0.0, None))) @ eigvecs.T
+    inner = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
+    trace_covmean = np.sum(np.sqrt(np.clip(inner, 0.0, None)))
+    value = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_covmean
     return float(max(value, 0.0))
 
 

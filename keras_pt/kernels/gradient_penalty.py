@@ -33,9 +33,6 @@ def _gradient_penalty(critic, real, fake, alpha, target_norm):
     return tf.reduce_mean(tf.square(norms - target_norm))
 
 
-_jit_gradient_penalty = tf.function(_gradient_penalty, jit_compile=True)
-
-
 def gradient_penalty(critic, real, fake, alpha, target_norm=1.0, jit_compile=True):
     """Mean squared deviation of the critic's input-gradient norm from 1.
 
@@ -72,5 +69,12 @@ def gradient_penalty(critic, real, fake, alpha, target_norm=1.0, jit_compile=Tru
                 "gradient_penalty needs real and fake batches of the same "
                 f"shape; got {real.shape} and {fake.shape}."
             )
-    fn = _jit_gradient_penalty if jit_compile else _gradient_penalty
-    return fn(critic, real, fake, alpha, float(target_norm))
+    if jit_compile:
+        # A fresh tf.function per call: a shared one would cache traces keyed
+        # on the critic callable, and a new callable can reuse a freed one's
+        # id and hit a trace that captured another model's weights. Inside a
+        # train step this traces once per step trace.
+        return tf.function(_gradient_penalty, jit_compile=True)(
+            critic, real, fake, alpha, float(target_norm)
+        )
+    return _gradient_penalty(critic, real, fake, alpha, float(target_norm))

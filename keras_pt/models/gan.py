@@ -11,6 +11,12 @@ from keras_pt.models.discriminator import Discriminator
 from keras_pt.models.generator import Generator
 
 
+def _dense(grads):
+    # Label-embedding gradients arrive as IndexedSlices; dense tensors keep
+    # the cross-replica reductions one uniform all-reduce.
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
+
 def _default_optimizer():
     # The DCGAN setting: Adam(2e-4, beta_1=0.5).
     return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
@@ -239,8 +245,7 @@ class GAN(keras.Model):
             raise ValueError(
                 "a conditional GAN (num_classes set) trains on (images, labels) batches."
             )
-        if not self.conditional:
-            labels = None
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32) if self.conditional else None
         return tf.cast(images, self.compute_dtype), labels
 
     def _batch_size(self, images):
@@ -288,7 +293,9 @@ class GAN(keras.Model):
                     alpha,
                 )
                 d_loss = d_loss + self.gradient_penalty_weight * penalty
-        grads = tape.gradient(distribute.scale_loss(d_loss), weights)
+            # Scale inside the tape, so that the division is differentiated.
+            scaled_loss = distribute.scale_loss(d_loss)
+        grads = _dense(tape.gradient(scaled_loss, weights))
         self.d_optimizer.apply(grads, weights)
         return d_loss, penalty
 
@@ -309,7 +316,8 @@ class GAN(keras.Model):
                 self._discriminator_inputs(fake, fake_labels), training=True
             )  # (b, 1)
             g_loss = gan_losses.generator_loss(fake_logits, self.loss_name)
-        grads = tape.gradient(distribute.scale_loss(g_loss), weights)
+            scaled_loss = distribute.scale_loss(g_loss)
+        grads = _dense(tape.gradient(scaled_loss, weights))
         self.g_optimizer.apply(grads, weights)
         return g_loss
 
@@ -317,13 +325,19 @@ class GAN(keras.Model):
         if self.d_optimizer is None:
             raise ValueError("call GAN.compile() before fit.")
         images, labels = self._unpack(data)
+        # Each phase starts after the previous update, so that every replica
+        # issues its cross-replica reductions in the same order.
+        barrier = []
         for _ in range(self.d_steps):
             # Train the discriminator
-            d_loss, penalty = self.train_discriminator(images, labels)
+            with tf.control_dependencies(barrier):
+                d_loss, penalty = self.train_discriminator(images, labels)
+            barrier = [tf.convert_to_tensor(self.d_optimizer.iterations), d_loss]
             self.d_loss_tracker.update_state(d_loss)
             self.gp_tracker.update_state(penalty)
         # Train the generator
-        g_loss = self.train_generator(self._batch_size(images))
+        with tf.control_dependencies(barrier):
+            g_loss = self.train_generator(self._batch_size(images))
         self.g_loss_tracker.update_state(g_loss)
         self.total_loss_tracker.update_state(d_loss + g_loss)
         return {m.name: m.result() for m in self.metrics}
@@ -340,6 +354,18 @@ class GAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         self.total_loss_tracker.update_state(d_loss + g_loss)
         return {m.name: m.result() for m in self.metrics}
+
+    def save_own_variables(self, store):
+        # The seed state is saved too, so a reloaded GAN continues the same
+        # sequence of latent vectors.
+        super().save_own_variables(store)
+        store["seed_generator_state"] = self.seed_generator.state.numpy()
+
+    def load_own_variables(self, store):
+        keys = [k for k in store.keys() if k != "seed_generator_state"]
+        if "seed_generator_state" in store.keys():
+            self.seed_generator.state.assign(store["seed_generator_state"])
+        super().load_own_variables({k: store[k] for k in keys})
 
     def get_config(self):
         config = super().get_config()
