@@ -8,3 +8,8 @@ from keras_pt.models.autoencoder import Autoencoder
 from keras_pt.models.denoising_autoencoder import DenoisingAutoencoder
 from keras_pt.models.mlp_classifier import MLPClassifier
 from keras_pt.models.svm_classifier import SVMClassifier
+
+# GAN pre-training.
+from keras_pt.models.discriminator import Discriminator  # noqa: E402
+from keras_pt.models.gan import GAN  # noqa: E402
+from keras_pt.models.generator import Generator  # noqa: E402

@@ -1,3 +1,4 @@
 """Pure `tf.function(jit_compile=True)` ops used inside train steps."""
 
 from keras_pt.kernels import hinge, noise, random
+from keras_pt.kernels import gan_losses, gradient_penalty

@@ -1,0 +1,168 @@
+"""Discriminator: maps images (and optionally labels) to a real/fake score."""
+
+import keras
+
+from keras_pt.models.generator import check_shape_and_architecture, num_halvings
+
+
+@keras.saving.register_keras_serializable(package="keras_pt")
+class Discriminator(keras.Model):
+    """Discriminator (critic) of a GAN, with its features as an encoder.
+
+    With `architecture="dcgan"` (the default for 3-D `image_shape`) it is a
+    stack of stride-2 4x4 convolutions with LeakyReLU(0.2), as many as the
+    matching `Generator` has transposed convolutions, then a 3x3 convolution
+    and a flatten: those are the features. A dense layer maps them to one
+    logit. With `architecture="dense"` it is input -> `hidden_dims`
+    (LeakyReLU) -> logit. There is no batch norm, so every score depends on
+    its own example only (WGAN-GP needs this) and replicas need no sync.
+
+    `call(images)` returns logits `(batch, 1)`. With `num_classes`,
+    `call((images, labels))` adds the projection term `<embed(label),
+    features>` (Miyato & Koyama, 2018). `encoder` is a `keras.Model` from
+    images to the features `(batch, feature_dim)`, sharing weights; put a
+    `SVMClassifier` or `MLPClassifier` on it.
+
+    Args:
+        image_shape: list of int. Shape of one input, e.g. `[8, 8, 1]`.
+        architecture: str. `"auto"`, `"dcgan"` or `"dense"`. Defaults to
+            `"auto"`.
+        base_filters: int. Filters of the first convolution; each later one
+            has twice as many. Defaults to 64.
+        hidden_dims: list of int. Hidden sizes of the dense discriminator.
+            Defaults to `[256, 128]`.
+        num_classes: int or None. Number of classes for a conditional
+            (projection) discriminator. Defaults to None.
+
+    Example:
+
+    >>> discriminator = Discriminator([8, 8, 1], base_filters=8)
+    >>> discriminator(keras.random.uniform((2, 8, 8, 1))).shape
+    TensorShape([2, 1])
+    >>> discriminator.encoder(keras.random.uniform((2, 8, 8, 1))).shape
+    TensorShape([2, 256])
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        architecture="auto",
+        base_filters=64,
+        hidden_dims=(256, 128),
+        num_classes=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        image_shape, resolved = check_shape_and_architecture(image_shape, architecture)
+        if num_classes is not None and int(num_classes) < 2:
+            raise ValueError(
+                f"num_classes must be None (unconditional) or >= 2; got {num_classes}."
+            )
+
+        # === Layers ===
+        if resolved == "dcgan":
+            features = self._dcgan_layers(image_shape, int(base_filters))
+        else:
+            features = self._dense_layers(list(hidden_dims))
+        self.encoder = keras.Sequential(
+            [keras.Input(tuple(image_shape))] + features, name="encoder"
+        )
+        feature_dim = self.encoder.output_shape[-1]
+        self.logit = keras.layers.Dense(1, name="logit")
+        self.embedding = None
+        if num_classes is not None:
+            self.embedding = keras.layers.Embedding(
+                int(num_classes), feature_dim, name="embedding"
+            )
+
+        # === Config ===
+        self.image_shape = image_shape
+        self.architecture = architecture
+        self.base_filters = int(base_filters)
+        self.hidden_dims = [int(d) for d in hidden_dims]
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.feature_dim = feature_dim
+        x_shape = (None, *image_shape)
+        self.build(x_shape if num_classes is None else (x_shape, (None,)))
+
+    @staticmethod
+    def _dcgan_layers(image_shape, base_filters):
+        height, width, _ = image_shape
+        steps = num_halvings(height, width)
+        layers = []
+        for i in range(steps):
+            layers += [
+                keras.layers.Conv2D(
+                    base_filters * 2**i, 4, strides=2, padding="same", name=f"down_{i}"
+                ),  # (b, h / 2, w / 2, f)
+                keras.layers.LeakyReLU(0.2, name=f"down_{i}_relu"),
+            ]
+        layers += [
+            keras.layers.Conv2D(
+                base_filters * 2**steps, 3, padding="same", name="features_conv"
+            ),  # (b, h0, w0, f0)
+            keras.layers.LeakyReLU(0.2, name="features_relu"),
+            keras.layers.Flatten(name="flatten"),  # (b, h0 * w0 * f0)
+        ]
+        return layers
+
+    @staticmethod
+    def _dense_layers(hidden_dims):
+        layers = [keras.layers.Flatten(name="flatten")]
+        for i, dim in enumerate(hidden_dims):
+            layers += [
+                keras.layers.Dense(dim, name=f"dense_{i}"),
+                keras.layers.LeakyReLU(0.2, name=f"dense_{i}_relu"),
+            ]
+        return layers
+
+    def build(self, input_shape=None):
+        if not self.logit.built:
+            self.logit.build((None, self.encoder.output_shape[-1]))
+        if self.embedding is not None and not self.embedding.built:
+            self.embedding.build((None,))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if self.num_classes is not None:
+            if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+                raise ValueError(
+                    "a conditional Discriminator (num_classes set) takes "
+                    f"(images, labels); got {type(inputs).__name__}."
+                )
+            images, labels = inputs
+        else:
+            if isinstance(inputs, (list, tuple)):
+                raise ValueError(
+                    "an unconditional Discriminator takes images alone; pass "
+                    "num_classes to condition on labels."
+                )
+            images = inputs
+        if list(images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"Discriminator expects inputs of shape (batch, "
+                f"{', '.join(map(str, self.image_shape))}); got {tuple(images.shape)}. "
+                "Resize the data or build the model for this image_shape."
+            )
+        features = self.encoder(images, training=training)  # (b, feature_dim)
+        logits = self.logit(features)  # (b, 1)
+        if self.num_classes is not None:
+            projection = self.embedding(keras.ops.reshape(labels, (-1,)))  # (b, feature_dim)
+            logits = logits + keras.ops.sum(projection * features, axis=-1, keepdims=True)
+        return logits
+
+    def compute_output_shape(self, input_shape):
+        return (None, 1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_shape": self.image_shape,
+                "architecture": self.architecture,
+                "base_filters": self.base_filters,
+                "hidden_dims": self.hidden_dims,
+                "num_classes": self.num_classes,
+            }
+        )
+        return config

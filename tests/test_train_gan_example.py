@@ -1,0 +1,37 @@
+"""examples/train_gan.py runs end to end with tiny flag values."""
+
+import glob
+import os
+import sys
+
+from absl import flags
+from absl.testing import flagsaver
+
+from tests.test_case import TestCase
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import train_gan  # noqa: E402
+
+
+class TrainGANExampleTest(TestCase):
+    def test_main_with_tiny_flags(self):
+        flags.FLAGS.mark_as_parsed()
+        model_dir = self.get_temp_dir()
+        with flagsaver.flagsaver(
+            epochs=2,
+            base_filters=4,
+            latent_dim=8,
+            classifier_epochs=1,
+            num_eval_samples=50,
+            svm_epochs=1,
+            labels_per_class=2,
+            model_dir=model_dir,
+            data_dir=os.path.join(model_dir, "tfds"),
+            verbose=0,
+        ):
+            result = train_gan.main([])
+        self.assertLen(result["frechet_distances"], 3)
+        self.assertBetween(result["svm_accuracy"], 0.0, 1.0)
+        self.assertLen(glob.glob(os.path.join(model_dir, "samples", "*.png")), 2)
+        for name in ("gan.keras", "feature_classifier.keras", "generator_savedmodel"):
+            self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)
