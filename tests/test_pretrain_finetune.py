@@ -1,16 +1,22 @@
 """Learning test on the embedded digits, and the main job's binary."""
 
 import os
+import subprocess
 import sys
-
-import numpy as np
-from absl.testing import flagsaver
 
 from keras_pt import recipes
 from tests.test_case import TestCase
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
-import pretrain_finetune  # noqa: E402
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+EXAMPLE = os.path.join(ROOT, "examples", "pretrain_finetune.py")
+
+
+def run_example(*flags):
+    """Runs the binary in its own process (each example owns its absl flags)."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, EXAMPLE, *flags], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 class PretrainFinetuneTest(TestCase):
@@ -33,18 +39,17 @@ class PretrainFinetuneTest(TestCase):
 
     def test_example_binary(self):
         model_dir = self.get_temp_dir()
-        with flagsaver.flagsaver(
-            model_dir=model_dir, pretrain_epochs=1, finetune_steps=3, labels_per_class=2,
-            strategy="default", verbose=0, architecture="conv",
-        ):
-            pretrain_finetune.FLAGS(["pretrain_finetune"])
-            pretrain_finetune.main([])
+        proc = run_example(
+            f"--model_dir={model_dir}", "--pretrain_epochs=1", "--finetune_steps=3",
+            "--labels_per_class=2", "--strategy=default", "--verbose=0", "--architecture=conv",
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertRegex(proc.stdout, r"svm   frozen +\d\.\d{3} +\d\.\d{3}")
         self.assertTrue(os.path.exists(os.path.join(model_dir, "autoencoder.keras")))
         self.assertTrue(os.path.exists(os.path.join(model_dir, "reconstructions.png")))
         self.assertTrue(os.listdir(os.path.join(model_dir, "logs")))
 
     def test_bad_flags(self):
-        with flagsaver.flagsaver(strategy="gpu", model_dir=self.get_temp_dir()):
-            pretrain_finetune.FLAGS(["pretrain_finetune"])
-            with self.assertRaisesRegex(ValueError, "unknown strategy 'gpu'"):
-                pretrain_finetune.main([])
+        proc = run_example("--strategy=gpu", f"--model_dir={self.get_temp_dir()}")
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("unknown strategy 'gpu'", proc.stderr)
