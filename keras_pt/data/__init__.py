@@ -10,3 +10,14 @@ from keras_pt.data.images import (
     load_image_dataset,
     unlabeled,
 )
+from keras_pt.data.stdlib_docs import StdlibDocs
+from keras_pt.data.text import (
+    TEXT_DATASETS,
+    TextDatasetSpec,
+    labeled_text_subset,
+    load_pretraining_texts,
+    load_text_dataset,
+    preprocess_text_dataset,
+    text_dataset_spec,
+)
+from keras_pt.data.vocabulary import learn_vocabulary, texts_only, token_counts

@@ -1,0 +1,329 @@
+"""Text data as `tf.data` pipelines for MiniBERT pre-training and fine-tuning.
+
+`load_text_dataset` reads a TFDS text classification data set as
+`(text, label)` or `((text_a, text_b), label)` pairs: the embedded
+`stdlib_docs` (offline), or `imdb_reviews`, `glue/sst2`, `glue/mrpc`,
+`glue/qqp` where they can be downloaded or are already in `data_dir`.
+`load_pretraining_texts` gives the unlabelled text view for pre-training.
+`preprocess_text_dataset` maps a `MiniBERTPreprocessor` over a data set on
+the host and batches it with static shapes; `labeled_text_subset` keeps a
+few labels per class for limited-label fine-tuning.
+
+Example:
+
+>>> from keras_pt import data
+>>> from keras_pt.layers import MiniBERTPreprocessor, WordPieceTokenizer
+>>> texts = data.load_pretraining_texts("stdlib_docs")  # doctest: +SKIP
+>>> tokenizer = WordPieceTokenizer(data.learn_vocabulary(texts, 4096))  # doctest: +SKIP
+>>> preprocessor = MiniBERTPreprocessor(tokenizer, sequence_length=128)  # doctest: +SKIP
+>>> train = data.load_text_dataset("stdlib_docs", "train")  # doctest: +SKIP
+>>> batches = data.preprocess_text_dataset(train, preprocessor, 32, shuffle_seed=0)  # doctest: +SKIP
+"""
+
+import dataclasses
+import re
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_pt.data import stdlib_docs as _stdlib_docs
+from keras_pt.data.images import check_labels
+
+
+@dataclasses.dataclass(frozen=True)
+class TextDatasetSpec:
+    """How a TFDS text classification data set maps to keras_pt's inputs.
+
+    Attributes:
+        name: str. The TFDS name.
+        text_features: tuple of str. One feature (single texts) or two
+            (sentence pairs).
+        num_classes: int.
+        labeled_splits: tuple of str. Splits with labels (GLUE's `test` and
+            the `unsupervised` splits have label -1).
+        pretraining_split: str. The split of `load_pretraining_texts`: the
+            text that holds no validation or test example.
+        embedded: bool. Built locally from installed data (always prepared).
+    """
+
+    name: str
+    text_features: tuple
+    num_classes: int
+    labeled_splits: tuple
+    pretraining_split: str
+    embedded: bool = False
+
+    @property
+    def is_pair(self):
+        return len(self.text_features) == 2
+
+
+TEXT_DATASETS = {
+    spec.name: spec
+    for spec in (
+        TextDatasetSpec(
+            "stdlib_docs",
+            ("text",),
+            _stdlib_docs.NUM_CLASSES,
+            ("train", "validation", "test"),
+            "train+unsupervised",
+            embedded=True,
+        ),
+        TextDatasetSpec("imdb_reviews", ("text",), 2, ("train", "test"), "train+unsupervised"),
+        TextDatasetSpec("glue/sst2", ("sentence",), 2, ("train", "validation"), "train"),
+        TextDatasetSpec("glue/mrpc", ("sentence1", "sentence2"), 2, ("train", "validation"), "train"),
+        TextDatasetSpec("glue/qqp", ("question1", "question2"), 2, ("train", "validation"), "train"),
+    )
+}
+
+
+def text_dataset_spec(name):
+    """The `TextDatasetSpec` of a known text data set name.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    try:
+        return TEXT_DATASETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown text data set {name!r}; known: {', '.join(TEXT_DATASETS)} "
+            "(stdlib_docs is embedded and works offline)."
+        ) from None
+
+
+def _base_splits(split):
+    """`"train[:80%]+unsupervised"` -> `["train", "unsupervised"]`."""
+    return [re.sub(r"\[.*\]$", "", part.strip()) for part in split.split("+")]
+
+
+def _check_not_empty(dataset, what):
+    n = int(dataset.cardinality())
+    if n == 0 or (n == tf.data.UNKNOWN_CARDINALITY and not any(True for _ in dataset.take(1))):
+        raise ValueError(f"{what} is empty: there is nothing to train or evaluate on.")
+
+
+def _builder(spec, data_dir, download):
+    builder = tfds.builder(spec.name, data_dir=data_dir)
+    if download or spec.embedded:
+        builder.download_and_prepare()
+    return builder
+
+
+def load_text_dataset(name, split, data_dir=None, download=True, shuffle_files=False):
+    """Loads a labelled split of a TFDS text classification data set.
+
+    Args:
+        name: str. One of `TEXT_DATASETS`: `"stdlib_docs"` (embedded,
+            offline), `"imdb_reviews"`, `"glue/sst2"`, or the sentence-pair
+            tasks `"glue/mrpc"` and `"glue/qqp"`.
+        split: str. A TFDS split of labelled splits, slicing and `+` allowed
+            (`"train"`, `"validation"`, `"train[:80%]"`).
+        data_dir: str or None. TFDS data directory (a `gs://` path works).
+            Defaults to TFDS's default (`~/tensorflow_datasets`).
+        download: bool. Whether TFDS may download and prepare the data.
+            Embedded data sets are always prepared locally. Defaults to True.
+        shuffle_files: bool. Passed to TFDS. Defaults to False.
+
+    Returns:
+        An unbatched `tf.data.Dataset` of `(text, label)` (single texts) or
+        `((text_a, text_b), label)` (pairs): scalar strings and int32 labels.
+
+    Raises:
+        ValueError: for an unknown name, a split without labels, or an empty
+            split.
+    """
+    spec = text_dataset_spec(name)
+    unlabeled = [s for s in _base_splits(split) if s not in spec.labeled_splits]
+    if unlabeled:
+        raise ValueError(
+            f"split {split!r} of {name!r} includes {unlabeled}, which has no "
+            f"labels; the labelled splits are {list(spec.labeled_splits)}. Use "
+            "load_pretraining_texts for unlabelled text."
+        )
+    builder = _builder(spec, data_dir, download)
+    ds = builder.as_dataset(split=split, shuffle_files=shuffle_files)
+    features = spec.text_features
+
+    if spec.is_pair:
+
+        def select(example):
+            texts = (example[features[0]], example[features[1]])
+            return texts, tf.cast(example["label"], tf.int32)
+
+    else:
+
+        def select(example):
+            return example[features[0]], tf.cast(example["label"], tf.int32)
+
+    ds = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+    _check_not_empty(ds, f"split {split!r} of data set {name!r}")
+    return ds
+
+
+def load_pretraining_texts(name="stdlib_docs", split=None, data_dir=None, download=True):
+    """The unlabelled text view of a data set, for pre-training.
+
+    Args:
+        name: str. One of `TEXT_DATASETS`. Defaults to `"stdlib_docs"`.
+        split: str or None. Defaults to the data set's `pretraining_split`,
+            which holds no validation or test text (for `stdlib_docs`:
+            `"train+unsupervised"`, the labelled training docstrings plus the
+            other modules' docstrings and the language reference).
+        data_dir: str or None. TFDS data directory.
+        download: bool. Whether TFDS may download and prepare the data.
+
+    Returns:
+        An unbatched `tf.data.Dataset` of scalar strings; sentence pairs give
+        both sentences, one after the other.
+
+    Raises:
+        ValueError: for an unknown name or an empty split.
+    """
+    spec = text_dataset_spec(name)
+    split = split or spec.pretraining_split
+    builder = _builder(spec, data_dir, download)
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    features = spec.text_features
+    if spec.is_pair:
+        ds = ds.flat_map(
+            lambda ex: tf.data.Dataset.from_tensor_slices(tf.stack([ex[f] for f in features]))
+        )
+    else:
+        ds = ds.map(lambda ex: ex[features[0]], num_parallel_calls=tf.data.AUTOTUNE)
+    _check_not_empty(ds, f"split {split!r} of data set {name!r}")
+    return ds
+
+
+def _is_text(spec):
+    return isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string
+
+
+def _packer(element_spec, preprocessor):
+    """A function mapping a batched element to the preprocessed element."""
+    if _is_text(element_spec):
+        return preprocessor
+    if isinstance(element_spec, tuple) and len(element_spec) == 2:
+        x, y = element_spec
+        if _is_text(x) and _is_text(y):  # (text_a, text_b)
+            return lambda a, b: preprocessor((a, b))
+        if _is_text(x) or (isinstance(x, tuple) and all(_is_text(s) for s in x)):
+            return lambda x, y: (preprocessor(tuple(x) if isinstance(x, tuple) else x), y)
+    raise ValueError(
+        "preprocess_text_dataset takes a data set of texts, (text, label), "
+        f"(text_a, text_b) or ((text_a, text_b), label); got {element_spec}."
+    )
+
+
+def preprocess_text_dataset(
+    dataset,
+    preprocessor,
+    batch_size,
+    shuffle_seed=None,
+    repeat=False,
+    shuffle_buffer_size=None,
+):
+    """Shuffles, batches (static shapes), packs with a preprocessor, prefetches.
+
+    The preprocessor (a `keras_pt.layers.MiniBERTPreprocessor`) runs in the
+    `tf.data` pipeline on the host, on whole batches, so the model's
+    training step sees only int32 tensors of shape `(batch_size,
+    sequence_length)`.
+
+    Args:
+        dataset: unbatched `tf.data.Dataset` of texts (pre-training: yields
+            the packed dict), or `(text, label)` / `((text_a, text_b), label)`
+            (classification: yields `(packed dict, label)`).
+        preprocessor: the layer that packs a batch of strings (or a pair of
+            batches).
+        batch_size: int. The global batch size.
+        shuffle_seed: int or None. Shuffle with this seed each epoch (the
+            same order for the same seed). Defaults to None (no shuffle).
+        repeat: bool. Repeat forever. Defaults to False.
+        shuffle_buffer_size: int or None. Defaults to the data set size
+            (10,000 when unknown).
+
+    Raises:
+        ValueError: if the data set is empty or smaller than one batch, or
+            its elements are not texts.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    pack = _packer(dataset.element_spec, preprocessor)
+    n = int(dataset.cardinality())
+    if n == tf.data.UNKNOWN_CARDINALITY:
+        head = int(dataset.take(batch_size).reduce(0, lambda count, *_: count + 1))
+        n = None if head == batch_size else head
+    elif n == tf.data.INFINITE_CARDINALITY:
+        n = None
+    if n == 0:
+        raise ValueError("the data set is empty: there is nothing to train on.")
+    if n is not None and n < batch_size:
+        raise ValueError(
+            f"the data set has {n} examples, fewer than batch_size={batch_size}, "
+            "so drop_remainder would leave no batch; lower the batch size."
+        )
+    if shuffle_seed is not None:
+        buffer = shuffle_buffer_size or n or 10_000
+        dataset = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def labeled_text_subset(dataset, labels_per_class, seed=0, num_classes=None):
+    """The first `labels_per_class` examples of each class after a seeded shuffle.
+
+    Deterministic given `seed`. Reads the data set once on the host, which
+    suits the few labels of limited-label fine-tuning.
+
+    Args:
+        dataset: unbatched `tf.data.Dataset` of `(text, label)` or
+            `((text_a, text_b), label)`.
+        labels_per_class: int. Examples to keep for each class.
+        seed: int. Seed of the shuffle. Defaults to 0.
+        num_classes: int or None. Labels must lie in `[0, num_classes)`.
+            Defaults to the labels seen.
+
+    Returns:
+        A `tf.data.Dataset` with the same structure, `num_classes *
+        labels_per_class` examples in shuffled order.
+
+    Raises:
+        ValueError: if a class has fewer than `labels_per_class` examples, a
+            label is out of range, or the data set is empty.
+    """
+    if labels_per_class <= 0:
+        raise ValueError(f"labels_per_class must be positive, got {labels_per_class}.")
+    inputs, labels = [], []
+    for x, y in dataset.as_numpy_iterator():
+        inputs.append(x)
+        labels.append(y)
+    if not labels:
+        raise ValueError("the data set is empty: there is nothing to take labels from.")
+    labels = np.asarray(labels, dtype=np.int32)
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
+    check_labels(labels, num_classes)
+    order = np.random.RandomState(seed).permutation(len(labels))
+    chosen = np.zeros(len(labels), dtype=bool)
+    for c in range(num_classes):
+        members = order[labels[order] == c][:labels_per_class]
+        if len(members) < labels_per_class:
+            raise ValueError(
+                f"class {c} has only {len(members)} examples, fewer than "
+                f"labels_per_class={labels_per_class}; lower labels_per_class."
+            )
+        chosen[members] = True
+    keep = order[chosen[order]]  # the chosen examples, in shuffled order
+
+    def column(values):
+        return np.array([values[i] for i in keep], dtype=object)
+
+    if isinstance(inputs[0], tuple):
+        x = tuple(column([pair[j] for pair in inputs]) for j in range(len(inputs[0])))
+    else:
+        x = column(inputs)
+    return tf.data.Dataset.from_tensor_slices((x, labels[keep]))
