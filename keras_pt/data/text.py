@@ -104,11 +104,17 @@ def _check_not_empty(dataset, what):
         raise ValueError(f"{what} is empty: there is nothing to train or evaluate on.")
 
 
-def _builder(spec, data_dir, download):
+def _as_dataset(spec, split, data_dir, download, shuffle_files=False):
     builder = tfds.builder(spec.name, data_dir=data_dir)
     if download or spec.embedded:
         builder.download_and_prepare()
-    return builder
+    try:
+        return builder.as_dataset(split=split, shuffle_files=shuffle_files)
+    except ValueError as error:  # e.g. "Instruction ... corresponds to no data!"
+        raise ValueError(
+            f"split {split!r} of data set {spec.name!r} is empty or invalid ({error}); "
+            f"its splits are {sorted(builder.info.splits.keys())}."
+        ) from error
 
 
 def load_text_dataset(name, split, data_dir=None, download=True, shuffle_files=False):
@@ -142,8 +148,7 @@ def load_text_dataset(name, split, data_dir=None, download=True, shuffle_files=F
             f"labels; the labelled splits are {list(spec.labeled_splits)}. Use "
             "load_pretraining_texts for unlabelled text."
         )
-    builder = _builder(spec, data_dir, download)
-    ds = builder.as_dataset(split=split, shuffle_files=shuffle_files)
+    ds = _as_dataset(spec, split, data_dir, download, shuffle_files)
     features = spec.text_features
 
     if spec.is_pair:
@@ -183,8 +188,7 @@ def load_pretraining_texts(name="stdlib_docs", split=None, data_dir=None, downlo
     """
     spec = text_dataset_spec(name)
     split = split or spec.pretraining_split
-    builder = _builder(spec, data_dir, download)
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = _as_dataset(spec, split, data_dir, download)
     features = spec.text_features
     if spec.is_pair:
         ds = ds.flat_map(

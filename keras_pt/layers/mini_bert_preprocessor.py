@@ -28,9 +28,10 @@ class MiniBERTPreprocessor(keras.layers.Layer):
     packed tensors to the model, which keeps the training step free of
     strings and its shapes static.
 
-    Too long inputs are trimmed as in BERT (tokens come off the end of the
-    longest segment first) with `truncate=True`; with `truncate=False` they
-    raise an `InvalidArgumentError`.
+    With `truncate=True`, too long inputs are trimmed as in BERT: tokens come
+    off the end of the longer segment first (`tensorflow_text`'s
+    `RoundRobinTrimmer`). With `truncate=False` they raise an
+    `InvalidArgumentError` naming `sequence_length`.
 
     Args:
         tokenizer: `keras_pt.layers.WordPieceTokenizer` (or any layer mapping
@@ -131,7 +132,7 @@ class MiniBERTPreprocessor(keras.layers.Layer):
         token_ids = [tf.cast(self.tokenizer(segment), tf.int32) for segment in segments]
         num_special = len(token_ids) + 1  # [CLS] and one [SEP] per segment
         if self.truncate:
-            trimmer = tf_text.ShrinkLongestTrimmer(self.sequence_length - num_special)
+            trimmer = tf_text.RoundRobinTrimmer(self.sequence_length - num_special)
             token_ids = trimmer.trim(token_ids)
         else:
             lengths = tf.add_n([ids.row_lengths() for ids in token_ids]) + num_special
