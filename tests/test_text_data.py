@@ -73,6 +73,13 @@ class StdlibDocsTest(TestCase):
         self.assertFalse(modules & set(stdlib_docs.CLASS_NAMES))
         self.assertEqual(builder.info.metadata["python_version"].split(".")[0], "3")
 
+    def test_harvest_is_deterministic(self):
+        first, second = stdlib_docs.harvest(), stdlib_docs.harvest()
+        self.assertEqual(first, second)
+        names = [r["name"] for r in first["records"]]
+        self.assertIn("json.dumps", names)
+        self.assertFalse([n for n in names if n.split(".")[0] in ("antigravity", "this", "tkinter", "idlelib")])
+
     def test_split_of_is_a_stable_hash(self):
         text = "Return the sum of a and b, computed carefully."
         bucket = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % 10

@@ -25,7 +25,9 @@ class modules:
   `validation` or `test`, so `train+unsupervised` is the pre-training corpus
   that never sees held-out classification text.
 
-With CPython 3.11.7: train 1,069, validation 164, test 304, unsupervised 3,295.
+With CPython 3.11.7: train 1,028, validation 173, test 317, unsupervised
+3,314 (of which 508 language reference passages); it builds in about a
+second.
 
 Example:
 
