@@ -334,10 +334,19 @@ def _fit_loop(model, epoch_dataset, start, total, spe, guard, preemption, callba
     return history
 
 
-def _make_train_function(model, strategy):
-    step_fn = model.train_step
+def _make_train_function(model, strategy, local_batch):
+    train_step = model.train_step
     if model.jit_compile:
-        step_fn = tf.function(step_fn, jit_compile=True)
+        train_step = tf.function(train_step, jit_compile=True)
+
+    def step_fn(data):
+        # MultiWorkerMirroredStrategy's iterators drop the static batch
+        # dimension; restore it (and check it) for shape-dependent steps.
+        data = tf.nest.map_structure(
+            lambda t: tf.ensure_shape(t, [local_batch] + t.shape[1:].as_list()), data
+        )
+        return train_step(data)
+
     # A per-worker flag, summed over workers: every worker learns of a
     # SIGTERM sent to any one of them at the same step.
     flag = tf.Variable(0, dtype=tf.int32, trainable=False, name="preempted")
@@ -357,10 +366,39 @@ def _make_train_function(model, strategy):
     return train_function, flag
 
 
+def _distribute(strategy, dataset, global_batch):
+    """Each replica's slice of every global batch, with static shapes.
+
+    Every input pipeline (one per worker) reads the same global batches and
+    keeps the slices of its own replicas, in replica order: replica `r`
+    trains on rows `[r * B / N, (r + 1) * B / N)` of each global batch, as
+    its share of the one-device step. (`experimental_distribute_dataset`
+    under MultiWorkerMirroredStrategy loses the static batch dimension.)
+    """
+
+    def per_replica(context):
+        local = context.get_per_replica_batch_size(global_batch)
+        replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * replicas_here * local
+
+        def split(*batch):
+            batch = batch[0] if len(batch) == 1 else batch
+            return tf.nest.map_structure(
+                lambda t: tf.reshape(
+                    t[first : first + replicas_here * local],
+                    [replicas_here, local] + t.shape[1:].as_list(),
+                ),
+                batch,
+            )
+
+        return dataset.map(split).unbatch()
+
+    return strategy.distribute_datasets_from_function(per_replica)
+
+
 def _custom_loop(
     model, strategy, epoch_dataset, start, total, spe, guard, preemption, callbacks, verbose
 ):
-    train_function, flag = _make_train_function(model, strategy)
     per_execution = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
     callback_list = keras.callbacks.CallbackList(
         list(callbacks),
@@ -372,15 +410,20 @@ def _custom_loop(
         model=model,
     )
     history, logs = {}, {}
+    train_function = flag = None
     model.stop_training = False
     callback_list.on_train_begin()
     step = start
     while step < total:
         epoch, offset = divmod(step, spe)
         count = min(spe, total - epoch * spe) - offset
-        iterator = iter(
-            strategy.experimental_distribute_dataset(epoch_dataset(epoch).skip(offset).take(count))
-        )
+        dataset = epoch_dataset(epoch)
+        global_batch = tf.nest.flatten(dataset.element_spec)[0].shape[0]
+        if train_function is None:
+            train_function, flag = _make_train_function(
+                model, strategy, global_batch // strategy.num_replicas_in_sync
+            )
+        iterator = iter(_distribute(strategy, dataset.skip(offset).take(count), global_batch))
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
         done = 0
