@@ -238,7 +238,7 @@ class _Guard:
         self.every = every
         self.steps_per_epoch = steps_per_epoch
         self.metadata = metadata
-        self.step = start_step
+        self.step = self.previous = start_step
         self.saved_step = start_step if checkpoint else None
         self.checkpoint = checkpoint
         self.logs = {}
@@ -258,8 +258,11 @@ class _Guard:
                     step=step,
                     checkpoint=self.checkpoint,
                 )
-        if self.checkpointer is not None and self.every and step % self.every == 0:
+        # With steps_per_execution > 1 steps advance in chunks: save when a
+        # multiple of `every` was reached or passed.
+        if self.checkpointer is not None and step // self.every > self.previous // self.every:
             self.save()
+        self.previous = step
 
     def _last_good(self):
         if self.checkpoint:
@@ -291,9 +294,12 @@ class _FitCallback(keras.callbacks.Callback):
         self.guard = guard
         self.preemption = preemption
         self.epoch_base = 0
+        self.count = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.guard.after_step(self.epoch_base + batch + 1, logs)
+        # With steps_per_execution > 1, Keras reports the last execution of
+        # an epoch as a full one even when fewer steps were left.
+        self.guard.after_step(self.epoch_base + min(batch + 1, self.count), logs)
         if self.preemption.requested:
             _stop_preempted(self.guard)
 
@@ -314,7 +320,7 @@ def _fit_loop(model, epoch_dataset, start, total, spe, guard, preemption, callba
     while step < total:
         epoch, offset = divmod(step, spe)
         count = min(spe, total - epoch * spe) - offset
-        adapter.epoch_base = epoch * spe + offset
+        adapter.epoch_base, adapter.count = epoch * spe + offset, count
         result = model.fit(
             epoch_dataset(epoch).skip(offset).take(count),
             epochs=epoch + 1,
