@@ -6,8 +6,8 @@ inside the strategy's scope, scales the batch size and learning rate by the
 replica count where asked, resumes from the newest checkpoint in
 `model_dir`, and trains:
 
-- default, one-device, Mirrored and TPU strategies: Keras `fit`, one call
-  per epoch (so that a resumed epoch can start mid-way);
+- default, one-device, Mirrored and TPU strategies: Keras `fit` (a resumed
+  partial epoch in a call of its own, whole epochs in chunks);
 - MultiWorkerMirroredStrategy: the model's own `train_step` under
   `strategy.run` in a small loop over `strategy.experimental_distribute_dataset`,
   because Keras 3's `fit` fails there (keras#20585; `loop="fit"` tries it).
@@ -287,19 +287,27 @@ class _Guard:
 
 
 class _FitCallback(keras.callbacks.Callback):
-    """Feeds `fit`'s batch ends to the guard; stops on SIGTERM."""
+    """Feeds `fit`'s batch ends to the guard; stops on SIGTERM.
+
+    `first_step(epoch)` is the global step before the first batch that this
+    `fit` call trains in Keras epoch `epoch`; `count` the batches per epoch.
+    """
 
     def __init__(self, guard, preemption):
         super().__init__()
         self.guard = guard
         self.preemption = preemption
-        self.epoch_base = 0
+        self.first_step = lambda epoch: 0
         self.count = 0
+        self.base = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.base = self.first_step(epoch)
 
     def on_train_batch_end(self, batch, logs=None):
         # With steps_per_execution > 1, Keras reports the last execution of
         # an epoch as a full one even when fewer steps were left.
-        self.guard.after_step(self.epoch_base + min(batch + 1, self.count), logs)
+        self.guard.after_step(self.base + min(batch + 1, self.count), logs)
         if self.preemption.requested:
             _stop_preempted(self.guard)
 
@@ -313,17 +321,43 @@ def _stop_preempted(guard):
     )
 
 
+# Whole epochs trained by one `fit` call (their data sets concatenated).
+EPOCHS_PER_FIT = 32
+
+
 def _fit_loop(model, epoch_dataset, start, total, spe, guard, preemption, callbacks, verbose):
+    """Keras `fit`: a resumed partial epoch alone, whole epochs in chunks.
+
+    Chunks of whole epochs run as one `fit` call over their concatenated
+    data sets with `steps_per_epoch` (Keras keeps one iterator across the
+    epochs), so callbacks see true epochs and a run of many short epochs
+    does not pay one `fit` call each. Partial epochs (a resumed one, the
+    last one of a `steps` budget) and epochs that `steps_per_execution`
+    does not divide run as single-epoch calls whose data ends with them.
+    """
     history = {}
     adapter = _FitCallback(guard, preemption)
+    per_execution = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
     step = start
     while step < total:
         epoch, offset = divmod(step, spe)
-        count = min(spe, total - epoch * spe) - offset
-        adapter.epoch_base, adapter.count = epoch * spe + offset, count
+        whole = (total - step) // spe if offset == 0 and spe % per_execution == 0 else 0
+        if whole:
+            epochs = min(whole, EPOCHS_PER_FIT)
+            dataset = epoch_dataset(epoch).take(spe)
+            for e in range(epoch + 1, epoch + epochs):
+                dataset = dataset.concatenate(epoch_dataset(e).take(spe))
+            count = spe
+            adapter.first_step = lambda e: e * spe
+        else:
+            epochs = 1
+            count = min(spe, total - epoch * spe) - offset
+            dataset = epoch_dataset(epoch).skip(offset).take(count)
+            adapter.first_step = lambda e, base=step: base
+        adapter.count = count
         result = model.fit(
-            epoch_dataset(epoch).skip(offset).take(count),
-            epochs=epoch + 1,
+            dataset,
+            epochs=epoch + epochs,
             initial_epoch=epoch,
             steps_per_epoch=count,
             callbacks=[adapter] + list(callbacks),
@@ -519,8 +553,9 @@ def train(
         checkpoint_every: int or None. Steps between checkpoints. Defaults
             to once per epoch; a checkpoint is also written at the end.
         keep_checkpoints: int. Newest checkpoints kept. Defaults to 3.
-        callbacks: list of `keras.callbacks.Callback`. Under `fit` they see
-            one `fit` call per epoch.
+        callbacks: list of `keras.callbacks.Callback`. Under `fit` they may
+            see several `fit` calls (a resumed partial epoch, then up to
+            `EPOCHS_PER_FIT` whole epochs per call), with true epoch numbers.
         seed: int. Seeds Python, NumPy and TensorFlow
             (`keras.utils.set_random_seed`) before the model is built, and is
             passed to `dataset_fn`. Defaults to 0.

@@ -18,7 +18,7 @@ def epoch_seed(seed, epoch):
     return int(state & 0x7FFFFFFF)
 
 
-def epoch_batches(dataset, batch_size, seed, epoch, shuffle=True, buffer_size=None):
+def epoch_batches(dataset, batch_size, seed, epoch, shuffle=True, buffer_size=None, passes=1):
     """The batches of one epoch, shuffled by `(seed, epoch)`, static shapes.
 
     The order depends only on `(seed, epoch)` and TensorFlow's global seed,
@@ -34,6 +34,9 @@ def epoch_batches(dataset, batch_size, seed, epoch, shuffle=True, buffer_size=No
         shuffle: bool. Shuffle the examples. Defaults to True.
         buffer_size: int or None. Shuffle buffer. Defaults to the whole data
             set when its size is known, else 10,000.
+        passes: int. Passes over `dataset` in one epoch, each shuffled
+            with its own seed (for small data sets, so that an epoch is not
+            just a few steps). Defaults to 1.
 
     Returns:
         A batched, prefetched `tf.data.Dataset`.
@@ -59,9 +62,23 @@ def epoch_batches(dataset, batch_size, seed, epoch, shuffle=True, buffer_size=No
             f"the data set has {n} examples, fewer than batch_size={batch_size}, "
             "so drop_remainder would leave no batch; lower the batch size."
         )
-    if shuffle:
-        buffer_size = buffer_size or (n if n > 0 else 10_000)
-        dataset = dataset.shuffle(
-            buffer_size, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False
+    if int(passes) < 1:
+        raise ValueError(f"passes must be at least 1, got {passes}.")
+    buffer_size = buffer_size or (n if n > 0 else 10_000)
+    base = epoch_seed(seed, epoch)
+
+    def one_pass(index):
+        if not shuffle:
+            return dataset
+        # Never reshuffled on re-iteration (Keras may iterate a data set
+        # once to build the model before training on it).
+        return dataset.shuffle(
+            buffer_size,
+            seed=(base + index * 1_000_003) % 0x7FFFFFFF,
+            reshuffle_each_iteration=False,
         )
-    return dataset.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    epoch_data = one_pass(0)
+    for index in range(1, int(passes)):
+        epoch_data = epoch_data.concatenate(one_pass(index))
+    return epoch_data.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
