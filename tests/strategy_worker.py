@@ -10,7 +10,10 @@ configuration (logical devices and collectives are per process):
 For each case the .npz holds the initial and final weights, the logged
 values after every step, and (on one device) the reference mean loss of the
 first global batch at the initial weights. `--fit_canary` also tries plain
-`model.fit` (keras#20585) and records the error message, if any.
+`model.fit` (keras#20585) and records the error message, if any. With
+`--model_dir` every case checkpoints each step and resumes from there;
+`--sigterm_at_step=K` sends this process SIGTERM after step K of the first
+case (the preemption test).
 """
 
 import argparse
@@ -70,12 +73,13 @@ def main():
 
         def on_train_batch_end(self, batch, logs=None):
             self.logs.append([float(logs[k]) for k in self.case.loss_keys])
-            if args.sigterm_at_step and len(self.logs) == args.sigterm_at_step:
+            if self.case is first_case and len(self.logs) == args.sigterm_at_step:
                 import signal
 
                 os.kill(os.getpid(), signal.SIGTERM)
 
     arrays, info = {}, {"num_replicas": strategy.num_replicas_in_sync}
+    first_case = strategy_cases.CASES[names[0]]
     for name in names:
         case = strategy_cases.CASES[name]
 
@@ -99,11 +103,16 @@ def main():
             info[f"{name}__preempted"] = error.step
             break
         info[f"{name}__initial_step"] = result.initial_step
-        for i, w in enumerate(recorder.initial or []):
-            arrays[f"{name}__initial__{i}"] = w
+        if result.initial_step == 0:
+            for i, w in enumerate(recorder.initial or []):
+                arrays[f"{name}__initial__{i}"] = w
         for i, w in enumerate(result.model.get_weights()):
             arrays[f"{name}__final__{i}"] = np.asarray(w)
-        arrays[f"{name}__logs"] = np.asarray(recorder.logs, "float64")
+        # One row per step; steps done before a restart are NaN.
+        skipped = np.full((result.initial_step, len(case.loss_keys)), np.nan)
+        arrays[f"{name}__logs"] = np.concatenate(
+            [skipped, np.asarray(recorder.logs, "float64").reshape(-1, len(case.loss_keys))]
+        )
         arrays[f"{name}__reference"] = np.asarray(recorder.reference, "float64")
 
     if args.fit_canary:
