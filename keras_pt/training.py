@@ -9,8 +9,10 @@ replica count where asked, resumes from the newest checkpoint in
 - default, one-device, Mirrored and TPU strategies: Keras `fit` (a resumed
   partial epoch in a call of its own, whole epochs in chunks);
 - MultiWorkerMirroredStrategy: the model's own `train_step` under
-  `strategy.run` in a small loop over `strategy.experimental_distribute_dataset`,
-  because Keras 3's `fit` fails there (keras#20585; `loop="fit"` tries it).
+  `strategy.run` in a small loop over `strategy.distribute_datasets_from_function`,
+  because Keras 3's `fit` fails there (keras#20585; `loop="fit"` tries it);
+  the same loop runs `steps_per_execution > 1` under a multi-replica
+  MirroredStrategy, where `fit` fails too (keras#19246).
 
 Exact resumption: checkpoints (`keras_pt.checkpointing`) hold every model
 variable (with `SeedGenerator` states), every optimizer, the step counter
@@ -187,6 +189,27 @@ def _is_multi_worker(strategy):
 
 def _is_tpu(strategy):
     return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
+
+
+def _choose_loop(loop, strategy, model):
+    """`"auto"`: the `strategy.run` loop where Keras 3.15's `fit` fails.
+
+    That is under MultiWorkerMirroredStrategy (keras#20585) and under a
+    multi-replica MirroredStrategy with `steps_per_execution > 1`
+    (keras#19246); `fit` everywhere else.
+    """
+    if loop != "auto":
+        return loop
+    if _is_multi_worker(strategy):
+        return "custom"
+    per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+    if (
+        isinstance(strategy, tf.distribute.MirroredStrategy)
+        and strategy.num_replicas_in_sync > 1
+        and per_execution > 1
+    ):
+        return "custom"
+    return "fit"
 
 
 def _to_float(value):
@@ -560,7 +583,10 @@ def train(
             (`keras.utils.set_random_seed`) before the model is built, and is
             passed to `dataset_fn`. Defaults to 0.
         loop: str. `"fit"`, `"custom"` (the `strategy.run` loop) or
-            `"auto"` (custom under MultiWorkerMirroredStrategy, else fit).
+            `"auto"`: custom where Keras 3.15's `fit` fails (under
+            MultiWorkerMirroredStrategy, keras#20585, and under a
+            multi-replica MirroredStrategy with `steps_per_execution > 1`,
+            keras#19246), else fit. Defaults to `"auto"`.
         handle_sigterm: bool. On SIGTERM save a checkpoint and raise
             `TrainingPreempted` (main thread only). Defaults to True.
         verbose: int. Keras verbosity. Defaults to 0.
@@ -608,8 +634,6 @@ def train(
             f"{replicas} replicas; use a multiple of {replicas} or "
             "scale_batch_size=True."
         )
-    if loop == "auto":
-        loop = "custom" if _is_multi_worker(strategy) else "fit"
 
     keras.utils.set_random_seed(seed)
     previous_policy = keras.config.dtype_policy()
@@ -622,6 +646,7 @@ def train(
             raise ValueError(f"build_model must return a keras.Model, got {type(model).__name__}.")
         if not model.compiled:
             raise ValueError("build_model must compile the model (inside the strategy scope).")
+        loop = _choose_loop(loop, strategy, model)
 
         def epoch_dataset(epoch):
             dataset = dataset_fn(epoch, global_batch, seed)

@@ -10,7 +10,10 @@ configuration (logical devices and collectives are per process):
 For each case the .npz holds the initial and final weights, the logged
 values after every step, and (on one device) the reference mean loss of the
 first global batch at the initial weights. `--fit_canary` also tries plain
-`model.fit` (keras#20585) and records the error message, if any. With
+`model.fit` (keras#20585) and records the error message, if any;
+`--steps_per_execution_canary` does the same for fit with
+`steps_per_execution=2` under Mirrored (keras#19246), last, since a failed
+collective may leave the process unusable. With
 `--model_dir` every case checkpoints each step and resumes from there;
 `--sigterm_at_step=K` sends this process SIGTERM after step K of the first
 case (the preemption test).
@@ -32,6 +35,7 @@ def main():
     parser.add_argument("--cases", default="all")
     parser.add_argument("--out", required=True)
     parser.add_argument("--fit_canary", action="store_true")
+    parser.add_argument("--steps_per_execution_canary", action="store_true")
     parser.add_argument("--model_dir", default=None)
     parser.add_argument("--sigterm_at_step", type=int, default=0)
     args = parser.parse_args()
@@ -126,6 +130,30 @@ def main():
             info["fit_canary"] = "ok"
         except Exception as error:  # noqa: BLE001 - recorded for the test
             info["fit_canary"] = f"{type(error).__name__}: {str(error)[:300]}"
+
+    if args.steps_per_execution_canary:
+        # keras#19246: fit with steps_per_execution > 1 under MirroredStrategy;
+        # the strategy.run loop (loop="auto" picks it) gives the weights of
+        # single steps.
+        case = strategy_cases.CASES["autoencoder"]
+
+        def build_multi_step():
+            model = case.build()
+            model.compile(optimizer=keras.optimizers.SGD(0.5), steps_per_execution=2)
+            return model
+
+        def dataset_fn(epoch, batch_size, seed):
+            return data.epoch_batches(case.data(), batch_size, seed, epoch)
+
+        kwargs = dict(batch_size=strategy_cases.BATCH_SIZE, steps=strategy_cases.STEPS, strategy=strategy)
+        auto = training.train(build_multi_step, dataset_fn, **kwargs)
+        for i, w in enumerate(auto.model.get_weights()):
+            arrays[f"multi_step__final__{i}"] = np.asarray(w)
+        try:
+            training.train(build_multi_step, dataset_fn, loop="fit", **kwargs)
+            info["steps_per_execution_canary"] = "ok"
+        except Exception as error:  # noqa: BLE001 - recorded for the test
+            info["steps_per_execution_canary"] = f"{type(error).__name__}: {str(error)[:300]}"
 
     np.savez(args.out, **arrays)
     with open(args.out + ".json", "w") as f:

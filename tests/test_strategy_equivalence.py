@@ -47,7 +47,7 @@ class StrategyEquivalenceTest(unittest.TestCase):
         ports = multiprocess.free_ports(2)
         first_round = {
             "one_device": start("one_device", ["--strategy=default"]),
-            "mirrored": start("mirrored", ["--strategy=mirrored"]),
+            "mirrored": start("mirrored", ["--strategy=mirrored", "--steps_per_execution_canary"]),
             "preempted0": start(
                 "preempted0",
                 ["--strategy=multi_worker", model_dir],
@@ -146,6 +146,26 @@ class StrategyEquivalenceTest(unittest.TestCase):
             self.assertEqual(int(np.sum(~np.isnan(arrays[f"{first}__logs"][:, 0]))), 1)
         # The resumed weights equal the one-device run's: see
         # test_weights_and_logged_losses_agree (worker0/worker1).
+
+    def test_steps_per_execution_under_mirrored(self):
+        """keras#19246: notices when `fit` with steps_per_execution > 1 works
+        under MirroredStrategy; meanwhile the strategy.run loop runs it."""
+        mirrored, info = self._result("mirrored")
+        canary = info["steps_per_execution_canary"]
+        self.assertNotEqual(
+            canary,
+            "ok",
+            "keras#19246 looks fixed: fit with steps_per_execution > 1 now works "
+            "under MirroredStrategy. Let keras_pt.training._choose_loop pick fit "
+            "there and update BUILD_NOTES.md.",
+        )
+        self.assertIn("InvalidArgumentError", canary)
+        # loop="auto" trained 2 steps per execution with the single-step weights.
+        finals = sorted(k for k in mirrored if k.startswith("autoencoder__final__"))
+        for key in finals:
+            np.testing.assert_allclose(
+                mirrored[key.replace("autoencoder", "multi_step")], mirrored[key], atol=1e-6
+            )
 
     def test_plain_fit_still_fails_under_multi_worker(self):
         """keras#20585: notices when upstream fixes plain `fit` under MWMS."""
