@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import keras_pt
 from keras_pt import checkpointing, data, training
+from tests import strategy_cases
 from tests.test_case import TestCase, mirrored_strategy
 
 IMAGES = np.random.default_rng(0).random((64, 8, 8, 1)).astype("float32")  # 4 batches of 16
@@ -102,6 +103,24 @@ class TrainLoopTest(TestCase):
                 # A finished run resumes to the end and trains no more.
                 third = run(model_dir, loop=loop)
                 self.assertEqual((third.initial_step, third.step, third.history), (12, 12, {}))
+
+    def test_two_optimizer_model_resumes_exactly(self):
+        # The GAN: d_optimizer and g_optimizer attributes, a SeedGenerator,
+        # synchronized batch norm statistics.
+        case = strategy_cases.CASES["gan"]
+
+        def dataset_fn(epoch, batch_size, seed):
+            return data.epoch_batches(case.data(), batch_size, seed, epoch)
+
+        kwargs = dict(build=case.build, dataset_fn=dataset_fn, steps=5)
+        whole = run(**kwargs)
+        names = [name.split("/")[0] for name, _ in checkpointing.training_state(whole.model)]
+        self.assertEqual(sorted(set(names)), ["d_optimizer", "g_optimizer", "model"])
+        model_dir = self.get_temp_dir()
+        self.assertEqual(run(model_dir, **dict(kwargs, steps=3)).step, 3)
+        resumed = run(model_dir, **kwargs)
+        self.assertEqual(resumed.initial_step, 3)
+        assert_same_state(self, whole.model, resumed.model)
 
     def test_checkpoint_every_with_steps_per_execution(self):
         model_dir = self.get_temp_dir()
