@@ -17,7 +17,8 @@ Layout under `directory`:
 A checkpoint is written into a `.tmp-` folder, flushed, and renamed into
 place, so a process killed while saving leaves the previous checkpoints as
 they were (on object stores such as `gs://`, which cannot rename folders,
-the manifest is written last and marks the checkpoint complete). Loading verifies the hash, names and shapes; an unreadable newest
+the manifest is written last and marks the checkpoint complete). Loading
+verifies the hash, names and shapes; an unreadable newest
 checkpoint falls back to the one before it, with a warning.
 """
 

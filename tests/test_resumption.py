@@ -42,17 +42,18 @@ class KillResumeTest(unittest.TestCase):
         ]
         first, _ = start(runs[0][0], chain, runs[0][1])
         codes = multiprocess.wait_all([first, reference], timeout=300)
-        self.assertEqual(codes[0], -signal.SIGKILL, multiprocess.tail(os.path.join(root, "kill_dae_6.npz.log")))
+        first_log = os.path.join(root, "kill_dae_6.npz.log")
+        self.assertEqual(codes[0], -signal.SIGKILL, multiprocess.tail(first_log))
         self.assertEqual(codes[1], 0, multiprocess.tail(reference_out + ".log"))
         for name, flag in runs[1:]:
             process, out = start(name, chain, flag)
             code = multiprocess.wait_all([process], timeout=300)[0]
             self.assertEqual(code, -signal.SIGKILL, multiprocess.tail(out + ".log"))
         # Each restart resumed from the newest complete checkpoint.
-        starts = {
-            name: [line for line in multiprocess.tail(os.path.join(root, f"{name}.npz.log"), 100000).splitlines() if line.startswith("phase ")]
-            for name, _ in runs
-        }
+        starts = {}
+        for name, _ in runs:
+            log = multiprocess.tail(os.path.join(root, f"{name}.npz.log"), 100000)
+            starts[name] = [line for line in log.splitlines() if line.startswith("phase ")]
         self.assertEqual(starts["kill_dae_6"], ["phase dae starts at step 0"])
         self.assertEqual(starts["kill_dae_save_24"], ["phase dae starts at step 4"])
         self.assertEqual(

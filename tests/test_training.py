@@ -124,7 +124,10 @@ class TrainLoopTest(TestCase):
 
     def test_checkpoint_every_with_steps_per_execution(self):
         model_dir = self.get_temp_dir()
-        run(model_dir, build=lambda: build_dae(steps_per_execution=2), steps=7, checkpoint_every=3, keep_checkpoints=5)
+        run(
+            model_dir, build=lambda: build_dae(steps_per_execution=2), steps=7,
+            checkpoint_every=3, keep_checkpoints=5,
+        )
         # Steps advance 2 at a time: the saves land where 3 and 6 are passed.
         listed = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
         self.assertEqual(listed, ["ckpt-00000004", "ckpt-00000006", "ckpt-00000007"])
@@ -135,7 +138,8 @@ class TrainLoopTest(TestCase):
         latest = os.path.join(model_dir, "checkpoints", "ckpt-00000006", "state.npz")
         with open(latest, "r+b") as f:
             f.truncate(os.path.getsize(latest) // 2)
-        with self.assertWarnsRegex(RuntimeWarning, r"skipping unreadable checkpoint .*ckpt-00000006.*SHA-256"):
+        unreadable = r"skipping unreadable checkpoint .*ckpt-00000006.*SHA-256"
+        with self.assertWarnsRegex(RuntimeWarning, unreadable):
             result = run(model_dir)
         self.assertEqual(result.initial_step, 4)
         assert_same_state(self, self.reference.model, result.model)
@@ -149,7 +153,8 @@ class TrainLoopTest(TestCase):
             f.write(b"garbage")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            with self.assertRaisesRegex(checkpointing.CheckpointError, r"none of the 2 checkpoints .* can be read.*Delete or move"):
+            message = r"none of the 2 checkpoints .* can be read.*Delete or move"
+            with self.assertRaisesRegex(checkpointing.CheckpointError, message):
                 run(model_dir)
 
     def test_partial_checkpoint_folders_are_ignored_and_removed(self):
@@ -180,9 +185,12 @@ class TrainLoopTest(TestCase):
                 with self.assertRaises(training.NonFiniteLossError) as caught:
                     run(model_dir, dataset_fn=dataset_fn, checkpoint_every=2, loop=loop)
                 self.assertEqual(caught.exception.step, 6)
-                self.assertRegex(str(caught.exception), r"loss = nan at step 6 \(epoch 0\).*ckpt-00000004.* is intact")
+                self.assertRegex(
+                    str(caught.exception), r"loss = nan at step 6 \(epoch 0\).*ckpt-00000004.* is intact"
+                )
                 self.assertEqual(sorted(os.listdir(folder)), ["ckpt-00000002", "ckpt-00000004"])
-                manifest, arrays = checkpointing.Checkpointer(folder, []).read(os.path.join(folder, "ckpt-00000004"))
+                reader = checkpointing.Checkpointer(folder, [])
+                manifest, arrays = reader.read(os.path.join(folder, "ckpt-00000004"))
                 self.assertEqual(manifest["step"], 4)
                 self.assertTrue(all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f"))
                 # Resuming from it continues normally up to the bad batch.
@@ -208,7 +216,8 @@ class TrainLoopTest(TestCase):
         self.assertGreater(step, 1)
         listed = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
         self.assertEqual(listed[-1], f"ckpt-{step - 1:08d}")
-        _, arrays = checkpointing.Checkpointer("", []).read(os.path.join(model_dir, "checkpoints", listed[-1]))
+        reader = checkpointing.Checkpointer(os.path.join(model_dir, "checkpoints"), [])
+        _, arrays = reader.read(os.path.join(model_dir, "checkpoints", listed[-1]))
         self.assertTrue(all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f"))
 
     def test_nonfinite_weights_are_never_saved(self):
@@ -263,7 +272,9 @@ class TrainLoopTest(TestCase):
         self.assertAllClose(keras.ops.convert_to_numpy(result.model.d_optimizer.learning_rate), 0.02)
         self.assertIsInstance(result.model.g_optimizer._learning_rate, training.ScaledLearningRate)
         self.assertAllClose(
-            keras.ops.convert_to_numpy(result.model.g_optimizer.learning_rate), 0.2 * 0.5 ** (1 / 10), atol=1e-6
+            keras.ops.convert_to_numpy(result.model.g_optimizer.learning_rate),
+            0.2 * 0.5 ** (1 / 10),
+            atol=1e-6,
         )
 
     def test_bad_arguments(self):
@@ -282,7 +293,8 @@ class TrainLoopTest(TestCase):
         with self.assertRaisesRegex(ValueError, "must compile the model"):
             run(build=lambda: keras_pt.Autoencoder(image_shape=(8, 8, 1)))
         with self.assertRaisesRegex(ValueError, "pass steps_per_epoch"):
-            run(dataset_fn=lambda e, b, s: data.epoch_batches(tf.data.Dataset.from_tensor_slices(IMAGES).repeat(), b, s, e))
+            endless = tf.data.Dataset.from_tensor_slices(IMAGES).repeat()
+            run(dataset_fn=lambda e, b, s: data.epoch_batches(endless, b, s, e))
         with self.assertRaisesRegex(ValueError, "needs a TPU"):
             with mock.patch.dict(os.environ, {}, clear=True):
                 run(strategy="tpu")
