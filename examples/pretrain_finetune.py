@@ -6,7 +6,12 @@ pre-trained encoder, frozen (linear probe) and fine-tuned:
 
     python examples/pretrain_finetune.py
     python examples/pretrain_finetune.py --dataset=mnist --architecture=conv \
-        --strategy=mirrored --model_dir=/tmp/mnist
+        --strategy=mirrored --mixed_precision=mixed_float16 --model_dir=/tmp/mnist
+
+Every phase checkpoints under --model_dir and a run started again with the
+same --model_dir resumes exactly where the last one stopped (killed,
+preempted, or finished: finished phases are restored, not retrained).
+Use a new --model_dir to start from scratch.
 """
 
 from absl import app, flags
@@ -17,7 +22,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "digits", "TFDS image data set (digits is embedded).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
 flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
-flags.DEFINE_string("model_dir", "runs/pretrain_finetune", "Output: model, PNG grid, TensorBoard logs.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (default: Colab's, TPU_NAME, or a TPU VM's).")
+flags.DEFINE_string("model_dir", "runs/pretrain_finetune", "Output and checkpoints; a rerun resumes from them.")
+flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "Mixed precision policy.")
+flags.DEFINE_bool("scale_batch_size", False, "Multiply batch size and learning rate by the replica count.")
+flags.DEFINE_integer("checkpoint_every", None, "Pre-training steps between checkpoints (default: each epoch).")
 flags.DEFINE_enum("architecture", "dense", ["dense", "conv"], "Autoencoder architecture.")
 flags.DEFINE_integer("latent_dim", 32, "Size of the code the heads see.")
 flags.DEFINE_bool("denoising", True, "Pre-train a denoising autoencoder.")
@@ -38,6 +47,7 @@ def main(argv):
         dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir,
         strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu,
         model_dir=FLAGS.model_dir,
         architecture=FLAGS.architecture,
         latent_dim=FLAGS.latent_dim,
@@ -49,6 +59,9 @@ def main(argv):
         learning_rate=FLAGS.learning_rate,
         svm_c=FLAGS.svm_c,
         finetune_lr_scale=FLAGS.finetune_lr_scale,
+        mixed_precision=FLAGS.mixed_precision,
+        scale_batch_size=FLAGS.scale_batch_size,
+        checkpoint_every=FLAGS.checkpoint_every,
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )

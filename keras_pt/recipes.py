@@ -11,9 +11,10 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_pt import data as data_lib
-from keras_pt import distribute
+from keras_pt import distribute, training
 from keras_pt.models.autoencoder import Autoencoder
 from keras_pt.models.denoising_autoencoder import DenoisingAutoencoder
 from keras_pt.models.mlp_classifier import MLPClassifier
@@ -65,10 +66,43 @@ def _mean_image_loss(train, test, per_example_loss):
     return float(np.mean(per_example_loss(test_images, guess)))
 
 
+def _reconstruction_loss(model, dataset, batch_size):
+    # Evaluated on the host, outside the strategy: exact under every
+    # strategy (Keras's evaluate shares fit's multi-worker failure).
+    losses = [
+        keras.ops.convert_to_numpy(model.per_example_loss(x, model(x)))
+        for x in dataset.batch(batch_size)
+    ]
+    return float(np.mean(np.concatenate(losses)))
+
+
+def _accuracy(model, dataset, batch_size):
+    hits = [
+        np.argmax(keras.ops.convert_to_numpy(model(x)), axis=-1) == y.numpy()
+        for x, y in dataset.batch(batch_size)
+    ]
+    return float(np.mean(np.concatenate(hits)))
+
+
+def batches_fn(dataset, passes=1):
+    """A `keras_pt.training.train` data set function for an unbatched data set.
+
+    Returns `dataset_fn(epoch, batch_size, seed)`: the epoch's batches
+    (`passes` shuffled passes over `dataset`), ordered by `(seed, epoch)`
+    (`keras_pt.data.epoch_batches`), static shapes.
+    """
+
+    def dataset_fn(epoch, batch_size, seed):
+        return data_lib.epoch_batches(dataset, batch_size, seed, epoch, passes=passes)
+
+    return dataset_fn
+
+
 def pretrain_finetune(
     dataset="digits",
     data_dir=None,
     strategy="auto",
+    tpu=None,
     model_dir="runs/pretrain_finetune",
     architecture="dense",
     latent_dim=32,
@@ -80,18 +114,28 @@ def pretrain_finetune(
     learning_rate=1e-3,
     svm_c=1.0,
     finetune_lr_scale=0.1,
+    mixed_precision=None,
+    scale_batch_size=False,
+    checkpoint_every=None,
     seed=0,
     verbose=1,
 ):
     """Pre-trains an autoencoder, then fine-tunes MLP and SVM heads.
 
+    Every phase runs through `keras_pt.training.train`, so it works under
+    every strategy (including `multi_worker`), checkpoints into
+    `model_dir/<phase>/checkpoints`, and resumes exactly when run again
+    with the same `model_dir` (finished phases are restored, not retrained).
+
     Args:
         dataset: str. TFDS image data set. Defaults to the embedded `"digits"`.
         data_dir: str or None. TFDS data directory.
-        strategy: str. A `keras_pt.distribute.get_strategy` name.
+        strategy: str or `tf.distribute.Strategy`. A
+            `keras_pt.distribute.get_strategy` name.
+        tpu: str or None. TPU name or `grpc://` address for `"tpu"`/`"auto"`.
         model_dir: str. Where the autoencoder (`autoencoder.keras`), the
-            reconstruction grid (`reconstructions.png`) and TensorBoard logs
-            (`logs/`) go.
+            reconstruction grid (`reconstructions.png`), TensorBoard logs
+            (`logs/`) and the checkpoints of each phase go.
         architecture: str. `"dense"` or `"conv"` autoencoder.
         latent_dim: int. Size of the code the heads see.
         denoising: bool. Pre-train a `DenoisingAutoencoder`.
@@ -104,7 +148,14 @@ def pretrain_finetune(
         svm_c: float. `C` of the SVM head.
         finetune_lr_scale: float. Learning rate of fine-tuning relative to
             `learning_rate`.
-        seed: int. Seed of weights, noise and the labelled subset.
+        mixed_precision: str or None. `"mixed_bfloat16"` or
+            `"mixed_float16"`; None trains in float32.
+        scale_batch_size: bool. Multiply the pre-training batch size and
+            learning rate by the number of replicas.
+        checkpoint_every: int or None. Pre-training steps between
+            checkpoints. Defaults to once per epoch. The heads checkpoint at
+            the end of each phase.
+        seed: int. Seed of weights, noise, data order and the labelled subset.
         verbose: int. Keras verbosity (1: progress bars).
 
     Returns:
@@ -112,10 +163,17 @@ def pretrain_finetune(
     """
     start = time.time()
     keras.utils.set_random_seed(seed)
-    strategy = distribute.get_strategy(strategy)
+    if not isinstance(strategy, tf.distribute.Strategy):
+        strategy = distribute.get_strategy(strategy, tpu=tpu)
+    replicas = strategy.num_replicas_in_sync
+    is_chief = getattr(strategy.extended, "should_checkpoint", True)
     data = data_lib.load_image_dataset(dataset, data_dir=data_dir)
     os.makedirs(model_dir, exist_ok=True)
     log_dir = os.path.join(model_dir, "logs")
+
+    def tensorboard(name):
+        # One writer: the chief's (workers would write the same files).
+        return [keras.callbacks.TensorBoard(os.path.join(log_dir, name))] if is_chief else []
 
     def new_autoencoder():
         kwargs = dict(image_shape=data.image_shape, latent_dim=latent_dim, architecture=architecture)
@@ -123,29 +181,43 @@ def pretrain_finetune(
             return DenoisingAutoencoder(seed=seed, **kwargs)
         return Autoencoder(**kwargs)
 
-    # Pre-train the autoencoder on unlabelled images
+    def build_autoencoder():
+        model = new_autoencoder()
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        return model
+
+    # The untrained baseline: the pre-trained model's initial weights.
+    keras.utils.set_random_seed(seed)
     with strategy.scope():
         untrained = new_autoencoder()
         untrained(np.zeros((1,) + data.image_shape, np.float32))
-        autoencoder = new_autoencoder()
-        autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    autoencoder.fit(
-        data_lib.batch(data_lib.unlabeled(data.train), batch_size, shuffle_seed=seed),
-        validation_data=data_lib.batch(data_lib.unlabeled(data.test), batch_size),
+
+    # Pre-train the autoencoder on unlabelled images
+    autoencoder = training.train(
+        build_autoencoder,
+        batches_fn(data_lib.unlabeled(data.train)),
+        batch_size=batch_size,
         epochs=pretrain_epochs,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "pretrain"))],
-        shuffle=False,  # the pipeline shuffles
+        strategy=strategy,
+        scale_batch_size=scale_batch_size,
+        scale_learning_rate=scale_batch_size,
+        mixed_precision=mixed_precision,
+        model_dir=os.path.join(model_dir, "pretrain"),
+        checkpoint_every=checkpoint_every,
+        callbacks=tensorboard("pretrain"),
+        seed=seed,
         verbose=verbose,
-    )
+    ).model
     model_path = os.path.join(model_dir, "autoencoder.keras")
-    autoencoder.save(model_path)
     test_images = np.stack([x for x, _ in data.test.take(16).as_numpy_iterator()])
-    reconstructions = keras.ops.convert_to_numpy(autoencoder(test_images))
+    reconstructions = keras.ops.convert_to_numpy(autoencoder(test_images)).astype(np.float32)
     grid = np.concatenate([test_images[:8], reconstructions[:8], test_images[8:], reconstructions[8:]])
-    grid_path = save_image_grid(grid, os.path.join(model_dir, "reconstructions.png"), rows=4, columns=8)
-    reconstruction_loss = float(
-        autoencoder.evaluate(data.test.batch(batch_size), verbose=0, return_dict=True)["loss"]
-    )
+    grid_path = os.path.join(model_dir, "reconstructions.png")
+    if is_chief:
+        autoencoder.save(model_path)
+        save_image_grid(grid, grid_path, rows=4, columns=8)
+    test_images_only = data_lib.unlabeled(data.test)
+    reconstruction_loss = _reconstruction_loss(autoencoder, test_images_only, batch_size)
     mean_image_loss = _mean_image_loss(data.train, data.test, autoencoder.per_example_loss)
 
     # Fine-tune each head on a few labels, on both encoders, frozen and not
@@ -153,40 +225,52 @@ def pretrain_finetune(
         data.train, labels_per_class, seed=seed, num_classes=data.num_classes
     )
     num_labelled = labels_per_class * data.num_classes
-    head_batch = min(32, num_labelled - num_labelled % strategy.num_replicas_in_sync)
-    steps_per_epoch = num_labelled // head_batch
-    train_heads = data_lib.batch(labelled, head_batch, shuffle_seed=seed)
-    test_heads = data.test.batch(batch_size)
-    epochs = max(1, finetune_steps // steps_per_epoch)
+    head_batch = min(32, num_labelled - num_labelled % replicas)
+    # An epoch of the heads is several passes over the few labels (about 50
+    # steps), not a handful of steps.
+    passes = max(1, (50 * head_batch) // num_labelled)
     accuracy = {}
     for source, trained in (("untrained", untrained), ("pretrained", autoencoder)):
         for head_name, head_cls in HEADS.items():
-            with strategy.scope():
+            name = f"{head_name}_{source}"
+
+            def build_head(head_cls=head_cls, trained=trained, name=name, head_name=head_name):
                 encoder = keras.models.clone_model(trained.encoder)
                 encoder.set_weights(trained.encoder.get_weights())
                 kwargs = {"C": svm_c} if head_name == "svm" else {}
-                head = head_cls(
-                    encoder, data.num_classes, name=f"{head_name}_{source}", **kwargs
-                )
+                head = head_cls(encoder, data.num_classes, name=name, **kwargs)
                 head.compile(optimizer=keras.optimizers.Adam(learning_rate))
-            # Linear probe: train the head on the frozen encoder
-            if verbose:
-                print(f"Training the {head_name} head on the frozen {source} encoder")
-            tensorboard = keras.callbacks.TensorBoard(os.path.join(log_dir, head.name))
-            head.fit(train_heads, epochs=epochs, callbacks=[tensorboard], shuffle=False, verbose=0)
-            accuracy[(source, head_name, "frozen")] = float(
-                head.evaluate(test_heads, verbose=0, return_dict=True)["accuracy"]
+                return head
+
+            phases = (
+                ("frozen", build_head),
+                # Fine-tune: unfreeze the encoder, continue at a lower learning rate
+                ("fine-tuned", None),
             )
-            # Fine-tune: unfreeze the encoder, continue at a lower learning rate
-            if verbose:
-                print(f"Fine-tuning the {head_name} head with the {source} encoder")
-            with strategy.scope():
-                head.set_encoder_trainable(True)
-                head.compile(optimizer=keras.optimizers.Adam(learning_rate * finetune_lr_scale))
-            head.fit(train_heads, epochs=epochs, callbacks=[tensorboard], shuffle=False, verbose=0)
-            accuracy[(source, head_name, "fine-tuned")] = float(
-                head.evaluate(test_heads, verbose=0, return_dict=True)["accuracy"]
-            )
+            head = None
+            for mode, build in phases:
+                if build is None:
+
+                    def build(head=head):
+                        head.set_encoder_trainable(True)
+                        head.compile(optimizer=keras.optimizers.Adam(learning_rate * finetune_lr_scale))
+                        return head
+
+                if verbose:
+                    print(f"Training the {head_name} head on the {source} encoder ({mode})")
+                head = training.train(
+                    build,
+                    batches_fn(labelled, passes),
+                    batch_size=head_batch,
+                    steps=finetune_steps,
+                    strategy=strategy,
+                    mixed_precision=mixed_precision,
+                    model_dir=os.path.join(model_dir, "heads", f"{name}_{mode}"),
+                    checkpoint_every=finetune_steps,
+                    callbacks=tensorboard(name),
+                    seed=seed,
+                ).model
+                accuracy[(source, head_name, mode)] = _accuracy(head, data.test, batch_size)
     return PretrainFinetuneResult(
         accuracy=accuracy,
         reconstruction_loss=reconstruction_loss,

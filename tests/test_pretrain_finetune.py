@@ -14,6 +14,8 @@ EXAMPLE = os.path.join(ROOT, "examples", "pretrain_finetune.py")
 def run_example(*flags):
     """Runs the binary in its own process (each example owns its absl flags)."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    for name in ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG"):
+        env.pop(name, None)
     return subprocess.run(
         [sys.executable, EXAMPLE, *flags], capture_output=True, text=True, env=env, timeout=600
     )
@@ -42,14 +44,23 @@ class PretrainFinetuneTest(TestCase):
         proc = run_example(
             f"--model_dir={model_dir}", "--pretrain_epochs=1", "--finetune_steps=3",
             "--labels_per_class=2", "--strategy=default", "--verbose=0", "--architecture=conv",
+            "--mixed_precision=mixed_bfloat16",
         )
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         self.assertRegex(proc.stdout, r"svm   frozen +\d\.\d{3} +\d\.\d{3}")
         self.assertTrue(os.path.exists(os.path.join(model_dir, "autoencoder.keras")))
         self.assertTrue(os.path.exists(os.path.join(model_dir, "reconstructions.png")))
         self.assertTrue(os.listdir(os.path.join(model_dir, "logs")))
+        self.assertTrue(os.listdir(os.path.join(model_dir, "pretrain", "checkpoints")))
 
     def test_bad_flags(self):
         proc = run_example("--strategy=gpu", f"--model_dir={self.get_temp_dir()}")
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("unknown strategy 'gpu'", proc.stderr)
+
+    def test_tpu_flag_without_a_tpu(self):
+        # The tpu path runs up to the point a TPU is needed, then stops with
+        # a message that says what is there and what to do.
+        proc = run_example("--strategy=tpu", f"--model_dir={self.get_temp_dir()}")
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertRegex(proc.stderr, r"strategy 'tpu' needs a TPU.*available: .*CPU.*--tpu=")

@@ -159,7 +159,11 @@ class Autoencoder(keras.Model):
         return self.decoder(code, training=training)  # (batch, H, W, C)
 
     def per_example_loss(self, targets, reconstructions):
-        """Reconstruction loss of each example, `(batch,)`."""
+        """Reconstruction loss of each example, `(batch,)`, in float32."""
+        # Under a mixed-precision policy the decoder outputs float16/bfloat16;
+        # the loss is computed in float32.
+        targets = tf.cast(targets, tf.float32)
+        reconstructions = tf.cast(reconstructions, tf.float32)
         if self.reconstruction_loss == "mse":
             errors = tf.square(targets - reconstructions)
         else:
@@ -186,6 +190,9 @@ class Autoencoder(keras.Model):
             reconstructions = self(self.corrupt(images), training=True)
             loss = tf.reduce_mean(self.per_example_loss(images, reconstructions))
             scaled_loss = distribute.scale_loss(loss)
+            # Multiplies by the loss scale under mixed_float16 (compile wraps
+            # the optimizer in a LossScaleOptimizer); identity otherwise.
+            scaled_loss = self.optimizer.scale_loss(scaled_loss)
         grads = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         self.loss_tracker.update_state(loss)

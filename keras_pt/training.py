@@ -1,0 +1,733 @@
+"""One training entry point for every keras_pt model, on any strategy.
+
+`train(build_model, dataset_fn, batch_size=...)` builds the strategy, seeds
+everything, sets the mixed-precision policy, builds and compiles the model
+inside the strategy's scope, scales the batch size and learning rate by the
+replica count where asked, resumes from the newest checkpoint in
+`model_dir`, and trains:
+
+- default, one-device, Mirrored and TPU strategies: Keras `fit` (a resumed
+  partial epoch in a call of its own, whole epochs in chunks);
+- MultiWorkerMirroredStrategy: the model's own `train_step` under
+  `strategy.run` in a small loop over `strategy.distribute_datasets_from_function`,
+  because Keras 3's `fit` fails there (keras#20585; `loop="fit"` tries it);
+  the same loop runs `steps_per_execution > 1` under a multi-replica
+  MirroredStrategy, where `fit` fails too (keras#19246).
+
+Exact resumption: checkpoints (`keras_pt.checkpointing`) hold every model
+variable (with `SeedGenerator` states), every optimizer, the step counter
+and the data position. The data order is a pure function of `(seed, step)`:
+`dataset_fn(epoch, batch_size, seed)` must return the same batches for the
+same arguments (`keras_pt.data.epoch_batches` does), and a run resumed at
+step `s` asks for epoch `s // steps_per_epoch` and skips `s %
+steps_per_epoch` batches. A resumed run therefore ends with exactly the
+weights of an uninterrupted one.
+
+Training stops with `NonFiniteLossError` at the first step whose loss is
+NaN or Inf; no checkpoint is written from then on, so the last good one
+stays intact. SIGTERM (preemption) makes every worker save a checkpoint at
+the same step and stop with `TrainingPreempted`; running again resumes.
+"""
+
+import dataclasses
+import math
+import signal
+import threading
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_pt import distribute
+from keras_pt.checkpointing import Checkpointer, find_optimizers, training_state
+
+LOOPS = ("auto", "fit", "custom")
+MIXED_PRECISION_POLICIES = ("mixed_bfloat16", "mixed_float16")
+CHECKPOINT_SUBDIR = "checkpoints"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN or Inf loss (or weight) and stopped.
+
+    Attributes:
+        step: int. The step (1-based count of train steps) that produced it.
+        checkpoint: str or None. The last good checkpoint, left intact.
+    """
+
+    def __init__(self, message, step=None, checkpoint=None):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class TrainingPreempted(RuntimeError):
+    """SIGTERM arrived; every worker saved a checkpoint and training stopped.
+
+    Attributes:
+        step: int. Steps done, saved in `checkpoint`.
+        checkpoint: str or None. The checkpoint to resume from.
+    """
+
+    def __init__(self, message, step=None, checkpoint=None):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` did.
+
+    Attributes:
+        model: the trained `keras.Model`.
+        strategy: the `tf.distribute.Strategy` it trained under.
+        history: dict of epoch logs, name -> list (epochs trained in this call;
+            a resumed partial epoch logs the means over its remaining steps).
+        logs: dict. The logs of the last step (global means over the epoch so
+            far).
+        initial_step: int. Steps already done when this call started
+            (0 unless resumed).
+        step: int. Steps done when it returned.
+        global_batch_size: int. Examples per step over all replicas.
+        steps_per_epoch: int.
+        checkpoint: str or None. The newest checkpoint.
+        seconds: float. Wall-clock time of the call.
+    """
+
+    model: keras.Model
+    strategy: tf.distribute.Strategy
+    history: dict
+    logs: dict
+    initial_step: int
+    step: int
+    global_batch_size: int
+    steps_per_epoch: int
+    checkpoint: str
+    seconds: float
+
+
+@keras.saving.register_keras_serializable(package="keras_pt")
+class ScaledLearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning-rate schedule multiplied by a constant factor."""
+
+    def __init__(self, schedule, factor):
+        self.schedule = schedule
+        self.factor = float(factor)
+
+    def __call__(self, step):
+        return self.schedule(step) * self.factor
+
+    def get_config(self):
+        return {
+            "schedule": keras.optimizers.schedules.serialize(self.schedule),
+            "factor": self.factor,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["schedule"] = keras.optimizers.schedules.deserialize(config["schedule"])
+        return cls(**config)
+
+
+def scale_learning_rates(model, factor):
+    """Multiplies the learning rate of every optimizer of `model` by `factor`.
+
+    Constant rates are multiplied in place; a `LearningRateSchedule` is
+    wrapped in `ScaledLearningRate`.
+    """
+    for _, optimizer in find_optimizers(model):
+        current = optimizer.learning_rate
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        if isinstance(inner._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            optimizer.learning_rate = ScaledLearningRate(inner._learning_rate, factor)
+        else:
+            optimizer.learning_rate = float(keras.ops.convert_to_numpy(current)) * factor
+
+
+def check_static_batches(dataset, batch_size, fully_defined=False):
+    """Raises a ValueError unless every batch has `batch_size` rows, statically.
+
+    Args:
+        dataset: a batched `tf.data.Dataset`.
+        batch_size: int. The global batch size.
+        fully_defined: bool. Also require every other dimension to be static
+            (what TPUs need). Defaults to False.
+    """
+    for spec in tf.nest.flatten(dataset.element_spec):
+        shape = spec.shape
+        if shape.rank is None or shape.rank == 0 or shape[0] != batch_size:
+            raise ValueError(
+                f"every batch must have a static leading dimension of "
+                f"batch_size={batch_size}, but the data set yields {spec}. Batch "
+                "with `drop_remainder=True` (keras_pt.data.epoch_batches does) "
+                "and the batch size train() passes to the data set function."
+            )
+        if fully_defined and not shape.is_fully_defined():
+            raise ValueError(
+                f"TPUs need fully static shapes, but the data set yields {spec}; "
+                "pad or resize to a fixed shape in the input pipeline."
+            )
+
+
+def _check_policy(mixed_precision):
+    if mixed_precision in (None, "", "float32", "none"):
+        return None
+    if mixed_precision not in MIXED_PRECISION_POLICIES:
+        raise ValueError(
+            f"unknown mixed_precision {mixed_precision!r}; choose one of "
+            f"{', '.join(MIXED_PRECISION_POLICIES)} (mixed_bfloat16 for TPUs and "
+            "CPUs, mixed_float16 with loss scaling for GPUs) or None for float32."
+        )
+    return mixed_precision
+
+
+def _is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _is_tpu(strategy):
+    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
+
+
+def _choose_loop(loop, strategy, model):
+    """`"auto"`: the `strategy.run` loop where Keras 3.15's `fit` fails.
+
+    That is under MultiWorkerMirroredStrategy (keras#20585) and under a
+    multi-replica MirroredStrategy with `steps_per_execution > 1`
+    (keras#19246); `fit` everywhere else.
+    """
+    if loop != "auto":
+        return loop
+    if _is_multi_worker(strategy):
+        return "custom"
+    per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+    if (
+        isinstance(strategy, tf.distribute.MirroredStrategy)
+        and strategy.num_replicas_in_sync > 1
+        and per_execution > 1
+    ):
+        return "custom"
+    return "fit"
+
+
+def _to_float(value):
+    try:
+        return float(np.asarray(keras.ops.convert_to_numpy(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _metric_results(model):
+    logs = {}
+    for metric in model.metrics:
+        result = metric.result()
+        if isinstance(result, dict):
+            logs.update(result)
+        else:
+            logs[metric.name] = result
+    return logs
+
+
+class _Preemption:
+    """Turns SIGTERM into a request to save and stop (main thread only)."""
+
+    def __init__(self, enabled):
+        self.requested = False
+        self._previous = None
+        self._enabled = enabled and threading.current_thread() is threading.main_thread()
+
+    def __enter__(self):
+        if self._enabled:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._enabled:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
+
+
+class _Guard:
+    """After each step: stop at a non-finite loss, checkpoint on schedule."""
+
+    def __init__(self, checkpointer, every, steps_per_epoch, metadata, start_step, checkpoint):
+        self.checkpointer = checkpointer
+        self.every = every
+        self.steps_per_epoch = steps_per_epoch
+        self.metadata = metadata
+        self.step = self.previous = start_step
+        self.saved_step = start_step if checkpoint else None
+        self.checkpoint = checkpoint
+        self.logs = {}
+
+    def after_step(self, step, logs):
+        self.step = step
+        floats = {k: _to_float(v) for k, v in (logs or {}).items()}
+        self.logs = {k: v for k, v in floats.items() if v is not None}
+        for name, value in self.logs.items():
+            if "loss" in name and not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"training stopped: {name} = {value} at step {step} (epoch "
+                    f"{(step - 1) // self.steps_per_epoch}). "
+                    + self._last_good()
+                    + " Lower the learning rate, check the data for NaN or Inf, "
+                    "or use float32.",
+                    step=step,
+                    checkpoint=self.checkpoint,
+                )
+        # With steps_per_execution > 1 steps advance in chunks: save when a
+        # multiple of `every` was reached or passed.
+        if self.checkpointer is not None and step // self.every > self.previous // self.every:
+            self.save()
+        self.previous = step
+
+    def _last_good(self):
+        if self.checkpoint:
+            return f"The last good checkpoint, {self.checkpoint}, is intact."
+        return "No checkpoint was written."
+
+    def save(self):
+        if self.checkpointer is None or self.saved_step == self.step:
+            return self.checkpoint
+        epoch, offset = divmod(self.step, self.steps_per_epoch)
+        metadata = dict(self.metadata, epoch=epoch, batches_done_in_epoch=offset)
+        try:
+            self.checkpoint = self.checkpointer.save(self.step, metadata)
+        except FloatingPointError as error:
+            raise NonFiniteLossError(
+                f"training stopped at step {self.step}: {error} " + self._last_good(),
+                step=self.step,
+                checkpoint=self.checkpoint,
+            ) from error
+        self.saved_step = self.step
+        return self.checkpoint
+
+
+class _FitCallback(keras.callbacks.Callback):
+    """Feeds `fit`'s batch ends to the guard; stops on SIGTERM.
+
+    `first_step(epoch)` is the global step before the first batch that this
+    `fit` call trains in Keras epoch `epoch`; `count` the batches per epoch.
+    """
+
+    def __init__(self, guard, preemption):
+        super().__init__()
+        self.guard = guard
+        self.preemption = preemption
+        self.first_step = lambda epoch: 0
+        self.count = 0
+        self.base = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.base = self.first_step(epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution > 1, Keras reports the last execution of
+        # an epoch as a full one even when fewer steps were left.
+        self.guard.after_step(self.base + min(batch + 1, self.count), logs)
+        if self.preemption.requested:
+            _stop_preempted(self.guard)
+
+
+def _stop_preempted(guard):
+    path = guard.save()
+    raise TrainingPreempted(
+        f"SIGTERM: saved step {guard.step} to {path}; run again to resume.",
+        step=guard.step,
+        checkpoint=path,
+    )
+
+
+# Whole epochs trained by one `fit` call (their data sets concatenated).
+EPOCHS_PER_FIT = 32
+
+
+def _fit_loop(model, epoch_dataset, start, total, spe, guard, preemption, callbacks, verbose):
+    """Keras `fit`: a resumed partial epoch alone, whole epochs in chunks.
+
+    Chunks of whole epochs run as one `fit` call over their concatenated
+    data sets with `steps_per_epoch` (Keras keeps one iterator across the
+    epochs), so callbacks see true epochs and a run of many short epochs
+    does not pay one `fit` call each. Partial epochs (a resumed one, the
+    last one of a `steps` budget) and epochs that `steps_per_execution`
+    does not divide run as single-epoch calls whose data ends with them.
+    """
+    history = {}
+    adapter = _FitCallback(guard, preemption)
+    per_execution = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+    step = start
+    while step < total:
+        epoch, offset = divmod(step, spe)
+        whole = (total - step) // spe if offset == 0 and spe % per_execution == 0 else 0
+        if whole:
+            epochs = min(whole, EPOCHS_PER_FIT)
+            dataset = epoch_dataset(epoch).take(spe)
+            for e in range(epoch + 1, epoch + epochs):
+                dataset = dataset.concatenate(epoch_dataset(e).take(spe))
+            count = spe
+            adapter.first_step = lambda e: e * spe
+        else:
+            epochs = 1
+            count = min(spe, total - epoch * spe) - offset
+            dataset = epoch_dataset(epoch).skip(offset).take(count)
+            adapter.first_step = lambda e, base=step: base
+        adapter.count = count
+        result = model.fit(
+            dataset,
+            epochs=epoch + epochs,
+            initial_epoch=epoch,
+            steps_per_epoch=count,
+            callbacks=[adapter] + list(callbacks),
+            shuffle=False,
+            verbose=verbose,
+        )
+        for name, values in result.history.items():
+            history.setdefault(name, []).extend(values)
+        if guard.step == step:  # nothing ran (stopped before the first step)
+            break
+        step = guard.step
+        if model.stop_training:
+            break
+    return history
+
+
+def _make_train_function(model, strategy, local_batch):
+    train_step = model.train_step
+    if model.jit_compile:
+        train_step = tf.function(train_step, jit_compile=True)
+
+    def step_fn(data):
+        # MultiWorkerMirroredStrategy's iterators drop the static batch
+        # dimension; restore it (and check it) for shape-dependent steps.
+        data = tf.nest.map_structure(
+            lambda t: tf.ensure_shape(t, [local_batch] + t.shape[1:].as_list()), data
+        )
+        return train_step(data)
+
+    # A per-worker flag, summed over workers: every worker learns of a
+    # SIGTERM sent to any one of them at the same step.
+    flag = tf.Variable(0, dtype=tf.int32, trainable=False, name="preempted")
+
+    @tf.function
+    def train_function(iterator, num_steps):
+        if num_steps == 1:
+            strategy.run(step_fn, args=(next(iterator),))
+        else:
+            for _ in tf.range(num_steps):
+                strategy.run(step_fn, args=(next(iterator),))
+        preempted = strategy.reduce(
+            tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(flag)), axis=None
+        )
+        return _metric_results(model), preempted
+
+    return train_function, flag
+
+
+def _distribute(strategy, dataset, global_batch):
+    """Each replica's slice of every global batch, with static shapes.
+
+    Every input pipeline (one per worker) reads the same global batches and
+    keeps the slices of its own replicas, in replica order: replica `r`
+    trains on rows `[r * B / N, (r + 1) * B / N)` of each global batch, as
+    its share of the one-device step. (`experimental_distribute_dataset`
+    under MultiWorkerMirroredStrategy loses the static batch dimension.)
+    """
+
+    def per_replica(context):
+        local = context.get_per_replica_batch_size(global_batch)
+        replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * replicas_here * local
+
+        def split(*batch):
+            batch = batch[0] if len(batch) == 1 else batch
+            return tf.nest.map_structure(
+                lambda t: tf.reshape(
+                    t[first : first + replicas_here * local],
+                    [replicas_here, local] + t.shape[1:].as_list(),
+                ),
+                batch,
+            )
+
+        return dataset.map(split).unbatch()
+
+    return strategy.distribute_datasets_from_function(per_replica)
+
+
+def _custom_loop(
+    model, strategy, epoch_dataset, start, total, spe, guard, preemption, callbacks, verbose
+):
+    per_execution = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+    callback_list = keras.callbacks.CallbackList(
+        list(callbacks),
+        add_history=True,
+        add_progbar=verbose != 0,
+        verbose=verbose,
+        epochs=math.ceil(total / spe),
+        steps=spe,
+        model=model,
+    )
+    history, logs = {}, {}
+    train_function = flag = None
+    model.stop_training = False
+    callback_list.on_train_begin()
+    step = start
+    while step < total:
+        epoch, offset = divmod(step, spe)
+        count = min(spe, total - epoch * spe) - offset
+        dataset = epoch_dataset(epoch)
+        global_batch = tf.nest.flatten(dataset.element_spec)[0].shape[0]
+        if train_function is None:
+            train_function, flag = _make_train_function(
+                model, strategy, global_batch // strategy.num_replicas_in_sync
+            )
+        iterator = iter(_distribute(strategy, dataset.skip(offset).take(count), global_batch))
+        model.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        done = 0
+        while done < count:
+            chunk = min(per_execution, count - done)
+            callback_list.on_train_batch_begin(offset + done)
+            if preemption.requested:
+                flag.assign(1)
+            logs, preempted = train_function(iterator, chunk)
+            done += chunk
+            step = epoch * spe + offset + done
+            guard.after_step(step, logs)
+            callback_list.on_train_batch_end(offset + done - 1, logs)
+            if int(preempted) > 0:
+                _stop_preempted(guard)
+            if model.stop_training:
+                break
+        epoch_logs = {k: v for k, v in guard.logs.items()}
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        for name, value in epoch_logs.items():
+            history.setdefault(name, []).append(value)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(guard.logs)
+    return history
+
+
+def train(
+    build_model,
+    dataset_fn,
+    *,
+    batch_size,
+    epochs=1,
+    steps=None,
+    steps_per_epoch=None,
+    strategy="auto",
+    tpu=None,
+    devices=None,
+    scale_batch_size=False,
+    scale_learning_rate=False,
+    mixed_precision=None,
+    model_dir=None,
+    checkpoint_every=None,
+    keep_checkpoints=3,
+    callbacks=None,
+    seed=0,
+    loop="auto",
+    handle_sigterm=True,
+    verbose=0,
+):
+    """Builds, resumes and trains a model under a `tf.distribute` strategy.
+
+    Args:
+        build_model: callable `() -> keras.Model`. Makes AND compiles the
+            model; called inside the strategy's scope with the
+            mixed-precision policy set. The model may own its `train_step`
+            and several optimizers (kept as attributes and built by
+            `compile`, like the GAN's); randomness must come from
+            `keras.random.SeedGenerator`s the model holds.
+        dataset_fn: callable `(epoch, batch_size, seed) -> tf.data.Dataset`
+            of the epoch's global batches (`batch_size` examples each, static
+            shapes). It must return the same batches in the same order for
+            the same arguments (e.g. `keras_pt.data.epoch_batches`), which
+            makes resumption exact.
+        batch_size: int. Global batch size (split over the replicas).
+        epochs: int. Epochs to train, counted from step 0. Defaults to 1.
+        steps: int or None. Total train steps instead of `epochs`.
+        steps_per_epoch: int or None. Defaults to the cardinality of the
+            epoch-0 data set.
+        strategy: str or `tf.distribute.Strategy`. A
+            `keras_pt.distribute.get_strategy` name. Defaults to `"auto"`.
+        tpu: str or None. TPU name or `grpc://` address (`"tpu"`/`"auto"`).
+        devices: list of str or None. Devices of `"mirrored"`.
+        scale_batch_size: bool. Multiply `batch_size` by the number of
+            replicas (keep the per-replica batch of a one-device run).
+            Defaults to False.
+        scale_learning_rate: bool. Multiply every optimizer's learning rate
+            by the number of replicas (the linear scaling rule; use with
+            `scale_batch_size`). Defaults to False.
+        mixed_precision: str or None. `"mixed_bfloat16"` (TPUs, CPUs) or
+            `"mixed_float16"` (GPUs; `compile` wraps the optimizer in a
+            `LossScaleOptimizer`). Variables, losses and metrics stay
+            float32. Defaults to None (float32).
+        model_dir: str or None. Checkpoints go to `model_dir/checkpoints`;
+            a run finds the newest readable one there and continues from
+            it. Defaults to None (no checkpoints).
+        checkpoint_every: int or None. Steps between checkpoints. Defaults
+            to once per epoch; a checkpoint is also written at the end.
+        keep_checkpoints: int. Newest checkpoints kept. Defaults to 3.
+        callbacks: list of `keras.callbacks.Callback`. Under `fit` they may
+            see several `fit` calls (a resumed partial epoch, then up to
+            `EPOCHS_PER_FIT` whole epochs per call), with true epoch numbers.
+        seed: int. Seeds Python, NumPy and TensorFlow
+            (`keras.utils.set_random_seed`) before the model is built, and is
+            passed to `dataset_fn`. Defaults to 0.
+        loop: str. `"fit"`, `"custom"` (the `strategy.run` loop) or
+            `"auto"`: custom where Keras 3.15's `fit` fails (under
+            MultiWorkerMirroredStrategy, keras#20585, and under a
+            multi-replica MirroredStrategy with `steps_per_execution > 1`,
+            keras#19246), else fit. Defaults to `"auto"`.
+        handle_sigterm: bool. On SIGTERM save a checkpoint and raise
+            `TrainingPreempted` (main thread only). Defaults to True.
+        verbose: int. Keras verbosity. Defaults to 0.
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        NonFiniteLossError: at the first NaN/Inf loss; the last good
+            checkpoint stays intact.
+        TrainingPreempted: after SIGTERM, once the checkpoint is saved.
+        ValueError: for bad arguments, a data set without static batches,
+            or a checkpoint written by another model or data setting.
+
+    Example:
+
+    >>> import numpy as np, keras_pt
+    >>> images = tf.data.Dataset.from_tensor_slices(np.random.rand(64, 8, 8, 1).astype("float32"))
+    >>> def build():
+    ...     model = keras_pt.Autoencoder(image_shape=(8, 8, 1), latent_dim=4)
+    ...     model.compile(optimizer="adam")
+    ...     return model
+    >>> result = train(build, lambda epoch, batch_size, seed: keras_pt.data.epoch_batches(
+    ...     images, batch_size, seed, epoch), batch_size=16, epochs=2, strategy="default")
+    >>> result.step
+    8
+    """
+    start_time = time.time()
+    policy = _check_policy(mixed_precision)
+    if loop not in LOOPS:
+        raise ValueError(f"unknown loop {loop!r}; choose one of {', '.join(LOOPS)}.")
+    if int(batch_size) <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    if steps is None and int(epochs) <= 0:
+        raise ValueError(f"epochs must be positive, got {epochs}.")
+    if steps is not None and int(steps) <= 0:
+        raise ValueError(f"steps must be positive, got {steps}.")
+    if not isinstance(strategy, tf.distribute.Strategy):
+        strategy = distribute.get_strategy(strategy, tpu=tpu, devices=devices)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = int(batch_size) * (replicas if scale_batch_size else 1)
+    if global_batch % replicas:
+        raise ValueError(
+            f"the global batch size {global_batch} does not split evenly over "
+            f"{replicas} replicas; use a multiple of {replicas} or "
+            "scale_batch_size=True."
+        )
+
+    keras.utils.set_random_seed(seed)
+    previous_policy = keras.config.dtype_policy()
+    if policy:
+        keras.config.set_dtype_policy(policy)
+    try:
+        with strategy.scope():
+            model = build_model()
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"build_model must return a keras.Model, got {type(model).__name__}.")
+        if not model.compiled:
+            raise ValueError("build_model must compile the model (inside the strategy scope).")
+        loop = _choose_loop(loop, strategy, model)
+
+        def epoch_dataset(epoch):
+            dataset = dataset_fn(epoch, global_batch, seed)
+            if not isinstance(dataset, tf.data.Dataset):
+                raise ValueError(
+                    f"dataset_fn must return a tf.data.Dataset, got {type(dataset).__name__}."
+                )
+            check_static_batches(dataset, global_batch, fully_defined=_is_tpu(strategy))
+            options = tf.data.Options()
+            # Every worker reads the same global batch and takes its
+            # replicas' slices of it: the same batches as on one device.
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.DATA
+            )
+            options.deterministic = True
+            return dataset.with_options(options)
+
+        first = epoch_dataset(0)
+        spe = steps_per_epoch
+        if spe is None:
+            spe = int(first.cardinality())
+            if spe <= 0:
+                raise ValueError(
+                    "the epoch data set has unknown or infinite length; pass "
+                    "steps_per_epoch."
+                )
+        spe = int(spe)
+        if spe <= 0:
+            raise ValueError(f"steps_per_epoch must be positive, got {spe}.")
+        total = int(steps) if steps is not None else int(epochs) * spe
+
+        # Build every variable (weights, optimizer slots) before restoring.
+        with strategy.scope():
+            model._symbolic_build(data_batch=first.element_spec)
+        if scale_learning_rate and replicas > 1:
+            scale_learning_rates(model, replicas)
+
+        metadata = {"batch_size": global_batch, "steps_per_epoch": spe, "seed": int(seed)}
+        checkpointer, checkpoint, start = None, None, 0
+        if model_dir:
+            checkpointer = Checkpointer(
+                f"{str(model_dir).rstrip('/')}/{CHECKPOINT_SUBDIR}",
+                training_state(model),
+                keep=keep_checkpoints,
+                is_writer=getattr(strategy.extended, "should_checkpoint", True),
+            )
+            checkpointer.remove_partial()
+            manifest = checkpointer.restore()
+            if manifest is not None:
+                for key, value in metadata.items():
+                    if manifest.get(key) != value:
+                        raise ValueError(
+                            f"the checkpoint {manifest['path']} was written with "
+                            f"{key}={manifest.get(key)}, this run has {key}={value}; "
+                            "resuming would change the data stream. Use the same "
+                            "settings, or a new model_dir."
+                        )
+                checkpoint, start = manifest["path"], int(manifest["step"])
+        guard = _Guard(
+            checkpointer, checkpoint_every or spe, spe, metadata, start, checkpoint
+        )
+        history = {}
+        if start < total:
+            with _Preemption(handle_sigterm) as preemption:
+                args = (epoch_dataset, start, total, spe, guard, preemption, callbacks or [])
+                if loop == "custom":
+                    history = _custom_loop(model, strategy, *args, verbose)
+                else:
+                    history = _fit_loop(model, *args, verbose)
+        guard.save()
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return TrainResult(
+        model=model,
+        strategy=strategy,
+        history=history,
+        logs=guard.logs,
+        initial_step=start,
+        step=guard.step,
+        global_batch_size=global_batch,
+        steps_per_epoch=spe,
+        checkpoint=guard.checkpoint,
+        seconds=time.time() - start_time,
+    )

@@ -1,0 +1,146 @@
+"""Model cases for the cross-strategy equivalence test.
+
+Each case builds and compiles one public model with SGD (Adam's normalised
+steps would hide gradient-scale bugs), gives the unbatched training data,
+and optionally an independent reference for the mean loss of a global
+batch at the current weights. `tests/strategy_worker.py` trains every
+requested case with `keras_pt.training.train` under one strategy.
+
+To add a model, write a `Case` and register it in `CASES` (one line).
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_pt
+
+BATCH_SIZE = 16  # global, split over 2 replicas or 2 workers
+NUM_EXAMPLES = 32  # two batches per epoch; three steps cross an epoch boundary
+STEPS = 3
+
+
+@dataclasses.dataclass
+class Case:
+    build: Callable[[], keras.Model]
+    data: Callable[[], tf.data.Dataset]
+    reference_loss: Optional[Callable] = None  # (model, global batch) -> float
+    loss_keys: tuple = ("loss",)
+
+
+def _images(low=0.0, high=1.0):
+    rng = np.random.default_rng(0)
+    return rng.uniform(low, high, size=(NUM_EXAMPLES, 8, 8, 1)).astype("float32")
+
+
+def _labels(num_classes=4):
+    return (np.arange(NUM_EXAMPLES) * 7 % num_classes).astype("int32")
+
+
+def _encoder():
+    return keras_pt.Autoencoder(image_shape=(8, 8, 1), latent_dim=6, hidden_dims=(16,)).encoder
+
+
+def _reconstruction_reference(model, batch):
+    return float(np.mean(model.per_example_loss(batch, model(batch))))
+
+
+def _denoising_reference(model, batch):
+    # The first step's noise: the seed generator's next draw, undone after.
+    state = model.seed_generator.state.numpy()
+    noisy = model.corrupt(batch)
+    model.seed_generator.state.assign(state)
+    return float(np.mean(model.per_example_loss(batch, model(noisy))))
+
+
+def _softmax_reference(model, batch):
+    x, y = batch
+    logits = np.asarray(model(x), "float64")
+    logits -= logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_p[np.arange(len(y)), np.asarray(y)]))
+
+
+def _svm_reference(model, batch):
+    # Crammer-Singer: xi = max(0, 1 + max_{j != y} s_j - s_y); objective
+    # 0.5 ||W||^2 / B + C mean(xi).
+    x, y = batch
+    y = np.asarray(y)
+    s = np.asarray(model(x), "float64")
+    true = s[np.arange(len(y)), y]
+    others = s.copy()
+    others[np.arange(len(y)), y] = -np.inf
+    xi = np.maximum(0.0, 1.0 + others.max(axis=1) - true)
+    w = np.asarray(model.svm.kernel, "float64")
+    return float(0.5 * np.sum(w**2) / len(y) + model.C * np.mean(xi))
+
+
+def _autoencoder():
+    model = keras_pt.Autoencoder(image_shape=(8, 8, 1), latent_dim=4, hidden_dims=(16,))
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
+def _denoising_autoencoder():
+    model = keras_pt.DenoisingAutoencoder(
+        image_shape=(8, 8, 1), latent_dim=4, architecture="conv", filters=(4, 8), seed=7
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
+def _mlp():
+    model = keras_pt.MLPClassifier(_encoder(), num_classes=4, hidden_dims=(8,), trainable_encoder=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
+def _svm():
+    model = keras_pt.SVMClassifier(_encoder(), num_classes=4, C=2.0)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
+def _gan():
+    gan = keras_pt.GAN(
+        keras_pt.Generator([8, 8, 1], latent_dim=8, base_filters=4, hidden_dims=[16, 16]),
+        keras_pt.Discriminator([8, 8, 1], base_filters=4, hidden_dims=[16, 16]),
+        seed=3,
+    )
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    return gan
+
+
+CASES = {
+    "autoencoder": Case(
+        _autoencoder,
+        lambda: tf.data.Dataset.from_tensor_slices(_images()),
+        _reconstruction_reference,
+    ),
+    "denoising_autoencoder": Case(
+        _denoising_autoencoder,
+        lambda: tf.data.Dataset.from_tensor_slices(_images()),
+        _denoising_reference,
+    ),
+    "mlp_classifier": Case(
+        _mlp,
+        lambda: tf.data.Dataset.from_tensor_slices((_images(), _labels())),
+        _softmax_reference,
+        ("loss", "accuracy"),
+    ),
+    "svm_classifier": Case(
+        _svm,
+        lambda: tf.data.Dataset.from_tensor_slices((_images(), _labels())),
+        _svm_reference,
+        ("loss", "accuracy"),
+    ),
+    "gan": Case(
+        _gan,
+        lambda: tf.data.Dataset.from_tensor_slices(_images(-1.0, 1.0)),
+        None,
+        ("loss", "d_loss", "g_loss"),
+    ),
+}
