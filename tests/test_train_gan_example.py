@@ -23,7 +23,7 @@ class TrainGANExampleTest(TestCase):
             latent_dim=8,
             classifier_epochs=1,
             num_eval_samples=50,
-            svm_epochs=1,
+            svm_steps=2,
             labels_per_class=2,
             model_dir=model_dir,
             data_dir=os.path.join(model_dir, "tfds"),
