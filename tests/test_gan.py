@@ -74,6 +74,30 @@ class GeneratorDiscriminatorTest(TestCase):
             self.run_config_roundtrip(model)
             self.run_saving(model, inputs)
 
+    def test_pooled_encoder(self):
+        images = tf.constant(_images(3))
+        discriminator = Discriminator(SHAPE, base_filters=4)
+        # down_0: (4, 4, 4) -> (2, 2, 4); features: (4, 4, 8) -> (2, 2, 8).
+        pooled = discriminator.pooled_encoder(grid_size=2)
+        self.assertEqual(pooled(images).shape, (3, 2 * 2 * 4 + 2 * 2 * 8))
+        # The last block's part is the max over each 2x2 window of the maps
+        # the encoder flattens, sharing the discriminator's weights.
+        maps = tf.reshape(discriminator.encoder(images), (3, 4, 4, 8))
+        expected = tf.reshape(tf.nn.max_pool2d(maps, 2, 2, "VALID"), (3, -1))
+        self.assertAllClose(pooled(images)[:, 16:], expected)
+        self.assertEqual(discriminator.pooled_encoder(grid_size=4)(images).shape, (3, 64 + 128))
+        dense = Discriminator([12], hidden_dims=[16, 8])
+        self.assertEqual(dense.pooled_encoder()(tf.zeros((2, 12))).shape, (2, 24))
+        with self.assertRaisesRegex(ValueError, "grid_size must be a positive int"):
+            discriminator.pooled_encoder(grid_size=0)
+
+    def test_generator_norm_momentum(self):
+        generator = Generator(SHAPE, latent_dim=8, base_filters=4, norm_momentum=0.8)
+        self.assertEqual(generator.network.get_layer("up_0_norm").momentum, 0.8)
+        self.assertEqual(Generator.from_config(generator.get_config()).norm_momentum, 0.8)
+        with self.assertRaisesRegex(ValueError, r"norm_momentum must lie in \[0, 1\)"):
+            Generator(SHAPE, latent_dim=8, norm_momentum=1.0)
+
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "latent_dim must be a positive int"):
             Generator(SHAPE, latent_dim=0)
@@ -133,6 +157,41 @@ class GANTest(TestCase):
             self.assertTrue(
                 any(not np.allclose(a, b.numpy()) for a, b in zip(g1, gan.generator.trainable_weights))
             )
+
+    def test_one_discriminator_pass_equals_two(self):
+        real, fake = tf.constant(_images(6, seed=1)), tf.constant(_images(6, seed=2))
+        for classes in (None, 3):
+            gan = _gan(num_classes=classes)
+            self.assertTrue(gan._per_example_discriminator)
+            labels = None if classes is None else tf.constant([0, 1, 2, 0, 1, 2])
+            fake_labels = None if classes is None else tf.constant([2, 2, 1, 1, 0, 0])
+            real_logits, fake_logits = gan._score_real_and_fake(real, labels, fake, fake_labels)
+            self.assertAllClose(
+                real_logits, gan.discriminator(gan._discriminator_inputs(real, labels)), atol=1e-5
+            )
+            self.assertAllClose(
+                fake_logits,
+                gan.discriminator(gan._discriminator_inputs(fake, fake_labels)),
+                atol=1e-5,
+            )
+        # A discriminator with batch statistics scores each batch on its own.
+        discriminator = keras.Sequential(
+            [
+                keras.Input(SHAPE),
+                keras.layers.Flatten(),
+                keras.layers.Dense(4),
+                keras.layers.BatchNormalization(),
+                keras.layers.Dense(1),
+            ]
+        )
+        gan = GAN(Generator(SHAPE, latent_dim=8, base_filters=4), discriminator, seed=0)
+        self.assertFalse(gan._per_example_discriminator)
+        real_logits, fake_logits = gan._score_real_and_fake(real, None, fake, None)
+        self.assertAllClose(fake_logits, discriminator(fake, training=True), atol=1e-5)
+        joint = discriminator(tf.concat([real, fake], axis=0), training=True)[6:]
+        self.assertNotAllClose(fake_logits, joint)
+        gan.compile()
+        self.assertEqual(set(self.run_fit(gan, _dataset()).history), {"loss", "d_loss", "g_loss"})
 
     def test_fit_all_losses_jit_and_conditional(self):
         for loss, jit, classes in (

@@ -23,8 +23,9 @@ class TrainGANExampleTest(TestCase):
             latent_dim=8,
             classifier_epochs=1,
             num_eval_samples=50,
-            svm_epochs=1,
+            svm_steps=2,
             labels_per_class=2,
+            probe_draws=2,
             model_dir=model_dir,
             data_dir=os.path.join(model_dir, "tfds"),
             verbose=0,
@@ -32,6 +33,8 @@ class TrainGANExampleTest(TestCase):
             result = train_gan.main([])
         self.assertLen(result["frechet_distances"], 3)
         self.assertBetween(result["svm_accuracy"], 0.0, 1.0)
+        self.assertLen(result["svm_accuracies"], 2)
+        self.assertLen(result["untrained_svm_accuracies"], 2)
         self.assertLen(glob.glob(os.path.join(model_dir, "samples", "*.png")), 2)
         for name in ("gan.keras", "feature_classifier.keras", "generator_savedmodel"):
             self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)

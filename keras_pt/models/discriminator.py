@@ -1,5 +1,7 @@
 """Discriminator: maps images (and optionally labels) to a real/fake score."""
 
+import math
+
 import keras
 
 from keras_pt.models.generator import check_shape_and_architecture, num_halvings
@@ -21,7 +23,9 @@ class Discriminator(keras.Model):
     `call((images, labels))` adds the projection term `<embed(label),
     features>` (Miyato & Koyama, 2018). `encoder` is a `keras.Model` from
     images to the features `(batch, feature_dim)`, sharing weights; put a
-    `SVMClassifier` or `MLPClassifier` on it.
+    `SVMClassifier` or `MLPClassifier` on it. `pooled_encoder()` gives the
+    DCGAN paper's transfer features: every layer's activations, max-pooled
+    to a small grid and concatenated.
 
     Args:
         image_shape: list of int. Shape of one input, e.g. `[8, 8, 1]`.
@@ -41,6 +45,12 @@ class Discriminator(keras.Model):
     TensorShape([2, 1])
     >>> discriminator.encoder(keras.random.uniform((2, 8, 8, 1))).shape
     TensorShape([2, 256])
+    >>> discriminator.pooled_encoder(grid_size=2)(keras.random.uniform((2, 8, 8, 1))).shape
+    TensorShape([2, 96])
+
+    References:
+        Radford et al., "Unsupervised Representation Learning with Deep
+        Convolutional Generative Adversarial Networks", 2015.
     """
 
     def __init__(
@@ -115,6 +125,42 @@ class Discriminator(keras.Model):
                 keras.layers.LeakyReLU(0.2, name=f"dense_{i}_relu"),
             ]
         return layers
+
+    def pooled_encoder(self, grid_size=2):
+        """Images -> every hidden layer's activations, pooled and concatenated.
+
+        The DCGAN paper's transfer protocol: the activations after each
+        LeakyReLU are max-pooled to a `grid_size` x `grid_size` grid (maps
+        already that small are kept whole), flattened and concatenated. Dense
+        layers' activations are taken whole. The model shares the
+        discriminator's weights; put a feature normalisation and an
+        `SVMClassifier` on it.
+
+        Args:
+            grid_size: int. Side of the pooled grid. Defaults to 2.
+
+        Returns:
+            A `keras.Model` from images `(batch, *image_shape)` to
+            `(batch, features)`.
+        """
+        if int(grid_size) < 1:
+            raise ValueError(f"grid_size must be a positive int; got {grid_size}.")
+        grid_size = int(grid_size)
+        parts = []
+        for layer in self.encoder.layers:
+            if not isinstance(layer, keras.layers.LeakyReLU):
+                continue
+            x = layer.output
+            if len(x.shape) == 4:  # (b, h, w, c) -> (b, grid, grid, c)
+                pool = tuple(max(1, math.ceil(d / grid_size)) for d in x.shape[1:3])
+                if pool != (1, 1):
+                    x = keras.layers.MaxPooling2D(
+                        pool, padding="same", name=f"{layer.name}_pool"
+                    )(x)
+                x = keras.layers.Flatten(name=f"{layer.name}_flatten")(x)
+            parts.append(x)
+        features = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="concat")(parts)
+        return keras.Model(self.encoder.inputs[0], features, name="pooled_encoder")
 
     def build(self, input_shape=None):
         if not self.logit.built:

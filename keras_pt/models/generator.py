@@ -80,6 +80,11 @@ class Generator(keras.Model):
             generator. Defaults to None (unconditional).
         output_activation: str. Activation of the output. Defaults to
             `"tanh"`.
+        norm_momentum: float. Momentum of the batch norms' moving
+            statistics, which `call(..., training=False)` and the exported
+            SavedModel use. The generator changes fast during training, so
+            the statistics follow it quickly (PyTorch's default, DCGAN's
+            reference setting). Defaults to 0.9.
 
     Example:
 
@@ -101,6 +106,7 @@ class Generator(keras.Model):
         hidden_dims=(128, 256),
         num_classes=None,
         output_activation="tanh",
+        norm_momentum=0.9,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -111,6 +117,8 @@ class Generator(keras.Model):
             raise ValueError(
                 f"num_classes must be None (unconditional) or >= 2; got {num_classes}."
             )
+        if not 0.0 <= float(norm_momentum) < 1.0:
+            raise ValueError(f"norm_momentum must lie in [0, 1); got {norm_momentum}.")
 
         # === Layers ===
         self.embedding = None
@@ -119,7 +127,9 @@ class Generator(keras.Model):
                 int(num_classes), int(latent_dim), name="embedding"
             )
         if resolved == "dcgan":
-            network = self._dcgan_layers(image_shape, int(base_filters), output_activation)
+            network = self._dcgan_layers(
+                image_shape, int(base_filters), output_activation, float(norm_momentum)
+            )
         else:
             network = self._dense_layers(image_shape, list(hidden_dims), output_activation)
         self.network = keras.Sequential(
@@ -134,18 +144,21 @@ class Generator(keras.Model):
         self.hidden_dims = [int(d) for d in hidden_dims]
         self.num_classes = None if num_classes is None else int(num_classes)
         self.output_activation = output_activation
+        self.norm_momentum = float(norm_momentum)
         z_shape = (None, self.latent_dim)
         self.build(z_shape if num_classes is None else (z_shape, (None,)))
 
     @staticmethod
-    def _dcgan_layers(image_shape, base_filters, output_activation):
+    def _dcgan_layers(image_shape, base_filters, output_activation, norm_momentum):
         height, width, channels = image_shape
         steps = num_halvings(height, width)
         h0, w0 = height // 2**steps, width // 2**steps
         filters0 = base_filters * 2**steps
         layers = [
             keras.layers.Dense(h0 * w0 * filters0, use_bias=False, name="project"),
-            keras.layers.BatchNormalization(synchronized=True, name="project_norm"),
+            keras.layers.BatchNormalization(
+                momentum=norm_momentum, synchronized=True, name="project_norm"
+            ),
             keras.layers.ReLU(name="project_relu"),
             keras.layers.Reshape((h0, w0, filters0), name="reshape"),  # (b, h0, w0, f0)
         ]
@@ -159,7 +172,9 @@ class Generator(keras.Model):
                     use_bias=False,
                     name=f"up_{i}",
                 ),  # (b, 2h, 2w, f / 2)
-                keras.layers.BatchNormalization(synchronized=True, name=f"up_{i}_norm"),
+                keras.layers.BatchNormalization(
+                    momentum=norm_momentum, synchronized=True, name=f"up_{i}_norm"
+                ),
                 keras.layers.ReLU(name=f"up_{i}_relu"),
             ]
         layers.append(
@@ -251,6 +266,7 @@ class Generator(keras.Model):
                 "hidden_dims": self.hidden_dims,
                 "num_classes": self.num_classes,
                 "output_activation": self.output_activation,
+                "norm_momentum": self.norm_momentum,
             }
         )
         return config
