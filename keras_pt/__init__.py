@@ -13,3 +13,6 @@ from keras_pt.models.svm_classifier import SVMClassifier
 from keras_pt.models.discriminator import Discriminator  # noqa: E402
 from keras_pt.models.gan import GAN  # noqa: E402
 from keras_pt.models.generator import Generator  # noqa: E402
+
+# MiniBERT.
+from keras_pt.models.mini_bert import MiniBERT  # noqa: E402
