@@ -19,3 +19,8 @@ from keras_pt.models.distiller import Distiller  # noqa: E402
 
 # MiniBERT.
 from keras_pt.models.mini_bert import MiniBERT  # noqa: E402
+
+# Causal language model and contrastive sentence embeddings.
+from keras_pt import metrics  # noqa: E402
+from keras_pt.models.mini_gpt import MiniGPT  # noqa: E402
+from keras_pt.models.sentence_encoder import SentenceEncoder  # noqa: E402
