@@ -1,7 +1,6 @@
 """MiniGPT: a small decoder-only transformer pre-trained by next-token prediction."""
 
 import copy
-import functools
 
 import keras
 import numpy as np
@@ -215,6 +214,9 @@ class MiniGPT(keras.Model):
                     "max_sequence_length or shorten the preprocessor's sequence_length."
                 )
         super().__init__(**kwargs)
+        # Raw strings are valid inputs: no float conversion.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
 
         # === Config ===
         self.vocabulary_size = int(vocabulary_size)
@@ -439,7 +441,13 @@ class MiniGPT(keras.Model):
         """
         key = (strategy, int(top_k) if strategy == "top_k" else None)
         if key not in self._generate_fns:
-            loop = functools.partial(self._generate_loop, strategy=key[0], top_k=key[1] or 1)
+            strategy, k = key[0], key[1] or 1
+
+            def loop(token_ids, prompt_lengths, seed, temperature):
+                return self._generate_loop(
+                    token_ids, prompt_lengths, seed, temperature, strategy=strategy, top_k=k
+                )
+
             self._generate_fns[key] = tf.function(loop, jit_compile=True)
         return self._generate_fns[key]
 

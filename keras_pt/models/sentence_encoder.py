@@ -109,6 +109,9 @@ class SentenceEncoder(keras.Model):
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be positive, got {temperature}.")
         super().__init__(**kwargs)
+        # Raw strings are valid inputs: no float conversion.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
 
         # === Layers ===
         self.encoder = encoder
