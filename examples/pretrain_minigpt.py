@@ -22,6 +22,7 @@ flags.DEFINE_string("model_dir", "runs/pretrain_minigpt", "Output: minigpt.keras
 flags.DEFINE_string("preset", "tiny", "MiniGPT preset: tiny, mini or small.")
 flags.DEFINE_integer("hidden_dim", None, "Override the preset's hidden size (heads = hidden / 64).")
 flags.DEFINE_integer("num_layers", None, "Override the preset's number of layers.")
+flags.DEFINE_string("vocabulary", None, "A vocabulary file (one token per line, special tokens first) to use instead of learning one.")
 flags.DEFINE_integer("vocabulary_size", 2000, "WordPiece vocabulary size, special tokens included.")
 flags.DEFINE_integer("vocabulary_texts", None, "Learn the vocabulary from at most this many texts.")
 flags.DEFINE_integer("sequence_length", 64, "Packed length: [CLS] text [SEP] [PAD]...")
@@ -45,6 +46,7 @@ def main(argv):
         preset=FLAGS.preset,
         hidden_dim=FLAGS.hidden_dim,
         num_layers=FLAGS.num_layers,
+        vocabulary=FLAGS.vocabulary,
         vocabulary_size=FLAGS.vocabulary_size,
         vocabulary_texts=FLAGS.vocabulary_texts,
         sequence_length=FLAGS.sequence_length,

@@ -26,6 +26,7 @@ flags.DEFINE_enum("objective", "supervised", ["supervised", "unsupervised"],
 flags.DEFINE_string("preset", "tiny", "MiniBERT preset: tiny, mini or small.")
 flags.DEFINE_integer("hidden_dim", None, "Override the preset's hidden size (heads = hidden / 64).")
 flags.DEFINE_integer("num_layers", None, "Override the preset's number of layers.")
+flags.DEFINE_string("vocabulary", None, "A vocabulary file (one token per line, special tokens first) to use instead of learning one.")
 flags.DEFINE_integer("vocabulary_size", 2000, "WordPiece vocabulary size, special tokens included.")
 flags.DEFINE_integer("vocabulary_texts", None, "Learn the vocabulary from at most this many texts.")
 flags.DEFINE_integer("sequence_length", 64, "Packed length of each text.")
@@ -52,6 +53,7 @@ def main(argv):
         preset=FLAGS.preset,
         hidden_dim=FLAGS.hidden_dim,
         num_layers=FLAGS.num_layers,
+        vocabulary=FLAGS.vocabulary,
         vocabulary_size=FLAGS.vocabulary_size,
         vocabulary_texts=FLAGS.vocabulary_texts,
         sequence_length=FLAGS.sequence_length,

@@ -5,7 +5,8 @@ measures its held-out perplexity against the unigram perplexity;
 `train_sentence_embeddings` trains a `SentenceEncoder` on a `MiniBERT`
 encoder with in-batch negatives and measures pair retrieval against
 chance. Both learn a WordPiece vocabulary from the pre-training text first
-and save the trained model (tokenizer included) as a `.keras` file.
+(or take a given one), write it to `vocabulary.txt` and save the trained
+model (tokenizer included) as a `.keras` file.
 """
 
 import dataclasses
@@ -33,11 +34,19 @@ def heldout_split(name):
     return "test" if "test" in spec.labeled_splits else spec.labeled_splits[-1]
 
 
-def _preprocessor(dataset, data_dir, vocabulary_size, vocabulary_texts, sequence_length):
+def _preprocessor(dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts, sequence_length):
     texts = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
-    vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size, max_texts=vocabulary_texts)
+    if vocabulary is None:
+        vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size, max_texts=vocabulary_texts)
     preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(vocabulary), sequence_length)
     return texts, preprocessor
+
+
+def _write_vocabulary(preprocessor, model_dir):
+    path = os.path.join(model_dir, "vocabulary.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(token + "\n" for token in preprocessor.tokenizer.get_vocabulary())
+    return path
 
 
 def _shape(hidden_dim, num_layers, dropout, sequence_length):
@@ -82,6 +91,7 @@ def pretrain_minigpt(
     preset="tiny",
     hidden_dim=None,
     num_layers=None,
+    vocabulary=None,
     vocabulary_size=2000,
     vocabulary_texts=None,
     sequence_length=64,
@@ -107,6 +117,10 @@ def pretrain_minigpt(
         preset: str. A `MiniGPT.from_preset` name. `hidden_dim` /
             `num_layers` override its shape (heads = hidden / 64,
             intermediate = 4 · hidden).
+        vocabulary: list of str, str or None. A vocabulary (or the path
+            of a file with one token per line) to use instead of learning
+            one; it must start with the special tokens. Defaults to None
+            (learn `vocabulary_size` tokens).
         vocabulary_texts: int or None. Learn the vocabulary from at most
             this many texts. Defaults to all (up to 100,000).
         verbose: int. Keras verbosity of `fit`.
@@ -121,7 +135,7 @@ def pretrain_minigpt(
     strategy = distribute.get_strategy(strategy)
     os.makedirs(model_dir, exist_ok=True)
     texts, preprocessor = _preprocessor(
-        dataset, data_dir, vocabulary_size, vocabulary_texts or 100_000, sequence_length
+        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts or 100_000, sequence_length
     )
     train = data_lib.preprocess_text_dataset(texts, preprocessor, batch_size, shuffle_seed=seed, repeat=True)
     heldout_texts = data_lib.load_pretraining_texts(dataset, heldout_split(dataset), data_dir)
@@ -150,7 +164,11 @@ def pretrain_minigpt(
         list(prompts), max_length=sequence_length, strategy="top_k", top_k=top_k, seed=seed
     )
     samples = {p: {"greedy": g, "top_k": s} for p, g, s in zip(prompts, greedy, sampled, strict=True)}
-    files = {"model": os.path.join(model_dir, "minigpt.keras"), "samples": os.path.join(model_dir, "samples.txt")}
+    files = {
+        "model": os.path.join(model_dir, "minigpt.keras"),
+        "samples": os.path.join(model_dir, "samples.txt"),
+        "vocabulary": _write_vocabulary(preprocessor, model_dir),
+    }
     model.save(files["model"])
     with open(files["samples"], "w") as f:
         for prompt, outputs in samples.items():
@@ -217,6 +235,7 @@ def train_sentence_embeddings(
     preset="tiny",
     hidden_dim=None,
     num_layers=None,
+    vocabulary=None,
     vocabulary_size=2000,
     vocabulary_texts=None,
     sequence_length=64,
@@ -261,7 +280,7 @@ def train_sentence_embeddings(
     strategy = distribute.get_strategy(strategy)
     os.makedirs(model_dir, exist_ok=True)
     texts, preprocessor = _preprocessor(
-        dataset, data_dir, vocabulary_size, vocabulary_texts or 100_000, sequence_length
+        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts or 100_000, sequence_length
     )
     pairs = data_lib.load_sentence_pairs(dataset, data_lib.text_dataset_spec(dataset).pretraining_split, data_dir)
     heldout = list(data_lib.load_sentence_pairs(dataset, heldout_split(dataset), data_dir).as_numpy_iterator())
@@ -304,7 +323,10 @@ def train_sentence_embeddings(
 
     index = embedder.build_index(candidates)
     examples = [(q, embedder.search(q, index, k=1)[0]) for q in queries[:3]]
-    files = {"model": os.path.join(model_dir, "sentence_encoder.keras")}
+    files = {
+        "model": os.path.join(model_dir, "sentence_encoder.keras"),
+        "vocabulary": _write_vocabulary(preprocessor, model_dir),
+    }
     embedder.save(files["model"])
     return SentenceEmbeddingResult(
         accuracy=trained,

@@ -192,8 +192,6 @@ class MiniGPTTest(TestCase):
             return numpy_next_token_loss(model(first), first)
 
         self.run_strategy_equivalence(build(0.0), dataset, steps=3, atol=1e-4, reference_loss=reference)
-        # Dropout masks are drawn for the global batch: still equal.
-        self.run_strategy_equivalence(build(0.2), dataset, steps=2, atol=1e-4)
 
     def test_generate_greedy_matches_step_by_step_argmax(self):
         model = tiny_gpt()
