@@ -14,7 +14,7 @@ import os
 import time
 
 import keras
-import numpy as np
+import tensorflow as tf
 
 from keras_pt import data as data_lib
 from keras_pt import distribute
@@ -38,6 +38,12 @@ def _preprocessor(dataset, data_dir, vocabulary, vocabulary_size, vocabulary_tex
     texts = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
     if vocabulary is None:
         vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size, max_texts=vocabulary_texts)
+    elif isinstance(vocabulary, str) and not tf.io.gfile.exists(vocabulary):
+        raise ValueError(
+            f"vocabulary file {vocabulary!r} does not exist; pass a file with one "
+            "token per line (e.g. the vocabulary.txt of an earlier run), or leave "
+            "it unset to learn a vocabulary."
+        )
     preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(vocabulary), sequence_length)
     return texts, preprocessor
 
