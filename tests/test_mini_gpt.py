@@ -191,7 +191,12 @@ class MiniGPTTest(TestCase):
             first = {k: v.numpy() for k, v in first.items()}
             return numpy_next_token_loss(model(first), first)
 
-        self.run_strategy_equivalence(build(0.0), dataset, steps=3, atol=1e-4, reference_loss=reference)
+        one, mirrored = self.run_strategy_equivalence(
+            build(0.0), dataset, steps=3, atol=1e-4, reference_loss=reference
+        )
+        # A model built under the strategy also generates (XLA, outside replicas).
+        prompts = [[2, 5], [2, 6, 7]]
+        self.assertAllEqual(mirrored.generate(prompts, 8), one.generate(prompts, 8))
 
     def test_generate_greedy_matches_step_by_step_argmax(self):
         model = tiny_gpt()
