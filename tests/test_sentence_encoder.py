@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from keras_pt import MiniBERT, SentenceEncoder, data, evaluation
+from keras_pt import MiniBERT, MiniGPT, SentenceEncoder, data, evaluation
 from keras_pt.kernels import contrastive
 from keras_pt.layers import MiniBERTPreprocessor, WordPieceTokenizer, special_tokens
 from keras_pt.utils import NearestNeighborIndex
@@ -148,6 +148,19 @@ class SentenceEncoderTest(TestCase):
         longer = {k: np.pad(v, ((0, 0), (0, 4))) for k, v in batch.items()}
         self.assertAllClose(embedder(batch), embedder(longer), atol=1e-5)
 
+    def test_on_a_minigpt_encoder(self):
+        gpt = MiniGPT(vocabulary_size=V, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32,
+                      max_sequence_length=16)
+        batch = packed(seed=10)
+        for pooling in ("mean", "pooled"):
+            out = SentenceEncoder(gpt.encoder, pooling=pooling)(batch).numpy()
+            self.assertAllClose(np.linalg.norm(out, axis=1), np.ones(8), atol=1e-5)
+        # "pooled" is the causal model's state at each text's last real token.
+        last = batch["padding_mask"].sum(1) - 1
+        states = gpt.encoder({k: batch[k] for k in ("token_ids", "padding_mask")})["sequence_output"].numpy()
+        want = states[np.arange(8), last]
+        self.assertAllClose(out, want / np.linalg.norm(want, axis=1, keepdims=True), atol=1e-5)
+
     def test_train_step_loss_matches_numpy(self):
         embedder = tiny_embedder()
         a, b = packed(seed=4), packed(seed=5)
@@ -155,13 +168,14 @@ class SentenceEncoderTest(TestCase):
             embedder(a).numpy().astype("float64"), embedder(b).numpy().astype("float64"), np.arange(8), 0.1
         )
         embedder.compile(optimizer=keras.optimizers.SGD(0.0))
+        self.assertTrue(embedder.jit_compile)  # an XLA step on one device
         logs = embedder.fit(a, b, batch_size=8, verbose=0).history
         self.assertAllClose(logs["loss"][0], loss.mean(), atol=1e-4)
         self.assertAllClose(logs["accuracy"][0], correct.mean(), atol=1e-6)
 
     def test_unsupervised_uses_two_dropout_views(self):
         embedder = tiny_embedder(dropout=0.3)
-        embedder.compile(optimizer=keras.optimizers.SGD(0.0))
+        embedder.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
         logs = embedder.fit(packed(seed=6), batch_size=8, verbose=0).history
         # Identical views would make each text its own exact match: loss far
         # from the value for identical embeddings.
@@ -177,7 +191,8 @@ class SentenceEncoderTest(TestCase):
             def build_and_compile():
                 keras.utils.set_random_seed(0)  # the same dropout seeds in both models
                 embedder = tiny_embedder(dropout=dropout)
-                embedder.compile(optimizer=keras.optimizers.SGD(0.5))
+                # XLA is checked elsewhere; a plain graph here is cheaper to build.
+                embedder.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
                 return embedder
 
             return build_and_compile
