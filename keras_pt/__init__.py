@@ -16,3 +16,4 @@ from keras_pt.models.generator import Generator  # noqa: E402
 
 # MiniBERT.
 from keras_pt.models.mini_bert import MiniBERT  # noqa: E402
+from keras_pt.models.mini_bert_classifier import MiniBERTClassifier  # noqa: E402
