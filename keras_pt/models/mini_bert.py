@@ -494,10 +494,10 @@ class MiniBERT(keras.Model):
             optimizer = keras.optimizers.AdamW(
                 learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
             )
-        if jit_compile == "auto" and not kwargs.get("run_eagerly"):
-            if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-                jit_compile = True
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config):
+        compile_from_config(self, config)
 
     def save_own_variables(self, store):
         # The seed state is saved too, so a reloaded MiniBERT continues the
@@ -544,6 +544,14 @@ class MiniBERT(keras.Model):
         if config.get("preprocessor") is not None:
             config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
         return cls(**config)
+
+
+def compile_from_config(model, config):
+    """Re-compiles a loaded model with its saved compile arguments."""
+    config = keras.saving.deserialize_keras_object(config)
+    model.compile(**config)
+    if model.built and getattr(model, "optimizer", None) is not None:
+        model.optimizer.build(model.trainable_variables)
 
 
 def _resolve_vocabulary_size(vocabulary_size, preprocessor):
