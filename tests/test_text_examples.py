@@ -52,7 +52,7 @@ class TextExamplesTest(TestCase):
         model_dir = self.get_temp_dir()
         proc = run_example(
             "train_sentence_embeddings.py", f"--model_dir={model_dir}", "--num_candidates=8",
-            "--objective=unsupervised", "--mlm_steps=2",
+            "--objective=unsupervised",
             f"--vocabulary={character_vocabulary(self.get_temp_dir())}", *TINY,
         )
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
