@@ -16,3 +16,12 @@ from keras_pt.models.generator import Generator  # noqa: E402
 
 # Knowledge distillation.
 from keras_pt.models.distiller import Distiller  # noqa: E402
+
+# MiniBERT.
+from keras_pt.models.mini_bert import MiniBERT  # noqa: E402
+from keras_pt.models.mini_bert_classifier import MiniBERTClassifier  # noqa: E402
+
+# Causal language model and contrastive sentence embeddings.
+from keras_pt import metrics  # noqa: E402
+from keras_pt.models.mini_gpt import MiniGPT  # noqa: E402
+from keras_pt.models.sentence_encoder import SentenceEncoder  # noqa: E402

@@ -22,3 +22,8 @@ from keras_pt.data.text import (
     text_dataset_spec,
 )
 from keras_pt.data.vocabulary import learn_vocabulary, texts_only, token_counts
+from keras_pt.data.sentence_pairs import (
+    load_sentence_pairs,
+    preprocess_sentence_pairs,
+    sentence_pairs,
+)

@@ -1,4 +1,5 @@
-"""Evaluation of generative models: distances in a classifier's feature space."""
+"""Evaluation: distances in a classifier's feature space (generative models),
+unigram perplexity (language models), pair retrieval (sentence embeddings)."""
 
 from keras_pt.evaluation.distances import frechet_distance, kernel_distance
 from keras_pt.evaluation.feature_classifier import (
@@ -7,3 +8,5 @@ from keras_pt.evaluation.feature_classifier import (
     train_feature_classifier,
 )
 from keras_pt.evaluation.generator_evaluator import GeneratorEvaluator
+from keras_pt.evaluation.language_model import next_token_counts, unigram_perplexity
+from keras_pt.evaluation.retrieval import retrieval_accuracy

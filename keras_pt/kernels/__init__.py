@@ -3,3 +3,5 @@
 from keras_pt.kernels import hinge, noise, random
 from keras_pt.kernels import gan_losses, gradient_penalty
 from keras_pt.kernels import distillation
+from keras_pt.kernels import dropout, mlm_masking
+from keras_pt.kernels import contrastive, sampling

@@ -8,3 +8,5 @@ from keras_pt.models.svm_classifier import SVMClassifier
 from keras_pt.models.discriminator import Discriminator
 from keras_pt.models.gan import GAN
 from keras_pt.models.generator import Generator
+from keras_pt.models.mini_gpt import MiniGPT
+from keras_pt.models.sentence_encoder import SentenceEncoder

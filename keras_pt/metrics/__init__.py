@@ -1,0 +1,3 @@
+"""Keras metrics."""
+
+from keras_pt.metrics.perplexity import Perplexity

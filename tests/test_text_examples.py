@@ -1,0 +1,66 @@
+"""The MiniGPT and sentence-embedding example binaries run end to end."""
+
+import os
+import string
+import subprocess
+import sys
+
+from keras_pt.layers import special_tokens
+from tests.test_case import TestCase
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+TINY = (
+    "--strategy=default", "--verbose=0", "--hidden_dim=64", "--num_layers=1",
+    "--sequence_length=24",
+    "--batch_size=8", "--steps=3",
+)
+
+
+def character_vocabulary(directory):
+    """A vocabulary file of single characters (words spelt letter by letter)."""
+    characters = string.ascii_lowercase + string.digits + string.punctuation
+    tokens = list(special_tokens.SPECIAL_TOKENS) + list(characters) + ["##" + c for c in characters]
+    path = os.path.join(directory, "vocabulary.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    return path
+
+
+def run_example(name, *flags):
+    """Runs a binary in its own process (each example owns its absl flags)."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", name), *flags],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+
+
+class TextExamplesTest(TestCase):
+    def test_pretrain_minigpt(self):
+        model_dir = self.get_temp_dir()
+        proc = run_example(
+            "pretrain_minigpt.py", f"--model_dir={model_dir}", "--prompts=Return the",
+            f"--vocabulary={character_vocabulary(self.get_temp_dir())}", *TINY,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertRegex(proc.stdout, r"MiniGPT after 3 steps +\d+\.\d")
+        self.assertRegex(proc.stdout, r"unigram \(add-one\) +\d+\.\d")
+        self.assertIn("greedy:  return the", proc.stdout)
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "minigpt.keras")))
+
+    def test_train_sentence_embeddings(self):
+        model_dir = self.get_temp_dir()
+        proc = run_example(
+            "train_sentence_embeddings.py", f"--model_dir={model_dir}", "--num_candidates=8",
+            "--objective=unsupervised",
+            f"--vocabulary={character_vocabulary(self.get_temp_dir())}", *TINY,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertRegex(proc.stdout, r"unsupervised embeddings +\d\.\d{3}")
+        self.assertRegex(proc.stdout, r"chance \(1/8\) +0\.125")
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "sentence_encoder.keras")))
+
+    def test_bad_flags(self):
+        proc = run_example("train_sentence_embeddings.py", "--strategy=gpu", f"--model_dir={self.get_temp_dir()}")
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("unknown strategy 'gpu'", proc.stderr)
