@@ -16,3 +16,6 @@ from keras_pt.models.generator import Generator  # noqa: E402
 
 # Knowledge distillation.
 from keras_pt.models.distiller import Distiller  # noqa: E402
+
+# MiniBERT.
+from keras_pt.models.mini_bert import MiniBERT  # noqa: E402

@@ -3,3 +3,4 @@
 from keras_pt.kernels import hinge, noise, random
 from keras_pt.kernels import gan_losses, gradient_penalty
 from keras_pt.kernels import distillation
+from keras_pt.kernels import dropout, mlm_masking

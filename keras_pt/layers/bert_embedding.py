@@ -1,0 +1,198 @@
+"""BertEmbedding: token + position + segment embeddings, LayerNorm, dropout."""
+
+import keras
+import tensorflow as tf
+
+from keras_pt.layers.fast_dropout import FastDropout
+
+
+@keras.saving.register_keras_serializable(package="keras_pt")
+class BertEmbedding(keras.layers.Layer):
+    """BERT's input embeddings: `Dropout(LayerNorm(E_tok[id] + E_pos[i] + E_seg[s]))`.
+
+    `call(token_ids, segment_ids=None)` maps int ids `(batch, seq_len)` to
+    `(batch, seq_len, hidden_dim)`. Positions are `0 .. seq_len-1` (learned
+    absolute embeddings). `segment_ids=None` means segment 0 everywhere.
+    The token embedding matrix, `token_embeddings` `(vocabulary_size,
+    hidden_dim)`, is the one a tied `MaskedLMHead` projects onto.
+
+    Inputs are checked: a sequence longer than `max_sequence_length` raises
+    a ValueError when its length is static (a graph assertion otherwise);
+    token ids outside `[0, vocabulary_size)` and segment ids outside
+    `[0, num_segments)` stop the step with an `InvalidArgumentError` in eager
+    and graph mode. XLA (`jit_compile=True`) drops assertions: there an
+    out-of-range id is clamped silently, so check data in the input
+    pipeline (`keras_pt` preprocessors only emit valid ids).
+
+    Args:
+        vocabulary_size: int. Number of token ids.
+        hidden_dim: int. Embedding width.
+        max_sequence_length: int. Number of learned positions.
+        num_segments: int. Number of segment (token type) ids. Defaults to 2.
+        dropout: float. Dropout after the LayerNorm. Defaults to 0.1.
+        layer_norm_epsilon: float. Defaults to 1e-12 (BERT).
+        initializer_range: float. Stddev of the truncated-normal
+            initializer of the three tables. Defaults to 0.02.
+        check_inputs: bool. Assert id ranges (graph mode). Defaults to True.
+
+    Example:
+
+    >>> embed = BertEmbedding(vocabulary_size=100, hidden_dim=32,
+    ...                       max_sequence_length=16)
+    >>> embed(tf.constant([[2, 7, 9, 3, 0]])).shape
+    TensorShape([1, 5, 32])
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        hidden_dim,
+        max_sequence_length,
+        num_segments=2,
+        dropout=0.1,
+        layer_norm_epsilon=1e-12,
+        initializer_range=0.02,
+        check_inputs=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("vocabulary_size", vocabulary_size),
+            ("hidden_dim", hidden_dim),
+            ("max_sequence_length", max_sequence_length),
+            ("num_segments", num_segments),
+        ):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be a positive int; got {value}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1); got {dropout}.")
+
+        # === Config ===
+        self.vocabulary_size = int(vocabulary_size)
+        self.hidden_dim = int(hidden_dim)
+        self.max_sequence_length = int(max_sequence_length)
+        self.num_segments = int(num_segments)
+        self.dropout = float(dropout)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.initializer_range = float(initializer_range)
+        self.check_inputs = bool(check_inputs)
+
+        # === Layers ===
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
+        )
+        self.embedding_dropout = FastDropout(
+            self.dropout, dtype=self.dtype_policy, name="embedding_dropout"
+        )
+
+    def build(self, input_shape=None):
+        initializer = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
+        self.token_embeddings = self.add_weight(
+            name="token_embeddings",
+            shape=(self.vocabulary_size, self.hidden_dim),
+            initializer=initializer,
+        )
+        self.position_embeddings = self.add_weight(
+            name="position_embeddings",
+            shape=(self.max_sequence_length, self.hidden_dim),
+            initializer=initializer,
+        )
+        self.segment_embeddings = self.add_weight(
+            name="segment_embeddings",
+            shape=(self.num_segments, self.hidden_dim),
+            initializer=initializer,
+        )
+        self.layer_norm.build((None, None, self.hidden_dim))
+        self.built = True
+
+    def check_sequence_length(self, length):
+        """Raises a ValueError for a static length above `max_sequence_length`."""
+        if isinstance(length, int) and length > self.max_sequence_length:
+            raise ValueError(
+                f"sequences of length {length} exceed max_sequence_length="
+                f"{self.max_sequence_length}; pack inputs to at most "
+                f"{self.max_sequence_length} tokens (truncate) or build the model "
+                f"with max_sequence_length >= {length}."
+            )
+
+    def _checked(self, token_ids, segment_ids, length):
+        vocab, segments = self.vocabulary_size, self.num_segments
+        checks = [
+            tf.debugging.assert_non_negative(
+                token_ids, message="token ids must be >= 0"
+            ),
+            tf.debugging.assert_less(
+                token_ids,
+                tf.constant(vocab, token_ids.dtype),
+                message=(
+                    f"token ids must be < vocabulary_size={vocab}; the data was "
+                    "tokenized with a larger vocabulary than the model's. Use the "
+                    "model's preprocessor or build the model with the "
+                    "tokenizer's vocabulary_size()"
+                ),
+            ),
+        ]
+        if not isinstance(length, int):
+            checks.append(
+                tf.debugging.assert_less_equal(
+                    length,
+                    self.max_sequence_length,
+                    message=(
+                        f"sequence length exceeds max_sequence_length="
+                        f"{self.max_sequence_length}; truncate the inputs"
+                    ),
+                )
+            )
+        if segment_ids is not None:
+            checks += [
+                tf.debugging.assert_non_negative(
+                    segment_ids, message="segment ids must be >= 0"
+                ),
+                tf.debugging.assert_less(
+                    segment_ids,
+                    tf.constant(segments, segment_ids.dtype),
+                    message=f"segment ids must be < num_segments={segments}",
+                ),
+            ]
+        with tf.control_dependencies(checks):
+            token_ids = tf.identity(token_ids)
+        return token_ids
+
+    def call(self, token_ids, segment_ids=None, training=None):
+        token_ids = tf.convert_to_tensor(token_ids)
+        if not token_ids.dtype.is_integer:
+            raise ValueError(
+                f"token_ids must be integers, got dtype {token_ids.dtype.name}; "
+                "tokenize text with a preprocessor first."
+            )
+        length = token_ids.shape[1] if token_ids.shape[1] is not None else tf.shape(token_ids)[1]
+        self.check_sequence_length(length)
+        if self.check_inputs:
+            token_ids = self._checked(token_ids, segment_ids, length)
+        x = tf.gather(self.token_embeddings, token_ids)  # (batch, seq, hidden)
+        x = x + self.position_embeddings[:length][None]  # (1, seq, hidden) broadcast
+        if segment_ids is not None:
+            x = x + tf.gather(self.segment_embeddings, segment_ids)
+        else:
+            x = x + self.segment_embeddings[0]
+        x = self.layer_norm(x)
+        return self.embedding_dropout(x, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.hidden_dim,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "hidden_dim": self.hidden_dim,
+                "max_sequence_length": self.max_sequence_length,
+                "num_segments": self.num_segments,
+                "dropout": self.dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "initializer_range": self.initializer_range,
+                "check_inputs": self.check_inputs,
+            }
+        )
+        return config

@@ -1,0 +1,571 @@
+"""MiniBERT: a small BERT pre-trained by masked-LM with dynamic masking."""
+
+import copy
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_pt.kernels import mlm_masking
+from keras_pt.layers.bert_embedding import BertEmbedding
+from keras_pt.layers.masked_lm_head import MaskedLMHead
+from keras_pt.layers.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
+from keras_pt.layers.transformer_encoder_block import ACTIVATIONS, TransformerEncoderBlock
+
+# The miniature BERT shapes of Turc et al. (2019): layers and hidden size;
+# heads = hidden / 64, intermediate = 4 · hidden.
+PRESETS = {
+    "tiny": {"num_layers": 2, "hidden_dim": 128},
+    "mini": {"num_layers": 4, "hidden_dim": 256},
+    "small": {"num_layers": 4, "hidden_dim": 512},
+}
+
+INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
+
+
+def is_text(inputs):
+    """True for a string tensor/array/list or a pair (tuple) of them."""
+    if isinstance(inputs, str):
+        return True
+    if isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
+        return inputs.dtype == tf.string
+    if isinstance(inputs, np.ndarray):
+        return inputs.dtype.kind in ("U", "S", "O")
+    if isinstance(inputs, tuple) and len(inputs) == 2:
+        return all(is_text(x) for x in inputs)
+    if isinstance(inputs, list) and inputs:
+        return all(isinstance(x, (str, bytes)) for x in inputs)
+    return False
+
+
+def preprocess_text(preprocessor, inputs, owner):
+    """Runs `preprocessor` on raw strings (or a pair of string batches)."""
+    if preprocessor is None:
+        raise ValueError(
+            f"{owner} got raw strings but has no preprocessor; pass "
+            "preprocessor=MiniBERTPreprocessor(...) or feed packed "
+            "{'token_ids', 'segment_ids', 'padding_mask'} dicts."
+        )
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if isinstance(inputs, tuple):
+        inputs = tuple(tf.convert_to_tensor(x, tf.string) for x in inputs)
+    else:
+        inputs = tf.convert_to_tensor(inputs, tf.string)
+    return preprocessor(inputs)
+
+
+def standardize_inputs(inputs):
+    """A packed dict of int32 `(batch, seq_len)` tensors from a dict of ids.
+
+    `segment_ids` defaults to zeros and `padding_mask` to `token_ids !=
+    [PAD]`; a bool `padding_mask` is cast.
+    """
+    if not isinstance(inputs, dict) or "token_ids" not in inputs:
+        got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+        raise ValueError(
+            "MiniBERT takes a dict with 'token_ids' (and 'segment_ids', "
+            f"'padding_mask') of int (batch, seq_len) tensors; got {got}. "
+            "Pack text with MiniBERTPreprocessor."
+        )
+    token_ids = tf.convert_to_tensor(inputs["token_ids"])
+    if not token_ids.dtype.is_integer:
+        raise ValueError(
+            f"token_ids must be integers, got dtype {token_ids.dtype.name}."
+        )
+    if token_ids.shape.rank != 2:
+        raise ValueError(
+            f"token_ids must have shape (batch, seq_len); got {token_ids.shape}."
+        )
+    token_ids = tf.cast(token_ids, tf.int32)
+    segment_ids = inputs.get("segment_ids")
+    segment_ids = (
+        tf.zeros_like(token_ids) if segment_ids is None else tf.cast(segment_ids, tf.int32)
+    )
+    padding_mask = inputs.get("padding_mask")
+    padding_mask = (
+        tf.cast(token_ids != PAD_ID, tf.int32)
+        if padding_mask is None
+        else tf.cast(padding_mask, tf.int32)
+    )
+    for name, value in (("segment_ids", segment_ids), ("padding_mask", padding_mask)):
+        if value.shape.rank != 2 or (
+            value.shape[1] is not None
+            and token_ids.shape[1] is not None
+            and value.shape[1] != token_ids.shape[1]
+        ):
+            raise ValueError(
+                f"{name} must have the shape of token_ids {token_ids.shape}; "
+                f"got {value.shape}."
+            )
+    return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+
+
+def _build_encoder(embedding, transformer_layers, pooled_dense):
+    inputs = {
+        name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_KEYS
+    }
+    x = embedding(inputs["token_ids"], inputs["segment_ids"])  # (batch, seq, hidden)
+    for block in transformer_layers:
+        x = block(x, padding_mask=inputs["padding_mask"])  # (batch, seq, hidden)
+    pooled = pooled_dense(x[:, 0, :])  # (batch, hidden): tanh(W·h_[CLS] + b)
+    return keras.Model(
+        inputs, {"sequence_output": x, "pooled_output": pooled}, name="encoder"
+    )
+
+
+def _dense_gradients(grads):
+    # Embedding gradients arrive as IndexedSlices; dense tensors keep the
+    # cross-replica reduction one uniform all-reduce.
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
+
+@keras.saving.register_keras_serializable(package="keras_pt")
+class MiniBERT(keras.Model):
+    """A small BERT encoder with masked-LM pre-training in its `train_step`.
+
+    Token, position and segment embeddings (LayerNorm, dropout), then
+    `num_layers` post-LN transformer encoder blocks (fused QKV attention,
+    GELU feed-forward, dropout, padding mask), a pooled `[CLS]` vector
+    (`tanh(W·h_[CLS] + b)`, as in BERT) and a masked-LM head whose output
+    projection is tied to the token embeddings.
+
+    `encoder` is a functional `keras.Model` from the packed dict
+    `{"token_ids", "segment_ids", "padding_mask"}` (int `(batch, seq_len)`)
+    to `{"sequence_output": (batch, seq_len, hidden_dim), "pooled_output":
+    (batch, hidden_dim)}`; it shares the weights and is what fine-tuning
+    heads (`MiniBERTClassifier`) put a head on.
+
+    `call(inputs)` returns masked-LM logits: `(batch, seq_len,
+    vocabulary_size)` for every position, or `(batch, num_predictions,
+    vocabulary_size)` at `inputs["mask_positions"]` when that key is given.
+    With a `preprocessor`, `inputs` may also be raw strings (or a pair of
+    string batches), which are packed first.
+
+    `train_step` is masked-LM pre-training with dynamic masking: each batch
+    (a packed dict; labels, if any, are ignored) is masked afresh by
+    `keras_pt.kernels.mlm_masking.mask_tokens` — per sequence exactly
+    `round(mask_selection_rate · n)` of its `n` real non-special tokens are
+    selected (at least one; see the kernel's doc), 80% of them become
+    `[MASK]`, 10% a random ordinary token, 10% stay — seeded from the
+    model's `SeedGenerator`, so 1 device and N replicas mask alike. Logits
+    are computed only at the selected positions (a static `(batch,
+    max_predictions)` gather, as in BERT). Loss (cross-entropy) and
+    `mlm_accuracy` are means over the selected positions of the global
+    batch: each replica divides its summed loss by the global count of
+    selected positions (an all-reduce of the counts), so the summed replica
+    gradients are exactly the one-device gradient even though replicas hold
+    different numbers of selected positions. `test_step` reports the same
+    two figures.
+
+    The whole step compiles with XLA; `compile(jit_compile="auto")` turns
+    XLA on when training on one device (it is Keras's choice, off on CPU,
+    under a multi-replica strategy). Under XLA the token-id range checks
+    (which raise `InvalidArgumentError` in graph mode) are dropped — use
+    `jit_compile=False` to debug data.
+
+    Args:
+        vocabulary_size: int or None. Token ids lie in `[0,
+            vocabulary_size)`; the first `NUM_SPECIAL_TOKENS` are
+            `[PAD] [UNK] [CLS] [SEP] [MASK]`. Defaults to the
+            preprocessor's `tokenizer.vocabulary_size()`.
+        num_layers: int. Encoder blocks. Defaults to 2.
+        hidden_dim: int. Hidden size. Defaults to 128.
+        num_heads: int or None. Attention heads. Defaults to
+            `max(1, hidden_dim // 64)`.
+        intermediate_dim: int or None. Feed-forward width. Defaults to
+            `4 * hidden_dim`.
+        max_sequence_length: int. Learned positions. Defaults to 512.
+        dropout: float. Dropout in embeddings and blocks. Defaults to 0.1.
+        mask_selection_rate: float. Fraction of tokens selected for
+            prediction. Defaults to 0.15.
+        mask_token_rate: float. Fraction of selected tokens set to
+            `[MASK]`. Defaults to 0.8.
+        random_token_rate: float. Fraction set to a random token.
+            Defaults to 0.1.
+        max_predictions: int or None. Prediction slots per sequence.
+            Defaults to `ceil(mask_selection_rate · seq_len)`, which never
+            drops a selection.
+        num_segments: int. Segment ids. Defaults to 2.
+        activation: str. Feed-forward activation: `"gelu"` (exact erf
+            form), `"gelu_approximate"` (tanh form) or `"relu"`. Defaults
+            to `"gelu"`.
+        preprocessor: Keras layer or None. Maps raw strings to the packed
+            dict (e.g. `MiniBERTPreprocessor`); saved with the model.
+            Defaults to None.
+        seed: int or None. Seed of the masking `SeedGenerator`. Defaults to
+            None.
+
+    Example:
+
+    >>> model = MiniBERT.from_preset("tiny", vocabulary_size=100,
+    ...                              max_sequence_length=16, seed=1)
+    >>> model.compile(optimizer="adam")
+    >>> ids = np.random.randint(5, 100, size=(8, 16)).astype("int32")
+    >>> ids[:, 0], ids[:, -1] = 2, 3
+    >>> batch = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
+    ...          "padding_mask": np.ones_like(ids)}
+    >>> history = model.fit(batch, batch_size=4, verbose=0)
+    >>> sorted(history.history)
+    ['loss', 'mlm_accuracy']
+    >>> model.encoder(batch)["pooled_output"].shape
+    TensorShape([8, 128])
+
+    References:
+        Devlin et al., "BERT: Pre-training of Deep Bidirectional
+        Transformers for Language Understanding", 2019.
+        Turc et al., "Well-Read Students Learn Better", 2019 (the miniature
+        shapes).
+    """
+
+    def __init__(
+        self,
+        vocabulary_size=None,
+        num_layers=2,
+        hidden_dim=128,
+        num_heads=None,
+        intermediate_dim=None,
+        max_sequence_length=512,
+        dropout=0.1,
+        mask_selection_rate=0.15,
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        max_predictions=None,
+        num_segments=2,
+        activation="gelu",
+        preprocessor=None,
+        seed=None,
+        **kwargs,
+    ):
+        vocabulary_size = _resolve_vocabulary_size(vocabulary_size, preprocessor)
+        if int(vocabulary_size) <= NUM_SPECIAL_TOKENS:
+            raise ValueError(
+                f"vocabulary_size must exceed the {NUM_SPECIAL_TOKENS} special "
+                f"tokens; got {vocabulary_size}."
+            )
+        if int(num_layers) < 1:
+            raise ValueError(f"num_layers must be a positive int; got {num_layers}.")
+        hidden_dim = int(hidden_dim)
+        num_heads = max(1, hidden_dim // 64) if num_heads is None else int(num_heads)
+        if hidden_dim < 1 or hidden_dim % num_heads:
+            raise ValueError(
+                f"hidden_dim={hidden_dim} must be a positive multiple of "
+                f"num_heads={num_heads}."
+            )
+        intermediate_dim = 4 * hidden_dim if intermediate_dim is None else int(intermediate_dim)
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}."
+            )
+        mlm_masking.check_rates(mask_selection_rate, mask_token_rate, random_token_rate)
+        if max_predictions is not None and int(max_predictions) < 1:
+            raise ValueError(
+                f"max_predictions must be a positive int or None; got {max_predictions}."
+            )
+        super().__init__(**kwargs)
+
+        # === Config ===
+        self.vocabulary_size = int(vocabulary_size)
+        self.num_layers = int(num_layers)
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.max_sequence_length = int(max_sequence_length)
+        self.dropout = float(dropout)
+        self.mask_selection_rate = float(mask_selection_rate)
+        self.mask_token_rate = float(mask_token_rate)
+        self.random_token_rate = float(random_token_rate)
+        self.max_predictions = None if max_predictions is None else int(max_predictions)
+        self.num_segments = int(num_segments)
+        self.activation = activation
+        self.seed = seed
+
+        # === Layers ===
+        embedding = BertEmbedding(
+            vocabulary_size=self.vocabulary_size,
+            hidden_dim=hidden_dim,
+            max_sequence_length=self.max_sequence_length,
+            num_segments=self.num_segments,
+            dropout=self.dropout,
+            dtype=self.dtype_policy,
+            name="embedding",
+        )
+        blocks = [
+            TransformerEncoderBlock(
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+                dropout=self.dropout,
+                activation=activation,
+                dtype=self.dtype_policy,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(self.num_layers)
+        ]
+        pooled_dense = keras.layers.Dense(
+            hidden_dim,
+            activation="tanh",
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=self.dtype_policy,
+            name="pooled_dense",
+        )
+        self.encoder = _build_encoder(embedding, blocks, pooled_dense)
+        self.mlm_head = MaskedLMHead(
+            self.vocabulary_size, dtype=self.dtype_policy, name="mlm_head"
+        )
+        self.mlm_head.build((None, None, hidden_dim))
+        self.preprocessor = preprocessor
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+
+        # === Trackers ===
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="mlm_accuracy")
+        self.built = True
+
+    @classmethod
+    def from_preset(cls, name, vocabulary_size=None, **overrides):
+        """A MiniBERT with a named shape: `"tiny"` (2 layers, hidden 128),
+        `"mini"` (4/256) or `"small"` (4/512); heads = hidden / 64,
+        intermediate = 4 · hidden. `overrides` are passed to the
+        constructor (e.g. `max_sequence_length=128`, `preprocessor=...`)."""
+        if name not in PRESETS:
+            raise ValueError(
+                f"unknown MiniBERT preset {name!r}; choose one of {', '.join(PRESETS)}."
+            )
+        config = dict(PRESETS[name])
+        config["num_heads"] = config["hidden_dim"] // 64
+        config["intermediate_dim"] = 4 * config["hidden_dim"]
+        config.update(overrides)
+        return cls(vocabulary_size=vocabulary_size, **config)
+
+    # === Parts ===
+
+    @property
+    def embedding(self):
+        """The `BertEmbedding` layer (its `token_embeddings` feed the MLM head)."""
+        return self.encoder.get_layer("embedding")
+
+    @property
+    def transformer_layers(self):
+        return [self.encoder.get_layer(f"transformer_layer_{i}") for i in range(self.num_layers)]
+
+    @property
+    def pooled_dense(self):
+        return self.encoder.get_layer("pooled_dense")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker]
+
+    # === Forward ===
+
+    def pack(self, inputs):
+        """The packed int32 dict for `inputs` (raw strings go through the preprocessor)."""
+        if is_text(inputs):
+            inputs = preprocess_text(self.preprocessor, inputs, "MiniBERT")
+        packed = standardize_inputs(inputs)
+        self.embedding.check_sequence_length(packed["token_ids"].shape[1])
+        return packed
+
+    def encode(self, packed, training=False, query_positions=None):
+        """Sequence output of the encoder blocks for a packed dict.
+
+        With `query_positions` (int `(batch, num_queries)`) the last block
+        computes only those rows, `(batch, num_queries, hidden_dim)`: the
+        same values as gathering them from the full output, at a fraction
+        of the last block's cost (its keys and values still see every
+        position). The masked-LM steps use this.
+        """
+        x = self.embedding(
+            packed["token_ids"], packed["segment_ids"], training=training
+        )  # (batch, seq, hidden)
+        blocks = self.transformer_layers
+        for i, block in enumerate(blocks):
+            last = i == len(blocks) - 1
+            x = block(
+                x,
+                padding_mask=packed["padding_mask"],
+                query_positions=query_positions if last else None,
+                training=training,
+            )
+        return x
+
+    def mlm_logits(self, packed, mask_positions=None, training=False):
+        """MLM logits for a packed dict, at `mask_positions` if given."""
+        sequence = self.encode(packed, training=training, query_positions=mask_positions)
+        return self.mlm_head(sequence, self.embedding.token_embeddings)
+
+    def call(self, inputs, training=False):
+        mask_positions = inputs.get("mask_positions") if isinstance(inputs, dict) else None
+        return self.mlm_logits(self.pack(inputs), mask_positions, training=training)
+
+    # === Masked-LM steps ===
+
+    def _batch(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        packed = self.pack(x)
+        shape = packed["token_ids"].shape
+        if shape[0] is None or shape[1] is None:
+            raise ValueError(
+                f"MiniBERT trains on static shapes; got token_ids of shape {shape}. "
+                "Pad to a fixed sequence_length and batch with drop_remainder=True."
+            )
+        return packed
+
+    def mask(self, packed):
+        """Dynamic masking of a packed batch with the next seed (a dict, see
+        `keras_pt.kernels.mlm_masking.apply_mlm_mask`)."""
+        return mlm_masking.mask_tokens(
+            packed["token_ids"],
+            packed["padding_mask"],
+            self.seed_generator.next(),
+            self.vocabulary_size,
+            mask_selection_rate=self.mask_selection_rate,
+            mask_token_rate=self.mask_token_rate,
+            random_token_rate=self.random_token_rate,
+            max_predictions=self.max_predictions,
+        )
+
+    def _mlm_terms(self, packed, masked, training):
+        """Per-slot losses, correctness and the global count of predictions."""
+        inputs = dict(packed, token_ids=masked["token_ids"])
+        logits = self.mlm_logits(inputs, masked["mask_positions"], training=training)
+        logits = tf.cast(logits, tf.float32)  # (batch, P, vocabulary)
+        labels = masked["mask_labels"]  # (batch, P)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
+        return losses, correct
+
+    def _global_count(self, weights):
+        count = tf.reduce_sum(weights)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        return tf.stop_gradient(count)
+
+    def _trainable_mlm_variables(self):
+        # The pooler gets no gradient from the MLM loss.
+        pooled = {id(v) for v in self.pooled_dense.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in pooled]
+
+    def train_step(self, data):
+        packed = self._batch(data)
+        # Mask the batch
+        masked = self.mask(packed)
+        weights = masked["mask_weights"]  # (batch, P), 1.0 where a slot is used
+        global_count = self._global_count(weights)
+        variables = self._trainable_mlm_variables()
+        # Predict the original tokens at the selected positions
+        with tf.GradientTape() as tape:
+            losses, correct = self._mlm_terms(packed, masked, training=True)
+            # Summed over this replica's predictions / all replicas' count:
+            # the replica gradients sum to the global-mean gradient.
+            loss = tf.reduce_sum(losses * weights) / tf.maximum(global_count, 1.0)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        grads = _dense_gradients(tape.gradient(scaled_loss, variables))
+        self.optimizer.apply(grads, variables)
+        self.loss_tracker.update_state(losses, sample_weight=weights)
+        self.accuracy_tracker.update_state(correct, sample_weight=weights)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        packed = self._batch(data)
+        masked = self.mask(packed)
+        losses, correct = self._mlm_terms(packed, masked, training=False)
+        self.loss_tracker.update_state(losses, sample_weight=masked["mask_weights"])
+        self.accuracy_tracker.update_state(correct, sample_weight=masked["mask_weights"])
+        return {m.name: m.result() for m in self.metrics}
+
+    # === Compile and serialization ===
+
+    def compile(self, optimizer="auto", jit_compile="auto", **kwargs):
+        """Sets the optimizer; the loss is the model's own masked-LM loss.
+
+        Args:
+            optimizer: optimizer, name or `"auto"`: AdamW(1e-4,
+                weight_decay=0.01, epsilon=1e-6), BERT's pre-training
+                setting (without the warm-up schedule).
+            jit_compile: bool or `"auto"`. `"auto"` compiles the step with
+                XLA unless a multi-replica strategy is in use (then Keras's
+                choice). Defaults to `"auto"`.
+            **kwargs: passed to `keras.Model.compile` (e.g.
+                `steps_per_execution`).
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(
+                learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
+            )
+        if jit_compile == "auto" and not kwargs.get("run_eagerly"):
+            if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+                jit_compile = True
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def save_own_variables(self, store):
+        # The seed state is saved too, so a reloaded MiniBERT continues the
+        # same sequence of masks.
+        super().save_own_variables(store)
+        store["seed_generator_state"] = self.seed_generator.state.numpy()
+
+    def load_own_variables(self, store):
+        keys = [k for k in store.keys() if k != "seed_generator_state"]
+        if "seed_generator_state" in store.keys():
+            self.seed_generator.state.assign(store["seed_generator_state"])
+        super().load_own_variables({k: store[k] for k in keys})
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "num_layers": self.num_layers,
+                "hidden_dim": self.hidden_dim,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "max_sequence_length": self.max_sequence_length,
+                "dropout": self.dropout,
+                "mask_selection_rate": self.mask_selection_rate,
+                "mask_token_rate": self.mask_token_rate,
+                "random_token_rate": self.random_token_rate,
+                "max_predictions": self.max_predictions,
+                "num_segments": self.num_segments,
+                "activation": self.activation,
+                "preprocessor": (
+                    None
+                    if self.preprocessor is None
+                    else keras.layers.serialize(self.preprocessor)
+                ),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
+        return cls(**config)
+
+
+def _resolve_vocabulary_size(vocabulary_size, preprocessor):
+    tokenizer_size = None
+    if preprocessor is not None:
+        tokenizer = getattr(preprocessor, "tokenizer", None)
+        if tokenizer is None or not hasattr(tokenizer, "vocabulary_size"):
+            raise ValueError(
+                "preprocessor must have a .tokenizer with vocabulary_size() "
+                f"(e.g. MiniBERTPreprocessor); got {type(preprocessor).__name__}."
+            )
+        tokenizer_size = int(tokenizer.vocabulary_size())
+    if vocabulary_size is None:
+        if tokenizer_size is None:
+            raise ValueError(
+                "pass vocabulary_size, or a preprocessor whose tokenizer gives it."
+            )
+        return tokenizer_size
+    if tokenizer_size is not None and int(vocabulary_size) != tokenizer_size:
+        raise ValueError(
+            f"vocabulary_size={vocabulary_size} differs from the preprocessor's "
+            f"tokenizer vocabulary_size()={tokenizer_size}; leave vocabulary_size=None "
+            "to take the tokenizer's."
+        )
+    return int(vocabulary_size)
