@@ -2,9 +2,42 @@
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
+from tensorflow_text.python.ops import bert_tokenizer
+from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
 from keras_pt.layers import special_tokens
+
+# The learner accepts vocabularies between (1 - SLACK_RATIO) and 1 times the
+# target size.
+SLACK_RATIO = 0.05
+
+
+def _trim(vocabulary, vocabulary_size):
+    """Drops the least frequent multi-character pieces down to `vocabulary_size`.
+
+    The learner's output is the special tokens, the characters, then the
+    longer pieces by decreasing count — with the single-character
+    continuations (`##x`) among them, so those are kept by rule, not by
+    position: with every character as a word start and a continuation,
+    every word stays spellable.
+    """
+    num_special = special_tokens.NUM_SPECIAL_TOKENS
+    single = [len(token.removeprefix("##")) == 1 for token in vocabulary]
+    num_required = num_special + sum(single[num_special:])
+    if num_required > vocabulary_size:
+        raise ValueError(
+            f"vocabulary_size={vocabulary_size} is too small for this corpus: its "
+            f"characters alone (each as a word start and as a continuation) and "
+            f"the special tokens need {num_required} tokens. Raise "
+            "vocabulary_size."
+        )
+    pieces = [i for i in range(num_special, len(vocabulary)) if not single[i]]
+    kept = set(pieces[: vocabulary_size - num_required])
+    return [
+        token
+        for i, token in enumerate(vocabulary)
+        if i < num_special or single[i] or i in kept
+    ]
 
 
 def texts_only(dataset):
@@ -48,14 +81,19 @@ def learn_vocabulary(
     Texts are split into words as `keras_pt.layers.WordPieceTokenizer` splits
     them (BERT's basic tokenizer), word counts are collected, and
     `tensorflow_text`'s WordPiece learner
-    (`tools.wordpiece_vocab.bert_vocab_from_dataset`) picks the pieces:
-    every character seen (as a word start and as a `##` continuation), then
-    the most useful longer pieces, up to `vocabulary_size`. The special
+    (`tools.wordpiece_vocab`, as its `bert_vocab_from_dataset` runs it)
+    picks the pieces: every character seen (as a word start and as a `##`
+    continuation), then the most useful longer pieces, up to
+    `vocabulary_size`. The special
     tokens `[PAD] [UNK] [CLS] [SEP] [MASK]` come first (ids 0-4).
 
-    The learner searches a count threshold that gives between 95% and 100%
-    of `vocabulary_size` tokens; a small corpus may not have that many
-    pieces seen `min_frequency` times, and then gives fewer.
+    The vocabulary at the count threshold `min_frequency` holds the most
+    pieces the corpus offers: a small corpus may not have `vocabulary_size`
+    of them and then gives fewer, in one pass of the learner. If it has
+    more, the learner searches a higher threshold giving between 95% and
+    100% of `vocabulary_size` tokens; where the lowest threshold overshoots
+    by at most 5% (or the search cannot reach the target), the least
+    frequent multi-character pieces are dropped instead.
 
     Args:
         dataset: `tf.data.Dataset` of strings (also `(text, label)` or
@@ -101,23 +139,35 @@ def learn_vocabulary(
             "the corpus is empty (no non-blank text), so no vocabulary can be "
             "learned from it; pass a data set of texts."
         )
-    vocabulary = bert_vocab_from_dataset.bert_vocab_from_dataset(
-        texts.batch(batch_size),
-        vocab_size=int(vocabulary_size),
-        reserved_tokens=list(special_tokens.SPECIAL_TOKENS),
-        bert_tokenizer_params={"lower_case": bool(lowercase)},
-        learn_params={"lower_thresh": int(min_frequency)},
-    )
-    vocabulary = [str(token) for token in vocabulary]
+    # Split into words as the tokenizer will, and count them
+    splitter = bert_tokenizer.BasicTokenizer(lower_case=bool(lowercase))
+    word_counts = learner.count_words(texts.batch(batch_size).map(splitter.tokenize))
+    reserved = list(special_tokens.SPECIAL_TOKENS)
+
+    def learn(lower, upper=None):
+        return [
+            str(token)
+            for token in learner.learn(
+                word_counts,
+                int(vocabulary_size),
+                reserved,
+                lower_thresh=lower,
+                upper_thresh=upper,
+                slack_ratio=SLACK_RATIO,
+            )
+        ]
+
+    # One pass at the lowest threshold gives the most pieces the corpus
+    # offers. Small corpora stop there: it fits, or overshoots by at most
+    # the learner's slack and is trimmed. Larger ones need the learner's
+    # binary search over higher thresholds (~14 passes).
+    vocabulary = learn(int(min_frequency), int(min_frequency))
+    if len(vocabulary) > vocabulary_size * (1.0 + SLACK_RATIO):
+        vocabulary = learn(int(min_frequency) + 1)
     # The learner puts reserved tokens first; check, since ids depend on it.
-    assert vocabulary[:num_special] == list(special_tokens.SPECIAL_TOKENS), vocabulary[:8]
+    assert vocabulary[:num_special] == reserved, vocabulary[:8]
     if len(vocabulary) > vocabulary_size:
-        raise ValueError(
-            f"vocabulary_size={vocabulary_size} is too small for this corpus: its "
-            f"characters alone (each as a word start and as a continuation) and "
-            f"the special tokens need {len(vocabulary)} tokens. Raise "
-            "vocabulary_size."
-        )
+        vocabulary = _trim(vocabulary, int(vocabulary_size))
     return vocabulary
 
 

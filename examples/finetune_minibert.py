@@ -1,0 +1,74 @@
+"""Fine-tune a pre-trained MiniBERT on a few labels, beside one trained from scratch.
+
+Loads the .keras file of examples/pretrain_minibert.py, fine-tunes a
+MiniBERTClassifier on --labels_per_class labelled examples per class with
+early stopping on the validation split (best weights restored), does the
+same from random initialisation (same vocabulary, preprocessor and
+settings) and prints both test accuracies:
+
+    python examples/pretrain_minibert.py --model_dir=runs/minibert
+    python examples/finetune_minibert.py --pretrained=runs/minibert/mini_bert.keras
+
+It writes the fine-tuned classifier (<model_dir>/classifier.keras), a
+SavedModel taking raw strings (<model_dir>/export) and TensorBoard logs.
+"""
+
+from absl import app, flags
+
+from keras_pt import bert_recipes
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "pretrained", "runs/pretrain_minibert/mini_bert.keras",
+    "The pre-trained MiniBERT (.keras) from examples/pretrain_minibert.py.",
+)
+flags.DEFINE_string(
+    "dataset", "stdlib_docs",
+    "Text classification data set: stdlib_docs (embedded), imdb_reviews, glue/sst2, "
+    "glue/mrpc, glue/qqp (use the vocabulary's data set for pre-training).",
+)
+flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
+flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
+flags.DEFINE_string("model_dir", "runs/finetune_minibert", "Output: classifier, SavedModel, TensorBoard logs.")
+flags.DEFINE_integer("labels_per_class", 20, "Labelled training examples per class.")
+flags.DEFINE_integer("batch_size", 16, "Global batch size.")
+flags.DEFINE_integer("epochs", 30, "The most fine-tuning epochs.")
+flags.DEFINE_integer("patience", 5, "Epochs without a better validation accuracy before stopping.")
+flags.DEFINE_float("learning_rate", 1e-4, "AdamW learning rate.")
+flags.DEFINE_float("dropout", 0.1, "Dropout before the classification layer.")
+flags.DEFINE_integer("seed", 0, "Seed of the label draw, head and data order.")
+flags.DEFINE_bool("export", True, "Write a SavedModel that takes raw strings.")
+flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.")
+
+
+def main(argv):
+    del argv
+    result = bert_recipes.finetune_minibert(
+        FLAGS.pretrained,
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        strategy=FLAGS.strategy,
+        model_dir=FLAGS.model_dir,
+        labels_per_class=FLAGS.labels_per_class,
+        batch_size=FLAGS.batch_size,
+        epochs=FLAGS.epochs,
+        patience=FLAGS.patience,
+        learning_rate=FLAGS.learning_rate,
+        dropout=FLAGS.dropout,
+        seed=FLAGS.seed,
+        export=FLAGS.export,
+        verbose=FLAGS.verbose,
+    )
+    print(f"\nAccuracy with {result.num_labels} labels ({FLAGS.dataset}):")
+    print(result.table())
+    print(
+        f"\nTest accuracy: pre-trained {result.accuracy['pretrained']:.3f}, "
+        f"from scratch {result.accuracy['from_scratch']:.3f}"
+    )
+    for name, path in result.files.items():
+        print(f"{name}: {path}")
+    print(f"Finished in {result.seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,73 @@
+"""Learn a WordPiece vocabulary, pre-train a MiniBERT by masked-LM, save it.
+
+Runs offline on the embedded stdlib_docs corpus by default, in a few
+minutes on 2 CPU cores, and prints the held-out masked-LM accuracy beside
+the unigram baseline (always predicting the most frequent token):
+
+    python examples/pretrain_minibert.py --model_dir=runs/minibert
+    python examples/pretrain_minibert.py --dataset=imdb_reviews --preset=mini \
+        --steps=20000 --strategy=tpu --model_dir=gs://bucket/minibert
+
+It writes <model_dir>/mini_bert.keras (vocabulary and preprocessor inside),
+<model_dir>/vocabulary.txt and TensorBoard logs under <model_dir>/logs;
+examples/finetune_minibert.py takes the .keras file.
+"""
+
+from absl import app, flags
+
+from keras_pt import bert_recipes
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "dataset", "stdlib_docs",
+    "Text data set: stdlib_docs (embedded), imdb_reviews, glue/sst2, glue/mrpc, glue/qqp.",
+)
+flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
+flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
+flags.DEFINE_string("model_dir", "runs/pretrain_minibert", "Output: model, vocabulary, TensorBoard logs.")
+flags.DEFINE_enum("preset", "tiny", ["tiny", "mini", "small"], "MiniBERT shape (layers/hidden: 2/128, 4/256, 4/512).")
+flags.DEFINE_integer("sequence_length", 128, "Tokens per packed text, [CLS] and [SEP] included.")
+flags.DEFINE_integer(
+    "vocabulary_size", 8192,
+    "The most WordPiece tokens to learn (special tokens included); stdlib_docs offers ~5.1k.",
+)
+flags.DEFINE_integer("batch_size", 32, "Global batch size.")
+flags.DEFINE_integer("steps", 600, "Pre-training steps.")
+flags.DEFINE_integer("steps_per_epoch", 100, "Steps between validation reports.")
+flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate (linear warm-up and decay).")
+flags.DEFINE_float("dropout", 0.1, "Encoder dropout.")
+flags.DEFINE_integer("seed", 0, "Seed of the weights, data order and masks.")
+flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.")
+
+
+def main(argv):
+    del argv
+    result = bert_recipes.pretrain_minibert(
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        strategy=FLAGS.strategy,
+        model_dir=FLAGS.model_dir,
+        preset=FLAGS.preset,
+        sequence_length=FLAGS.sequence_length,
+        vocabulary_size=FLAGS.vocabulary_size,
+        batch_size=FLAGS.batch_size,
+        steps=FLAGS.steps,
+        steps_per_epoch=min(FLAGS.steps_per_epoch, FLAGS.steps),
+        learning_rate=FLAGS.learning_rate,
+        dropout=FLAGS.dropout,
+        seed=FLAGS.seed,
+        verbose=FLAGS.verbose,
+    )
+    print(f"\nVocabulary: {result.vocabulary_size} tokens; {result.steps} pre-training steps")
+    print(
+        f"Held-out masked-LM accuracy {result.mlm_accuracy:.3f} "
+        f"(before pre-training {result.initial_mlm_accuracy:.3f}; unigram baseline "
+        f"{result.unigram_accuracy:.3f}, always {result.unigram_token!r})"
+    )
+    for name, path in result.files.items():
+        print(f"{name}: {path}")
+    print(f"Finished in {result.seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,607 @@
+"""MiniBERT recipes that the example binaries call.
+
+`pretrain_minibert` learns a WordPiece vocabulary from a text corpus, builds
+a `MiniBERT` (a preset shape, a fixed `sequence_length`), pre-trains it by
+masked-LM and saves it as a `.keras` file with its preprocessor (and so its
+vocabulary) inside. `finetune_minibert` loads such a file and fine-tunes a
+`MiniBERTClassifier` on a few labels per class, with early stopping on the
+validation split restoring the best weights, beside the same classifier
+fine-tuned from random initialisation (same vocabulary, preprocessor,
+optimizer and steps), and reports both test accuracies.
+`export_text_classifier` writes a SavedModel whose signature takes raw
+strings and returns class probabilities.
+
+Example:
+
+>>> from keras_pt import bert_recipes
+>>> pretrained = bert_recipes.pretrain_minibert(model_dir="/tmp/mb")  # doctest: +SKIP
+>>> result = bert_recipes.finetune_minibert(pretrained.model_path)  # doctest: +SKIP
+>>> result.accuracy  # doctest: +SKIP
+{'pretrained': ..., 'from_scratch': ...}
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_pt import data as data_lib
+from keras_pt import distribute
+from keras_pt.layers import special_tokens
+from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
+from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
+from keras_pt.models.mini_bert import MiniBERT
+from keras_pt.models.mini_bert_classifier import MiniBERTClassifier
+
+MODEL_FILENAME = "mini_bert.keras"
+VOCABULARY_FILENAME = "vocabulary.txt"
+CLASSIFIER_FILENAME = "classifier.keras"
+EXPORT_DIRNAME = "export"
+
+
+@keras.saving.register_keras_serializable(package="keras_pt")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """BERT's learning-rate schedule: linear warm-up, then linear decay to 0.
+
+    Args:
+        learning_rate: float. The peak, reached after `warmup_steps`.
+        total_steps: int. The rate is 0 from this step on.
+        warmup_steps: int. Steps of the linear warm-up from 0.
+    """
+
+    def __init__(self, learning_rate, total_steps, warmup_steps=0):
+        if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
+            raise ValueError(
+                f"need 0 <= warmup_steps <= total_steps and total_steps >= 1; got "
+                f"warmup_steps={warmup_steps}, total_steps={total_steps}."
+            )
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        decay = tf.cast(max(self.total_steps - self.warmup_steps, 1), tf.float32)
+        up = step / warmup
+        down = (self.total_steps - step) / decay
+        factor = tf.clip_by_value(tf.minimum(up, down), 0.0, 1.0)
+        return self.learning_rate * factor
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+        }
+
+
+def finetune_splits(name):
+    """`(train, validation, test)` TFDS splits of a text classification data set.
+
+    Data sets without a labelled validation split keep the last 10% of
+    `train` for it; GLUE tasks, whose `test` labels are hidden, are tested on
+    `validation` and validate on the last 5% of `train`.
+    """
+    labeled = data_lib.text_dataset_spec(name).labeled_splits
+    if "validation" in labeled and "test" in labeled:
+        return "train", "validation", "test"
+    if "test" in labeled:
+        return "train[:90%]", "train[90%:]", "test"
+    return "train[:95%]", "train[95%:]", "validation"
+
+
+def _texts(dataset):
+    """The strings of a labelled data set (both texts of a pair)."""
+    return data_lib.texts_only(dataset.map(lambda x, y: x))
+
+
+def _packed(dataset, preprocessor, batch_size):
+    """Every example, packed, in batches (the last one may be smaller)."""
+    return dataset.batch(batch_size).map(
+        lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
+
+
+def _ordinary_token_ids(packed_batches):
+    """Ids of the real, non-special tokens of a packed data set (what MLM can select)."""
+    ids = [
+        batch["token_ids"][batch["padding_mask"].astype(bool)]
+        for batch in packed_batches.as_numpy_iterator()
+    ]
+    ids = np.concatenate(ids) if ids else np.zeros((0,), np.int32)
+    return ids[ids >= special_tokens.NUM_SPECIAL_TOKENS]
+
+
+def unigram_baseline(preprocessor, train_texts, heldout_texts, batch_size=64):
+    """The masked-LM accuracy of always predicting the most frequent token.
+
+    Counts the ordinary tokens (not special, not padding: the ones masking
+    selects from) of `train_texts`, picks the most frequent, and returns its
+    share of the ordinary tokens of `heldout_texts` — the expected accuracy
+    of that constant guess at uniformly selected masked positions.
+
+    Returns:
+        `(token, accuracy)`: the token string and the held-out accuracy.
+    """
+    train_ids = _ordinary_token_ids(
+        train_texts.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+    heldout_ids = _ordinary_token_ids(
+        heldout_texts.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+    if not len(train_ids) or not len(heldout_ids):
+        raise ValueError("the texts hold no ordinary tokens to count.")
+    top = int(np.argmax(np.bincount(train_ids)))
+    return preprocessor.tokenizer.id_to_token(top), float(np.mean(heldout_ids == top))
+
+
+@dataclasses.dataclass
+class PretrainResult:
+    """What `pretrain_minibert` measured and wrote.
+
+    Attributes:
+        model_path: str. The pre-trained `MiniBERT` (`.keras`, preprocessor
+            and vocabulary inside).
+        vocabulary_size: int. Tokens learned (special tokens included).
+        mlm_accuracy: float. Masked-LM accuracy on the held-out test text.
+        initial_mlm_accuracy: float. The same before pre-training.
+        unigram_accuracy: float. Accuracy of always predicting
+            `unigram_token` (the most frequent training token) there.
+        unigram_token: str.
+        steps: int. Optimizer steps taken.
+        seconds: float. Wall-clock time of the whole job.
+        files: dict of the paths written (model, vocabulary, TensorBoard logs).
+    """
+
+    model_path: str
+    vocabulary_size: int
+    mlm_accuracy: float
+    initial_mlm_accuracy: float
+    unigram_accuracy: float
+    unigram_token: str
+    steps: int
+    seconds: float
+    files: dict
+
+
+def pretrain_minibert(
+    dataset="stdlib_docs",
+    data_dir=None,
+    strategy="auto",
+    model_dir="runs/pretrain_minibert",
+    preset="tiny",
+    sequence_length=128,
+    vocabulary_size=8192,
+    batch_size=32,
+    steps=600,
+    steps_per_epoch=100,
+    learning_rate=1e-3,
+    warmup_fraction=0.1,
+    weight_decay=0.01,
+    dropout=0.1,
+    seed=0,
+    verbose=1,
+):
+    """Learns a vocabulary, pre-trains a MiniBERT by masked-LM and saves it.
+
+    The vocabulary is learned (`keras_pt.data.learn_vocabulary`) from the
+    data set's pre-training text (`load_pretraining_texts`: for
+    `stdlib_docs`, `train+unsupervised`, which holds no validation or test
+    text), which also feeds pre-training: `steps` AdamW steps of
+    `batch_size` texts packed to `sequence_length` tokens, the learning rate
+    warming up linearly over `warmup_fraction` of the steps, then decaying
+    linearly to 0 (BERT's schedule). Masking is dynamic (fresh each step, in
+    `MiniBERT.train_step`). Each epoch of `steps_per_epoch` steps reports the
+    masked-LM loss and accuracy on the validation text; the final masked-LM
+    accuracy on the test text is compared with the unigram baseline.
+
+    Args:
+        dataset: str. A `keras_pt.data.TEXT_DATASETS` name. Defaults to the
+            embedded `"stdlib_docs"`.
+        data_dir: str or None. TFDS data directory.
+        strategy: str. A `keras_pt.get_strategy` name.
+        model_dir: str. Where `mini_bert.keras`, `vocabulary.txt` and the
+            TensorBoard logs (`logs/pretrain`) go.
+        preset: str. `MiniBERT.from_preset` name: `"tiny"`, `"mini"` or
+            `"small"`.
+        sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
+            included; longer texts are truncated.
+        vocabulary_size: int. The most WordPiece tokens to learn. A small
+            corpus may give fewer (pieces must be seen twice).
+        batch_size: int. Global batch size.
+        steps: int. Optimizer steps.
+        steps_per_epoch: int. Steps between validation reports.
+        learning_rate: float. Peak AdamW learning rate.
+        warmup_fraction: float. Share of `steps` spent warming up.
+        weight_decay: float. AdamW weight decay.
+        dropout: float. Dropout of the encoder.
+        seed: int. Seed of the weights, the data order and the masks.
+        verbose: int. Keras verbosity (1: progress bars).
+
+    Returns:
+        A `PretrainResult`.
+
+    Raises:
+        ValueError: for an unknown data set, preset or strategy, or
+            non-positive sizes.
+    """
+    for name, value in (
+        ("sequence_length", sequence_length),
+        ("batch_size", batch_size),
+        ("steps", steps),
+        ("steps_per_epoch", steps_per_epoch),
+    ):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive int; got {value}.")
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"warmup_fraction must lie in [0, 1); got {warmup_fraction}.")
+    start = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    strategy = distribute.get_strategy(strategy)
+    os.makedirs(model_dir, exist_ok=True)
+
+    # Learn the vocabulary from the pre-training text
+    texts = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
+    vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size)
+    vocabulary_path = os.path.join(model_dir, VOCABULARY_FILENAME)
+    with tf.io.gfile.GFile(vocabulary_path, "w") as f:
+        f.write("\n".join(vocabulary) + "\n")
+    preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(vocabulary), sequence_length)
+
+    # Pack the pre-training, validation and test text on the host
+    _, validation_split, test_split = finetune_splits(dataset)
+    validation_texts = _texts(data_lib.load_text_dataset(dataset, validation_split, data_dir))
+    test_texts = _texts(data_lib.load_text_dataset(dataset, test_split, data_dir))
+    train = data_lib.preprocess_text_dataset(
+        texts, preprocessor, batch_size, shuffle_seed=seed, repeat=True
+    )
+    validation = data_lib.preprocess_text_dataset(
+        validation_texts, preprocessor, min(batch_size, _count(validation_texts))
+    ).cache()
+    test = data_lib.preprocess_text_dataset(
+        test_texts, preprocessor, min(batch_size, _count(test_texts))
+    ).cache()
+    unigram_token, unigram_accuracy = unigram_baseline(preprocessor, texts, test_texts)
+
+    # Build the model and pre-train it by masked-LM
+    epochs = -(-int(steps) // int(steps_per_epoch))
+    with strategy.scope():
+        model = MiniBERT.from_preset(
+            preset,
+            preprocessor=preprocessor,
+            max_sequence_length=sequence_length,
+            dropout=dropout,
+            seed=seed,
+        )
+        schedule = WarmupLinearDecay(
+            learning_rate, epochs * steps_per_epoch, int(warmup_fraction * steps)
+        )
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
+        )
+    initial_mlm_accuracy = _mlm_accuracy(model, test)
+    log_dir = os.path.join(model_dir, "logs", "pretrain")
+    model.fit(
+        train,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        validation_data=validation,
+        callbacks=[keras.callbacks.TensorBoard(log_dir)],
+        verbose=verbose,
+    )
+    model_path = os.path.join(model_dir, MODEL_FILENAME)
+    model.save(model_path)
+    mlm_accuracy = _mlm_accuracy(model, test)
+    return PretrainResult(
+        model_path=model_path,
+        vocabulary_size=len(vocabulary),
+        mlm_accuracy=mlm_accuracy,
+        initial_mlm_accuracy=initial_mlm_accuracy,
+        unigram_accuracy=unigram_accuracy,
+        unigram_token=unigram_token,
+        steps=epochs * steps_per_epoch,
+        seconds=time.perf_counter() - start,
+        files={"model": model_path, "vocabulary": vocabulary_path, "logs": log_dir},
+    )
+
+
+def _count(dataset):
+    n = int(dataset.cardinality())
+    if n < 0:
+        n = int(dataset.reduce(0, lambda count, _: count + 1))
+    return n
+
+
+def _mlm_accuracy(model, packed, repeats=3):
+    """Held-out masked-LM accuracy, over `repeats` fresh maskings.
+
+    The masks come from a copy of the seed state, which is put back after,
+    so evaluating does not change the masks of later training.
+    """
+    state = model.seed_generator.state.numpy()
+    accuracy = np.mean(
+        [
+            model.evaluate(packed, verbose=0, return_dict=True)["mlm_accuracy"]
+            for _ in range(repeats)
+        ]
+    )
+    model.seed_generator.state.assign(state)
+    return float(accuracy)
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+    """What `finetune_minibert` measured and wrote.
+
+    Attributes:
+        accuracy: dict. Test accuracy of the classifier fine-tuned from the
+            pre-trained MiniBERT (`"pretrained"`) and from random
+            initialisation (`"from_scratch"`).
+        validation_accuracy: dict. The best validation accuracy of each
+            (the epoch whose weights were kept).
+        epochs: dict. Epochs each ran before early stopping.
+        num_labels: int. Labelled training examples used.
+        seconds: float. Wall-clock time of the whole job.
+        files: dict of the paths written (classifier, SavedModel, logs).
+    """
+
+    accuracy: dict
+    validation_accuracy: dict
+    epochs: dict
+    num_labels: int
+    seconds: float
+    files: dict
+
+    def table(self):
+        """Validation and test accuracy of both classifiers as text."""
+        lines = [f"{'encoder':<14}{'validation':>11}{'test':>8}{'epochs':>8}", "-" * 41]
+        for name in ("pretrained", "from_scratch"):
+            lines.append(
+                f"{name:<14}{self.validation_accuracy[name]:>11.3f}"
+                f"{self.accuracy[name]:>8.3f}{self.epochs[name]:>8d}"
+            )
+        return "\n".join(lines)
+
+
+def finetune_minibert(
+    pretrained,
+    dataset="stdlib_docs",
+    data_dir=None,
+    strategy="auto",
+    model_dir="runs/finetune_minibert",
+    labels_per_class=20,
+    batch_size=16,
+    epochs=30,
+    patience=5,
+    learning_rate=1e-4,
+    weight_decay=0.01,
+    dropout=0.1,
+    seed=0,
+    export=True,
+    verbose=1,
+):
+    """Fine-tunes a classifier on a pre-trained MiniBERT and on a fresh one.
+
+    Loads the pre-trained `MiniBERT` (a `.keras` file from
+    `pretrain_minibert`, or a model), keeps `labels_per_class` training
+    examples of each class (`keras_pt.data.labeled_text_subset`, drawn with
+    `seed`), and fine-tunes two `MiniBERTClassifier`s with everything else
+    equal: one on the pre-trained encoder, one on an encoder of the same
+    shape with random weights (same vocabulary and preprocessor, same head
+    initialisation, optimizer, batches and epochs). Each trains for up to
+    `epochs` epochs with AdamW, stops when the validation accuracy has not
+    improved for `patience` epochs and restores the best weights, as in
+    BERT's fine-tuning recipe; then both are tested on the test split.
+    The pre-trained classifier is saved (`.keras`) and, with `export`,
+    exported as a SavedModel taking raw strings.
+
+    Args:
+        pretrained: str or `MiniBERT`. The pre-trained model or its `.keras`
+            path.
+        dataset: str. A `keras_pt.data.TEXT_DATASETS` name (sentence-pair
+            tasks work too). Splits: `finetune_splits(dataset)`.
+        data_dir: str or None. TFDS data directory.
+        strategy: str. A `keras_pt.get_strategy` name.
+        model_dir: str. Where `classifier.keras`, `export/` and the
+            TensorBoard logs (`logs/pretrained`, `logs/from_scratch`) go.
+        labels_per_class: int. Labelled training examples per class.
+        batch_size: int. Global batch size (at most the number of labels).
+        epochs: int. The most epochs over the labelled examples.
+        patience: int. Epochs without a better validation accuracy before
+            stopping.
+        learning_rate: float. AdamW learning rate.
+        weight_decay: float. AdamW weight decay.
+        dropout: float. Dropout before the classification layer.
+        seed: int. Seed of the label draw, the head and the data order.
+        export: bool. Write the SavedModel export.
+        verbose: int. Keras verbosity (1: progress bars).
+
+    Returns:
+        A `FinetuneResult`.
+
+    Raises:
+        ValueError: for a missing pre-trained file, a model without a
+            preprocessor, or bad sizes.
+    """
+    if int(epochs) < 1 or int(patience) < 1:
+        raise ValueError(f"epochs and patience must be positive; got {epochs}, {patience}.")
+    start = time.perf_counter()
+    strategy = distribute.get_strategy(strategy)
+    os.makedirs(model_dir, exist_ok=True)
+    spec = data_lib.text_dataset_spec(dataset)
+    if isinstance(pretrained, str) and not os.path.exists(pretrained):
+        raise ValueError(
+            f"no pre-trained MiniBERT at {pretrained!r}; run "
+            "examples/pretrain_minibert.py first (it writes "
+            f"<model_dir>/{MODEL_FILENAME}), or pass its path."
+        )
+
+    def load_pretrained():
+        if isinstance(pretrained, str):
+            return keras.saving.load_model(pretrained)
+        return MiniBERT.from_config(pretrained.get_config())
+
+    with strategy.scope():
+        backbone = load_pretrained()
+        if not isinstance(pretrained, str):
+            backbone.set_weights(pretrained.get_weights())
+    if backbone.preprocessor is None:
+        raise ValueError(
+            "the pre-trained MiniBERT has no preprocessor; pre-train it with "
+            "preprocessor=MiniBERTPreprocessor(...) so its vocabulary is known."
+        )
+    preprocessor = backbone.preprocessor
+
+    # The labelled subset, the validation and the test data
+    train_split, validation_split, test_split = finetune_splits(dataset)
+    labelled = data_lib.labeled_text_subset(
+        data_lib.load_text_dataset(dataset, train_split, data_dir),
+        labels_per_class,
+        seed=seed,
+        num_classes=spec.num_classes,
+    )
+    num_labels = labels_per_class * spec.num_classes
+    if batch_size > num_labels:
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {num_labels} labelled examples; "
+            "lower batch_size or raise labels_per_class."
+        )
+    train = data_lib.preprocess_text_dataset(labelled, preprocessor, batch_size, shuffle_seed=seed)
+    validation = _packed(
+        data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64
+    ).cache()
+    test = _packed(data_lib.load_text_dataset(dataset, test_split, data_dir), preprocessor, 64)
+
+    # Fine-tune on the pre-trained and on a randomly initialised encoder
+    accuracy, validation_accuracy, epochs_run, classifiers = {}, {}, {}, {}
+    for name in ("pretrained", "from_scratch"):
+        with strategy.scope():
+            if name == "pretrained":
+                encoder_model = backbone
+            else:
+                keras.utils.set_random_seed(seed + 1)
+                encoder_model = MiniBERT.from_config(backbone.get_config())
+            keras.utils.set_random_seed(seed)  # the same head weights for both
+            classifier = MiniBERTClassifier(
+                encoder_model,
+                num_classes=spec.num_classes,
+                preprocessor=preprocessor,
+                dropout=dropout,
+                name=f"classifier_{name}",
+            )
+            classifier.compile(
+                optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+            )
+        if verbose:
+            print(f"Fine-tuning the {name} classifier on {num_labels} labels")
+        stopping = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+        )
+        log_dir = os.path.join(model_dir, "logs", name)
+        history = classifier.fit(
+            train,
+            validation_data=validation,
+            epochs=epochs,
+            callbacks=[stopping, keras.callbacks.TensorBoard(log_dir)],
+            verbose=verbose,
+        )
+        validation_accuracy[name] = float(max(history.history["val_accuracy"]))
+        epochs_run[name] = len(history.history["val_accuracy"])
+        accuracy[name] = float(classifier.evaluate(test, verbose=0, return_dict=True)["accuracy"])
+        classifiers[name] = classifier
+
+    # Save the pre-trained classifier; export a strings-in SavedModel
+    files = {"logs": os.path.join(model_dir, "logs")}
+    files["classifier"] = os.path.join(model_dir, CLASSIFIER_FILENAME)
+    classifiers["pretrained"].save(files["classifier"])
+    if export:
+        files["export"] = export_text_classifier(
+            classifiers["pretrained"],
+            os.path.join(model_dir, EXPORT_DIRNAME),
+            sentence_pairs=spec.is_pair,
+        )
+    return FinetuneResult(
+        accuracy=accuracy,
+        validation_accuracy=validation_accuracy,
+        epochs=epochs_run,
+        num_labels=num_labels,
+        seconds=time.perf_counter() - start,
+        files=files,
+    )
+
+
+class _Serving(tf.Module):
+    """The exported object: the endpoint and the variables it reads.
+
+    Only the variables are tracked, not the Keras model: saving a tracked
+    subclassed Keras model also traces its default signature, with float
+    inputs (`Layer._default_save_signature`), which a model of token ids
+    rejects.
+    """
+
+    def __init__(self, fn, input_signature, weights):
+        super().__init__()
+        self.model_variables = [getattr(w, "value", w) for w in weights]
+        self.serve = tf.function(fn, input_signature=input_signature)
+
+
+def export_text_classifier(classifier, path, preprocessor=None, sentence_pairs=False):
+    """Exports a text classifier as a SavedModel that takes raw strings.
+
+    The `serving_default` signature (also the object's `serve` function)
+    takes `text`, a `tf.string` tensor of shape `(None,)` — or `text_a` and
+    `text_b` for sentence pairs — and returns `{"probabilities": float32
+    (batch, num_classes)}`. Tokenization and packing run inside the graph,
+    so serving needs TensorFlow and tensorflow-text only:
+
+        import tensorflow_text  # registers the tokenizer ops
+        served = tf.saved_model.load(path)
+        served.serve(tf.constant(["Return the logger."]))["probabilities"]
+
+    Args:
+        classifier: a `MiniBERTClassifier` (or any Keras model mapping the
+            packed dict to logits).
+        path: str. The SavedModel directory.
+        preprocessor: the `MiniBERTPreprocessor`. Defaults to
+            `classifier.preprocessor`.
+        sentence_pairs: bool. Take two strings per example.
+
+    Returns:
+        `path`.
+
+    Raises:
+        ValueError: if no preprocessor is given or found.
+    """
+    preprocessor = preprocessor or getattr(classifier, "preprocessor", None)
+    if preprocessor is None:
+        raise ValueError(
+            "the classifier has no preprocessor; pass preprocessor=MiniBERTPreprocessor(...)."
+        )
+
+    def probabilities(texts):
+        packed = preprocessor(texts)  # (batch, sequence_length) int32 each
+        logits = classifier(packed, training=False)  # (batch, num_classes)
+        return {"probabilities": tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
+
+    # Build every weight eagerly, outside the traced endpoint.
+    example = tf.constant(["."])
+    probabilities((example, example) if sentence_pairs else example)
+    if sentence_pairs:
+        signature = [
+            tf.TensorSpec([None], tf.string, name="text_a"),
+            tf.TensorSpec([None], tf.string, name="text_b"),
+        ]
+
+        def serve(text_a, text_b):
+            return probabilities((text_a, text_b))
+
+    else:
+        signature = [tf.TensorSpec([None], tf.string, name="text")]
+        serve = probabilities
+    module = _Serving(serve, signature, classifier.weights)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path
