@@ -193,8 +193,8 @@ class MiniBERT(keras.Model):
         preprocessor: Keras layer or None. Maps raw strings to the packed
             dict (e.g. `MiniBERTPreprocessor`); saved with the model.
             Defaults to None.
-        seed: int or None. Seed of the masking `SeedGenerator`. Defaults to
-            None.
+        seed: int or None. Seed of the masking `SeedGenerator` (the dropout
+            seeds of the sublayers are derived from it). Defaults to None.
 
     Example:
 
@@ -281,12 +281,18 @@ class MiniBERT(keras.Model):
         self.seed = seed
 
         # === Layers ===
+        # Dropout seeds derived from `seed`, so two models built with the same
+        # seed train identically.
+        def sub_seed(offset):
+            return None if seed is None else int(seed) + offset
+
         embedding = BertEmbedding(
             vocabulary_size=self.vocabulary_size,
             hidden_dim=hidden_dim,
             max_sequence_length=self.max_sequence_length,
             num_segments=self.num_segments,
             dropout=self.dropout,
+            seed=sub_seed(1),
             dtype=self.dtype_policy,
             name="embedding",
         )
@@ -296,6 +302,7 @@ class MiniBERT(keras.Model):
                 intermediate_dim=intermediate_dim,
                 dropout=self.dropout,
                 activation=activation,
+                seed=sub_seed(2 + i),
                 dtype=self.dtype_policy,
                 name=f"transformer_layer_{i}",
             )

@@ -44,6 +44,7 @@ class MiniBERTClassifier(keras.Model):
             one (that one is saved with the backbone).
         trainable_backbone: bool. Fine-tune the encoder (True) or train the
             head only (False). Defaults to True.
+        seed: int or None. Seed of the head's dropout. Defaults to None.
 
     Example:
 
@@ -66,6 +67,7 @@ class MiniBERTClassifier(keras.Model):
         dropout=0.1,
         preprocessor=None,
         trainable_backbone=True,
+        seed=None,
         **kwargs,
     ):
         if isinstance(backbone, MiniBERT):
@@ -86,7 +88,7 @@ class MiniBERTClassifier(keras.Model):
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
-        self.classifier_dropout = FastDropout(float(dropout), name="classifier_dropout")
+        self.classifier_dropout = FastDropout(float(dropout), seed=seed, name="classifier_dropout")
         self.logits_dense = keras.layers.Dense(
             int(num_classes),
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
@@ -98,6 +100,7 @@ class MiniBERTClassifier(keras.Model):
         self.num_classes = int(num_classes)
         self.dropout = float(dropout)
         self.trainable_backbone = bool(trainable_backbone)
+        self.seed = seed
         self.backbone.trainable = self.trainable_backbone
         self.built = True
 
@@ -108,14 +111,20 @@ class MiniBERTClassifier(keras.Model):
             return self.backbone.encoder
         return self.backbone
 
-    @property
-    def trainable_weights(self):
+    def _without_mlm_head(self, weights):
         # A MiniBERT backbone's masked-LM head plays no part in classification.
-        weights = super().trainable_weights
         if isinstance(self.backbone, MiniBERT):
             unused = {id(w) for w in self.backbone.mlm_head.weights}
             weights = [w for w in weights if id(w) not in unused]
         return weights
+
+    @property
+    def trainable_weights(self):
+        return self._without_mlm_head(super().trainable_weights)
+
+    @property
+    def trainable_variables(self):
+        return self._without_mlm_head(super().trainable_variables)
 
     def _preprocessor(self):
         if self.preprocessor is not None:
@@ -178,6 +187,7 @@ class MiniBERTClassifier(keras.Model):
                     else keras.layers.serialize(self.preprocessor)
                 ),
                 "trainable_backbone": self.trainable_backbone,
+                "seed": self.seed,
             }
         )
         return config
