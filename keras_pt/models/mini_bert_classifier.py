@@ -84,6 +84,9 @@ class MiniBERTClassifier(keras.Model):
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1); got {dropout}.")
         super().__init__(**kwargs)
+        # Inputs may be int id dicts or strings: keep Keras from casting them.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
 
         # === Layers ===
         self.backbone = backbone
@@ -134,6 +137,17 @@ class MiniBERTClassifier(keras.Model):
     def call(self, inputs, training=False):
         if is_text(inputs):
             inputs = preprocess_text(self._preprocessor(), inputs, "MiniBERTClassifier")
+        elif isinstance(inputs, dict):
+            # Keras builds compiled metrics under a multi-replica strategy
+            # from a MEAN-reduced (hence float) copy of the first batch; cast
+            # back to ids as a functional model's int32 Input would.
+            inputs = {
+                key: tf.cast(value, tf.int32)
+                if getattr(value, "dtype", None) is not None
+                and tf.as_dtype(value.dtype).is_floating
+                else value
+                for key, value in inputs.items()
+            }
         packed = standardize_inputs(inputs)
         if isinstance(self.backbone, MiniBERT):
             self.backbone.embedding.check_sequence_length(packed["token_ids"].shape[1])
@@ -158,6 +172,14 @@ class MiniBERTClassifier(keras.Model):
         return super().compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`; also takes a Python list of strings."""
+        if isinstance(x, str):
+            x = [x]
+        if isinstance(x, list) and is_text(x):
+            x = tf.constant(x, dtype=tf.string)
+        return super().predict(x, *args, **kwargs)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Defaults: AdamW(5e-5, weight_decay=0.01) (BERT's fine-tuning
