@@ -19,3 +19,4 @@ from keras_pt.models.distiller import Distiller  # noqa: E402
 
 # MiniBERT.
 from keras_pt.models.mini_bert import MiniBERT  # noqa: E402
+from keras_pt.models.mini_bert_classifier import MiniBERTClassifier  # noqa: E402

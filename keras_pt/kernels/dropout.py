@@ -20,6 +20,7 @@ elements of the global batch (the batch must be the leading axis).
 import tensorflow as tf
 
 from keras_pt import distribute
+from keras_pt.kernels.xla import xla_kernel
 
 _GOLDEN = 0x9E3779B9
 
@@ -81,8 +82,7 @@ def _dropout_scale(shape, rate, seed, offset):
     return tf.where(keep, tf.constant(1.0 / (1.0 - rate), tf.float32), 0.0)
 
 
-dropout_scale = tf.function(_dropout_scale, jit_compile=True)
-dropout_scale.__doc__ = _dropout_scale.__doc__
+dropout_scale = xla_kernel(_dropout_scale)
 
 
 def dropout(x, rate, seed):

@@ -27,6 +27,7 @@ import math
 import tensorflow as tf
 
 from keras_pt.kernels import random
+from keras_pt.kernels.xla import xla_kernel
 from keras_pt.layers.special_tokens import MASK_ID, NUM_SPECIAL_TOKENS
 
 
@@ -58,7 +59,7 @@ def check_rates(mask_selection_rate, mask_token_rate, random_token_rate):
         )
 
 
-@tf.function(jit_compile=True)
+@xla_kernel
 def apply_mlm_mask(
     token_ids,
     padding_mask,

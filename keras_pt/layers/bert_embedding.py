@@ -3,12 +3,16 @@
 import keras
 import tensorflow as tf
 
-from keras_pt.layers.fast_dropout import FastDropout
+from keras_pt import distribute
+from keras_pt.kernels import transformer as kernels
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
 class BertEmbedding(keras.layers.Layer):
     """BERT's input embeddings: `Dropout(LayerNorm(E_tok[id] + E_pos[i] + E_seg[s]))`.
+
+    The sum, LayerNorm and (counter-based, see `FastDropout`) dropout run in
+    one fused XLA kernel.
 
     `call(token_ids, segment_ids=None)` maps int ids `(batch, seq_len)` to
     `(batch, seq_len, hidden_dim)`. Positions are `0 .. seq_len-1` (learned
@@ -34,6 +38,8 @@ class BertEmbedding(keras.layers.Layer):
         initializer_range: float. Stddev of the truncated-normal
             initializer of the three tables. Defaults to 0.02.
         check_inputs: bool. Assert id ranges (graph mode). Defaults to True.
+        seed: int or None. Seed of the dropout `SeedGenerator`. Defaults to
+            None.
 
     Example:
 
@@ -53,6 +59,7 @@ class BertEmbedding(keras.layers.Layer):
         layer_norm_epsilon=1e-12,
         initializer_range=0.02,
         check_inputs=True,
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -76,14 +83,13 @@ class BertEmbedding(keras.layers.Layer):
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.initializer_range = float(initializer_range)
         self.check_inputs = bool(check_inputs)
+        self.seed = seed
 
         # === Layers ===
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
-        self.embedding_dropout = FastDropout(
-            self.dropout, dtype=self.dtype_policy, name="embedding_dropout"
-        )
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
 
     def build(self, input_shape=None):
         initializer = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
@@ -169,14 +175,25 @@ class BertEmbedding(keras.layers.Layer):
         self.check_sequence_length(length)
         if self.check_inputs:
             token_ids = self._checked(token_ids, segment_ids, length)
-        x = tf.gather(self.token_embeddings, token_ids)  # (batch, seq, hidden)
-        x = x + self.position_embeddings[:length][None]  # (1, seq, hidden) broadcast
+        tokens = tf.gather(self.token_embeddings, token_ids)  # (batch, seq, hidden)
+        positions = self.position_embeddings[:length][None]  # (1, seq, hidden)
         if segment_ids is not None:
-            x = x + tf.gather(self.segment_embeddings, segment_ids)
+            segments = tf.gather(self.segment_embeddings, segment_ids)  # (batch, seq, hidden)
         else:
-            x = x + self.segment_embeddings[0]
-        x = self.layer_norm(x)
-        return self.embedding_dropout(x, training=training)
+            segments = self.segment_embeddings[:1][None]  # (1, 1, hidden)
+        rate = self.dropout if training else 0.0
+        seed = tf.cast(self.seed_generator.next(), tf.int32) if rate else tf.zeros([2], tf.int32)
+        return kernels.embedding_layer_norm(
+            tokens,
+            tf.convert_to_tensor(positions),
+            tf.convert_to_tensor(segments),
+            tf.convert_to_tensor(self.layer_norm.gamma),
+            tf.convert_to_tensor(self.layer_norm.beta),
+            self.layer_norm_epsilon,
+            rate,
+            seed,
+            tf.cast(distribute.replica_id(), tf.int32),
+        )
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.hidden_dim,)
@@ -193,6 +210,7 @@ class BertEmbedding(keras.layers.Layer):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "initializer_range": self.initializer_range,
                 "check_inputs": self.check_inputs,
+                "seed": self.seed,
             }
         )
         return config

@@ -3,7 +3,8 @@
 import keras
 import tensorflow as tf
 
-from keras_pt.layers.transformer_encoder_block import activation_fn
+from keras_pt.kernels import transformer as kernels
+from keras_pt.kernels.transformer import ACTIVATIONS
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
@@ -51,7 +52,10 @@ class MaskedLMHead(keras.layers.Layer):
             raise ValueError(
                 f"vocabulary_size must be a positive int; got {vocabulary_size}."
             )
-        self._activation = activation_fn(activation)
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}."
+            )
 
         # === Config ===
         self.vocabulary_size = int(vocabulary_size)
@@ -93,10 +97,14 @@ class MaskedLMHead(keras.layers.Layer):
         batch = tf.shape(sequence)[0]
         length = sequence.shape[1] if sequence.shape[1] is not None else tf.shape(sequence)[1]
         rows = tf.reshape(sequence, [-1, self.hidden_dim])  # (batch·positions, hidden)
-        x = self._activation(
-            tf.nn.bias_add(tf.matmul(rows, self.transform_kernel), self.transform_bias)
-        )
-        x = self.layer_norm(x)
+        x = kernels.bias_activation_layer_norm(
+            tf.matmul(rows, self.transform_kernel),
+            tf.convert_to_tensor(self.transform_bias),
+            tf.convert_to_tensor(self.layer_norm.gamma),
+            tf.convert_to_tensor(self.layer_norm.beta),
+            self.activation,
+            self.layer_norm_epsilon,
+        )  # (batch·positions, hidden)
         embeddings = tf.cast(token_embeddings, x.dtype)
         logits = tf.nn.bias_add(
             tf.matmul(x, embeddings, transpose_b=True), self.output_bias

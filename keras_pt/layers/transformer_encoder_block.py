@@ -1,26 +1,11 @@
 """TransformerEncoderBlock: a post-LN BERT encoder layer with fused attention."""
 
-import math
-
 import keras
 import tensorflow as tf
 
-from keras_pt.layers.fast_dropout import FastDropout
-
-ACTIVATIONS = ("gelu", "gelu_approximate", "relu")
-
-
-def activation_fn(name):
-    """The feed-forward activation for a name in `ACTIVATIONS`."""
-    if name == "gelu":
-        # 0.5·x·(1 + erf(x/√2)), the exact form.
-        return lambda x: tf.nn.gelu(x, approximate=False)
-    if name == "gelu_approximate":
-        # 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))), the original BERT code's form.
-        return lambda x: tf.nn.gelu(x, approximate=True)
-    if name == "relu":
-        return tf.nn.relu
-    raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
+from keras_pt import distribute
+from keras_pt.kernels import transformer as kernels
+from keras_pt.kernels.transformer import ACTIVATIONS
 
 
 def mask_value(dtype):
@@ -77,6 +62,14 @@ class TransformerEncoderBlock(keras.layers.Layer):
     their scores before the softmax (dtype-aware, safe in float16/bfloat16;
     the softmax runs in float32 under mixed precision).
 
+    The four matmuls are plain TF ops (oneDNN on CPU); everything between
+    them — bias adds, head split and merge, masked softmax, GELU, dropout,
+    residual + LayerNorm — runs in the fused XLA kernels of
+    `keras_pt.kernels.transformer` (forward and gradient). Dropout masks
+    are counter-based (`keras_pt.kernels.dropout`): Bernoulli(1 - rate)
+    like `keras.layers.Dropout`, cheap under XLA, and identical on one
+    device and N replicas for the same seed.
+
     `call(x, padding_mask=None, attention_bias=None, query_positions=None)`
     takes `x` of shape `(batch, seq_len, hidden_dim)` and returns the same
     shape. Keys where `padding_mask` is 0/False are ignored; with
@@ -102,6 +95,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             False.
         initializer_range: float. Stddev of the truncated-normal kernel
             initializer. Defaults to 0.02 (BERT).
+        seed: int or None. Seed of the dropout `SeedGenerator`. Defaults to
+            None.
 
     Example:
 
@@ -125,6 +120,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         layer_norm_epsilon=1e-12,
         causal=False,
         initializer_range=0.02,
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -136,7 +132,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
             )
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1); got {dropout}.")
-        self._activation = activation_fn(activation)
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}."
+            )
 
         # === Config ===
         self.num_heads = int(num_heads)
@@ -146,17 +145,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.causal = bool(causal)
         self.initializer_range = float(initializer_range)
+        self.seed = seed
 
         # === Layers ===
-        self.attention_dropout = FastDropout(
-            self.dropout, dtype=self.dtype_policy, name="attention_dropout"
-        )
-        self.attention_output_dropout = FastDropout(
-            self.dropout, dtype=self.dtype_policy, name="attention_output_dropout"
-        )
-        self.feedforward_dropout = FastDropout(
-            self.dropout, dtype=self.dtype_policy, name="feedforward_dropout"
-        )
+        # LayerNorm weights (the normalisation itself runs in fused kernels).
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon,
             dtype=self.dtype_policy,
@@ -167,6 +159,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="feedforward_layer_norm",
         )
+        # Dropout masks: one fresh seed per call (counter-based masks).
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
 
     def _kernel_initializer(self):
         return keras.initializers.TruncatedNormal(stddev=self.initializer_range)
@@ -219,10 +213,12 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.feedforward_layer_norm.build(input_shape)
         self.built = True
 
-    def _dense(self, x, kernel, bias):
-        # (rows, in) @ (in, out) + (out,): MatMul + BiasAdd, which the CPU
-        # graph optimiser fuses (with a following GELU) into one kernel.
-        return tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    def _seeds(self, rate):
+        if not rate:
+            zero = tf.zeros([2], tf.int32)
+            return zero, zero, zero
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        return seed, seed + [0, 1], seed + [0, 2]
 
     def call(
         self,
@@ -232,68 +228,88 @@ class TransformerEncoderBlock(keras.layers.Layer):
         query_positions=None,
         training=None,
     ):
-        batch = tf.shape(x)[0]
+        batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
         length = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
-        hidden, heads, head_dim = self.hidden_dim, self.num_heads, self.head_dim
-        compute_dtype = x.dtype
+        hidden, heads = self.hidden_dim, self.num_heads
         if attention_bias is None:
             attention_bias = make_attention_bias(
                 padding_mask,
                 length,
-                compute_dtype,
+                x.dtype,
                 causal=self.causal,
                 query_positions=query_positions,
             )
+        rate = self.dropout if training else 0.0
+        attention_seed, attention_output_seed, feedforward_seed = self._seeds(rate)
+        replica = tf.cast(distribute.replica_id(), tf.int32)
+        qkv_kernel = tf.convert_to_tensor(self.qkv_kernel)
+        qkv_bias = tf.convert_to_tensor(self.qkv_bias)
 
-        # Self-attention: queries, keys and values from one projection
+        # Self-attention: the matmuls run as plain (oneDNN) ops, the rest in
+        # fused XLA kernels.
         rows = tf.reshape(x, [-1, hidden])  # (batch·seq, hidden)
         if query_positions is None:
             num_queries = length
-            qkv = self._dense(rows, self.qkv_kernel, self.qkv_bias)  # (batch·seq, 3·hidden)
-            qkv = tf.reshape(qkv, [batch, length, 3, heads, head_dim])
-            qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # (3, batch, heads, seq, head_dim)
-            query, key, value = qkv[0], qkv[1], qkv[2]
+            qkv = tf.reshape(tf.matmul(rows, qkv_kernel), [batch, length, 3 * hidden])
+            context = kernels.self_attention(
+                qkv, qkv_bias, attention_bias, heads, rate, attention_seed, replica
+            )  # (batch, seq, hidden)
             residual = rows
         else:
             # Outputs only at `query_positions`: keys and values still come
             # from every position, the rest of the block runs on the queries.
             query_positions = tf.cast(query_positions, tf.int32)
             num_queries = query_positions.shape[1]
-            kv = self._dense(rows, self.qkv_kernel[:, hidden:], self.qkv_bias[hidden:])
-            kv = tf.reshape(kv, [batch, length, 2, heads, head_dim])
-            kv = tf.transpose(kv, [2, 0, 3, 1, 4])  # (2, batch, heads, seq, head_dim)
-            key, value = kv[0], kv[1]
+            kv = tf.reshape(
+                tf.matmul(rows, qkv_kernel[:, hidden:]), [batch, length, 2 * hidden]
+            )  # (batch, seq, 2·hidden)
             residual = tf.reshape(
                 tf.gather(x, query_positions, batch_dims=1), [-1, hidden]
             )  # (batch·queries, hidden)
-            query = self._dense(residual, self.qkv_kernel[:, :hidden], self.qkv_bias[:hidden])
-            query = tf.transpose(
-                tf.reshape(query, [batch, num_queries, heads, head_dim]), [0, 2, 1, 3]
-            )  # (batch, heads, queries, head_dim)
-        query = query * tf.cast(1.0 / math.sqrt(head_dim), compute_dtype)
-        scores = tf.matmul(query, key, transpose_b=True)  # (batch, heads, queries, seq)
-        if attention_bias is not None:
-            scores = scores + tf.cast(attention_bias, scores.dtype)
-        if scores.dtype != tf.float32:
-            probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), compute_dtype)
-        else:
-            probs = tf.nn.softmax(scores)
-        probs = self.attention_dropout(probs, training=training)
-        context = tf.matmul(probs, value)  # (batch, heads, queries, head_dim)
-        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, hidden])
-        attended = self._dense(
-            context, self.attention_output_kernel, self.attention_output_bias
+            query = tf.reshape(
+                tf.matmul(residual, qkv_kernel[:, :hidden]), [batch, num_queries, hidden]
+            )
+            context = kernels.query_attention(
+                query,
+                qkv_bias[:hidden],
+                kv,
+                qkv_bias[hidden:],
+                attention_bias,
+                heads,
+                rate,
+                attention_seed,
+                replica,
+            )  # (batch, queries, hidden)
+        attended = tf.matmul(tf.reshape(context, [-1, hidden]), self.attention_output_kernel)
+        h = kernels.residual_layer_norm(
+            attended,
+            tf.convert_to_tensor(self.attention_output_bias),
+            residual,
+            tf.convert_to_tensor(self.attention_layer_norm.gamma),
+            tf.convert_to_tensor(self.attention_layer_norm.beta),
+            self.layer_norm_epsilon,
+            rate,
+            attention_output_seed,
+            replica,
         )  # (batch·queries, hidden)
-        attended = self.attention_output_dropout(attended, training=training)
-        h = self.attention_layer_norm(residual + attended)  # (batch·queries, hidden)
 
         # Feed-forward
-        inner = self._activation(
-            self._dense(h, self.intermediate_kernel, self.intermediate_bias)
+        inner = kernels.bias_activation(
+            tf.matmul(h, self.intermediate_kernel),
+            tf.convert_to_tensor(self.intermediate_bias),
+            self.activation,
         )  # (batch·queries, intermediate)
-        out = self._dense(inner, self.output_kernel, self.output_bias)
-        out = self.feedforward_dropout(out, training=training)
-        y = self.feedforward_layer_norm(h + out)  # (batch·queries, hidden)
+        y = kernels.residual_layer_norm(
+            tf.matmul(inner, self.output_kernel),
+            tf.convert_to_tensor(self.output_bias),
+            h,
+            tf.convert_to_tensor(self.feedforward_layer_norm.gamma),
+            tf.convert_to_tensor(self.feedforward_layer_norm.beta),
+            self.layer_norm_epsilon,
+            rate,
+            feedforward_seed,
+            replica,
+        )  # (batch·queries, hidden)
         return tf.reshape(y, [batch, num_queries, hidden])
 
     def compute_output_shape(self, input_shape):
@@ -310,6 +326,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "causal": self.causal,
                 "initializer_range": self.initializer_range,
+                "seed": self.seed,
             }
         )
         return config

@@ -193,8 +193,8 @@ class MiniBERT(keras.Model):
         preprocessor: Keras layer or None. Maps raw strings to the packed
             dict (e.g. `MiniBERTPreprocessor`); saved with the model.
             Defaults to None.
-        seed: int or None. Seed of the masking `SeedGenerator`. Defaults to
-            None.
+        seed: int or None. Seed of the masking `SeedGenerator` (the dropout
+            seeds of the sublayers are derived from it). Defaults to None.
 
     Example:
 
@@ -281,12 +281,18 @@ class MiniBERT(keras.Model):
         self.seed = seed
 
         # === Layers ===
+        # Dropout seeds derived from `seed`, so two models built with the same
+        # seed train identically.
+        def sub_seed(offset):
+            return None if seed is None else int(seed) + offset
+
         embedding = BertEmbedding(
             vocabulary_size=self.vocabulary_size,
             hidden_dim=hidden_dim,
             max_sequence_length=self.max_sequence_length,
             num_segments=self.num_segments,
             dropout=self.dropout,
+            seed=sub_seed(1),
             dtype=self.dtype_policy,
             name="embedding",
         )
@@ -296,6 +302,7 @@ class MiniBERT(keras.Model):
                 intermediate_dim=intermediate_dim,
                 dropout=self.dropout,
                 activation=activation,
+                seed=sub_seed(2 + i),
                 dtype=self.dtype_policy,
                 name=f"transformer_layer_{i}",
             )
@@ -494,10 +501,10 @@ class MiniBERT(keras.Model):
             optimizer = keras.optimizers.AdamW(
                 learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
             )
-        if jit_compile == "auto" and not kwargs.get("run_eagerly"):
-            if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-                jit_compile = True
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config):
+        compile_from_config(self, config)
 
     def save_own_variables(self, store):
         # The seed state is saved too, so a reloaded MiniBERT continues the
@@ -544,6 +551,14 @@ class MiniBERT(keras.Model):
         if config.get("preprocessor") is not None:
             config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
         return cls(**config)
+
+
+def compile_from_config(model, config):
+    """Re-compiles a loaded model with its saved compile arguments."""
+    config = keras.saving.deserialize_keras_object(config)
+    model.compile(**config)
+    if model.built and getattr(model, "optimizer", None) is not None:
+        model.optimizer.build(model.trainable_variables)
 
 
 def _resolve_vocabulary_size(vocabulary_size, preprocessor):

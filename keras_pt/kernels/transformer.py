@@ -1,0 +1,171 @@
+"""XLA kernels for the non-matmul work of a BERT transformer block.
+
+A transformer step is mostly matrix products, which TensorFlow runs through
+oneDNN on CPU (and cuBLAS/TPU MXUs elsewhere). What remains — head
+reshapes and transposes, softmax with the mask, bias + GELU, dropout,
+residual + LayerNorm — is many small memory-bound ops that plain TF runs
+one kernel (and one pass over memory) at a time, with transposes and
+element-wise gradients that cost as much as a matmul on CPU. Each function
+here is a `keras_pt.kernels.xla.fused_kernel`: XLA fuses its forward into
+one cluster and its gradient (recomputing the cheap forward) into another,
+while the surrounding matmuls stay ordinary TF ops. Inside a step that is
+itself compiled with XLA they are simply inlined, so the same code runs on
+TPUs.
+
+Dropout uses the counter-based masks of `keras_pt.kernels.dropout`
+(`replica` is this replica's index, so masks are the same on 1 or N
+replicas). A `rate` of 0 (e.g. at inference) skips it.
+"""
+
+import math
+
+import tensorflow as tf
+
+from keras_pt.kernels import dropout as dropout_kernel
+from keras_pt.kernels.xla import fused_kernel
+
+ACTIVATIONS = ("gelu", "gelu_approximate", "relu")
+
+
+def activation(x, name):
+    """The feed-forward activation `name` (one of `ACTIVATIONS`)."""
+    if name == "gelu":
+        # 0.5·x·(1 + erf(x/√2)), the exact form.
+        return tf.nn.gelu(x, approximate=False)
+    if name == "gelu_approximate":
+        # 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))), the original BERT code's form.
+        return tf.nn.gelu(x, approximate=True)
+    if name == "relu":
+        return tf.nn.relu(x)
+    raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
+
+
+def layer_norm(x, gamma, beta, epsilon):
+    """LayerNorm over the last axis, computed in float32."""
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+    y = (x32 - mean) * tf.math.rsqrt(variance + epsilon)
+    y = y * tf.cast(gamma, tf.float32) + tf.cast(beta, tf.float32)
+    return tf.cast(y, x.dtype)
+
+
+def _dropout(x, rate, seed, replica):
+    if not rate:
+        return x
+    if x.shape.is_fully_defined():
+        shape, size = tuple(x.shape.as_list()), x.shape.num_elements()
+    else:
+        shape, size = tf.shape(x), tf.size(x)
+    offset = tf.cast(replica, tf.int32) * size
+    scale = dropout_kernel._dropout_scale(shape, rate, seed, offset)
+    return x * tf.cast(scale, x.dtype)
+
+
+def _split_heads(x, num_heads):
+    # (batch, seq, heads·head_dim) -> (batch, heads, seq, head_dim)
+    batch, length, width = x.shape
+    x = tf.reshape(x, [-1 if batch is None else batch, length, num_heads, width // num_heads])
+    return tf.transpose(x, [0, 2, 1, 3])
+
+
+def _attend(query, key, value, attention_bias, rate, seed, replica):
+    """Softmax attention over split heads; returns (batch, queries, hidden)."""
+    head_dim = query.shape[-1]
+    query = query * tf.cast(1.0 / math.sqrt(head_dim), query.dtype)
+    scores = tf.matmul(query, key, transpose_b=True)  # (batch, heads, queries, keys)
+    if attention_bias is not None:
+        scores = scores + tf.cast(attention_bias, scores.dtype)
+    probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), value.dtype)
+    probs = _dropout(probs, rate, seed, replica)
+    context = tf.matmul(probs, value)  # (batch, heads, queries, head_dim)
+    batch, heads, queries, _ = context.shape
+    context = tf.transpose(context, [0, 2, 1, 3])  # (batch, queries, heads, head_dim)
+    return tf.reshape(context, [-1 if batch is None else batch, queries, heads * head_dim])
+
+
+def self_attention(qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica):
+    """Multi-head self-attention from fused projections.
+
+    Args:
+        qkv: `(batch, seq, 3·hidden)`, the inputs times the fused Q|K|V
+            kernel (before the bias).
+        qkv_bias: `(3·hidden,)`.
+        attention_bias: additive mask broadcastable to `(batch, heads, seq,
+            seq)`, or None.
+        num_heads: int (static).
+        rate: float (static). Dropout on the attention probabilities.
+        seed: shape-(2,) int seed.
+        replica: int32 scalar, this replica's index.
+
+    Returns:
+        The attention context `(batch, seq, hidden)`, before the output
+        projection.
+    """
+    qkv = qkv + qkv_bias
+    query, key, value = tf.split(qkv, 3, axis=-1)
+    return _attend(
+        _split_heads(query, num_heads),
+        _split_heads(key, num_heads),
+        _split_heads(value, num_heads),
+        attention_bias,
+        rate,
+        seed,
+        replica,
+    )
+
+
+def query_attention(query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica):
+    """Multi-head attention of some positions' queries over every key.
+
+    Args:
+        query: `(batch, queries, hidden)` projected queries (before bias).
+        query_bias: `(hidden,)`.
+        kv: `(batch, seq, 2·hidden)` projected keys|values (before bias).
+        kv_bias: `(2·hidden,)`.
+        attention_bias, num_heads, rate, seed, replica: as in
+            `self_attention` (the bias broadcastable to `(batch, heads,
+            queries, seq)`).
+
+    Returns:
+        `(batch, queries, hidden)`.
+    """
+    key, value = tf.split(kv + kv_bias, 2, axis=-1)
+    return _attend(
+        _split_heads(query + query_bias, num_heads),
+        _split_heads(key, num_heads),
+        _split_heads(value, num_heads),
+        attention_bias,
+        rate,
+        seed,
+        replica,
+    )
+
+
+def residual_layer_norm(x, bias, residual, gamma, beta, epsilon, rate, seed, replica):
+    """`LayerNorm(residual + Dropout(x + bias))`, BERT's post-LN sublayer end."""
+    return layer_norm(residual + _dropout(x + bias, rate, seed, replica), gamma, beta, epsilon)
+
+
+def bias_activation(x, bias, name):
+    """`act(x + bias)` for the feed-forward layer."""
+    return activation(x + bias, name)
+
+
+def bias_activation_layer_norm(x, bias, gamma, beta, name, epsilon):
+    """`LayerNorm(act(x + bias))`, the masked-LM head transform."""
+    return layer_norm(activation(x + bias, name), gamma, beta, epsilon)
+
+
+def embedding_layer_norm(tokens, positions, segments, gamma, beta, epsilon, rate, seed, replica):
+    """`Dropout(LayerNorm(tokens + positions + segments))` (broadcasting)."""
+    x = layer_norm(tokens + positions + segments, gamma, beta, epsilon)
+    return _dropout(x, rate, seed, replica)
+
+
+# Differentiable arguments first; the rest (masks, seeds, static values) pass through.
+self_attention = fused_kernel(self_attention, 2)
+query_attention = fused_kernel(query_attention, 4)
+residual_layer_norm = fused_kernel(residual_layer_norm, 5)
+bias_activation = fused_kernel(bias_activation, 2)
+bias_activation_layer_norm = fused_kernel(bias_activation_layer_norm, 4)
+embedding_layer_norm = fused_kernel(embedding_layer_norm, 5)

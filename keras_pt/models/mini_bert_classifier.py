@@ -1,0 +1,214 @@
+"""MiniBERTClassifier: fine-tunes a MiniBERT encoder for text classification."""
+
+import copy
+
+import keras
+import tensorflow as tf
+
+from keras_pt.layers.fast_dropout import FastDropout
+from keras_pt.models.mini_bert import (
+    MiniBERT,
+    compile_from_config,
+    is_text,
+    preprocess_text,
+    standardize_inputs,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_pt")
+class MiniBERTClassifier(keras.Model):
+    """Sentence (or sentence-pair) classifier on a MiniBERT's pooled `[CLS]` vector.
+
+    `logits = Dense(Dropout(pooled_output))`, as in BERT's fine-tuning
+    recipe. `call(inputs)` takes the packed dict `{"token_ids",
+    "segment_ids", "padding_mask"}` (int `(batch, seq_len)`) and returns
+    logits `(batch, num_classes)`. With a `preprocessor`, `inputs` may also
+    be raw strings `(batch,)` or a tuple of two string batches (sentence
+    pairs), which are packed first, so `predict(["some text"])` works.
+
+    For training, map the preprocessor over the data set on the host
+    (`keras_pt.data`) and `fit` on packed `(dict, label)` batches: string
+    ops cannot run in an XLA/TPU step, and host-side tokenization overlaps
+    with training. `compile()` defaults to sparse categorical
+    cross-entropy from logits and an `"accuracy"` metric.
+
+    Args:
+        backbone: `MiniBERT` (its `encoder` is used) or an encoder
+            `keras.Model` from the packed dict to a dict with
+            `"pooled_output"`.
+        num_classes: int. Number of classes.
+        dropout: float. Dropout on the pooled vector. Defaults to 0.1.
+        preprocessor: Keras layer or None. Maps raw strings to the packed
+            dict (e.g. `MiniBERTPreprocessor`); saved with the model.
+            Defaults to None, i.e. the backbone's `preprocessor` if it has
+            one (that one is saved with the backbone).
+        trainable_backbone: bool. Fine-tune the encoder (True) or train the
+            head only (False). Defaults to True.
+        seed: int or None. Seed of the head's dropout. Defaults to None.
+
+    Example:
+
+    >>> backbone = MiniBERT.from_preset("tiny", vocabulary_size=100,
+    ...                                 max_sequence_length=16)
+    >>> classifier = MiniBERTClassifier(backbone, num_classes=3)
+    >>> classifier.compile(optimizer="adam")
+    >>> ids = np.random.randint(5, 100, size=(8, 16)).astype("int32")
+    >>> x = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
+    ...      "padding_mask": np.ones_like(ids)}
+    >>> history = classifier.fit(x, np.arange(8) % 3, batch_size=4, verbose=0)
+    >>> classifier.predict(x, verbose=0).shape
+    (8, 3)
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        dropout=0.1,
+        preprocessor=None,
+        trainable_backbone=True,
+        seed=None,
+        **kwargs,
+    ):
+        if isinstance(backbone, MiniBERT):
+            encoder = backbone.encoder
+        elif isinstance(backbone, keras.Model) and "pooled_output" in _output_names(backbone):
+            encoder = backbone
+        else:
+            raise ValueError(
+                "backbone must be a MiniBERT or an encoder keras.Model whose "
+                f"outputs include 'pooled_output'; got {type(backbone).__name__}."
+            )
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be at least 2; got {num_classes}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1); got {dropout}.")
+        super().__init__(**kwargs)
+
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.classifier_dropout = FastDropout(float(dropout), seed=seed, name="classifier_dropout")
+        self.logits_dense = keras.layers.Dense(
+            int(num_classes),
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="logits",
+        )
+        self.logits_dense.build((None, _pooled_dim(encoder)))
+
+        # === Config ===
+        self.num_classes = int(num_classes)
+        self.dropout = float(dropout)
+        self.trainable_backbone = bool(trainable_backbone)
+        self.seed = seed
+        self.backbone.trainable = self.trainable_backbone
+        self.built = True
+
+    @property
+    def encoder(self):
+        """The encoder the head sits on (packed dict -> sequence/pooled outputs)."""
+        if isinstance(self.backbone, MiniBERT):
+            return self.backbone.encoder
+        return self.backbone
+
+    def _without_mlm_head(self, weights):
+        # A MiniBERT backbone's masked-LM head plays no part in classification.
+        if isinstance(self.backbone, MiniBERT):
+            unused = {id(w) for w in self.backbone.mlm_head.weights}
+            weights = [w for w in weights if id(w) not in unused]
+        return weights
+
+    @property
+    def trainable_weights(self):
+        return self._without_mlm_head(super().trainable_weights)
+
+    @property
+    def trainable_variables(self):
+        return self._without_mlm_head(super().trainable_variables)
+
+    def _preprocessor(self):
+        if self.preprocessor is not None:
+            return self.preprocessor
+        return getattr(self.backbone, "preprocessor", None)
+
+    def call(self, inputs, training=False):
+        if is_text(inputs):
+            inputs = preprocess_text(self._preprocessor(), inputs, "MiniBERTClassifier")
+        packed = standardize_inputs(inputs)
+        if isinstance(self.backbone, MiniBERT):
+            self.backbone.embedding.check_sequence_length(packed["token_ids"].shape[1])
+        pooled = self.encoder(packed, training=training)["pooled_output"]  # (batch, hidden)
+        pooled = self.classifier_dropout(pooled, training=training)
+        return self.logits_dense(pooled)  # (batch, num_classes)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y is not None:
+            y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+            message = (
+                f"labels must lie in [0, {self.num_classes}) for num_classes="
+                f"{self.num_classes}; fix the labels or raise num_classes"
+            )
+            with tf.control_dependencies(
+                [
+                    tf.debugging.assert_non_negative(y, message=message),
+                    tf.debugging.assert_less(y, self.num_classes, message=message),
+                ]
+            ):
+                y = tf.identity(y)
+        return super().compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Defaults: AdamW(5e-5, weight_decay=0.01) (BERT's fine-tuning
+        setting, without warm-up), sparse categorical cross-entropy from
+        logits, and `"accuracy"`."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(learning_rate=5e-5, weight_decay=0.01)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        compile_from_config(self, config)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.layers.serialize(self.backbone),
+                "num_classes": self.num_classes,
+                "dropout": self.dropout,
+                "preprocessor": (
+                    None
+                    if self.preprocessor is None
+                    else keras.layers.serialize(self.preprocessor)
+                ),
+                "trainable_backbone": self.trainable_backbone,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
+        return cls(**config)
+
+
+def _output_names(model):
+    outputs = model.output
+    return set(outputs) if isinstance(outputs, dict) else set()
+
+
+def _pooled_dim(encoder):
+    pooled = encoder.output["pooled_output"]
+    dim = pooled.shape[-1]
+    if dim is None:
+        raise ValueError("the encoder's pooled_output needs a known last dimension.")
+    return int(dim)
