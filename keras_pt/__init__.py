@@ -20,3 +20,6 @@ from keras_pt.models.distiller import Distiller  # noqa: E402
 # MiniBERT.
 from keras_pt.models.mini_bert import MiniBERT  # noqa: E402
 from keras_pt.models.mini_bert_classifier import MiniBERTClassifier  # noqa: E402
+
+# MiniBERT recipes (registers the learning-rate schedule saved with models).
+from keras_pt import bert_recipes  # noqa: E402
