@@ -25,3 +25,6 @@ from keras_pt.models.mini_bert_classifier import MiniBERTClassifier  # noqa: E40
 from keras_pt import metrics  # noqa: E402
 from keras_pt.models.mini_gpt import MiniGPT  # noqa: E402
 from keras_pt.models.sentence_encoder import SentenceEncoder  # noqa: E402
+
+# MiniBERT recipes (registers the learning-rate schedule saved with models).
+from keras_pt import bert_recipes  # noqa: E402

@@ -487,10 +487,10 @@ def finetune_minibert(
                 encoder_model = MiniBERT.from_config(backbone.get_config())
             keras.utils.set_random_seed(seed)  # the same head weights for both
             classifier = MiniBERTClassifier(
-                encoder_model,
+                encoder_model,  # holds the preprocessor, saved with it
                 num_classes=spec.num_classes,
-                preprocessor=preprocessor,
                 dropout=dropout,
+                seed=seed,
                 name=f"classifier_{name}",
             )
             classifier.compile(
@@ -567,7 +567,7 @@ def export_text_classifier(classifier, path, preprocessor=None, sentence_pairs=F
             packed dict to logits).
         path: str. The SavedModel directory.
         preprocessor: the `MiniBERTPreprocessor`. Defaults to
-            `classifier.preprocessor`.
+            `classifier.preprocessor`, else its backbone's.
         sentence_pairs: bool. Take two strings per example.
 
     Returns:
@@ -576,7 +576,10 @@ def export_text_classifier(classifier, path, preprocessor=None, sentence_pairs=F
     Raises:
         ValueError: if no preprocessor is given or found.
     """
-    preprocessor = preprocessor or getattr(classifier, "preprocessor", None)
+    if preprocessor is None:
+        preprocessor = getattr(classifier, "preprocessor", None)
+    if preprocessor is None:  # a MiniBERTClassifier's backbone holds it
+        preprocessor = getattr(getattr(classifier, "backbone", None), "preprocessor", None)
     if preprocessor is None:
         raise ValueError(
             "the classifier has no preprocessor; pass preprocessor=MiniBERTPreprocessor(...)."
