@@ -24,8 +24,9 @@ kernels can beat it, so `reference / floor` bounds the attainable speed-up.
 
 Rounds alternate between the models (the machine may be shared); the script
 prints each model's median images/s (wall clock) and median process CPU
-milliseconds per step (steadier when other processes compete for the cores),
-and the ratios. The headline ratio is keras_pt's recommended configuration
+milliseconds per step (steadier when other processes compete for the cores:
+there, wall-clock rounds take one or two times their CPU time depending on
+the scheduler), and the ratios. The headline ratio is keras_pt's recommended configuration
 against the reference written the straightforward way.
 
     python benchmarks/gan_throughput.py
