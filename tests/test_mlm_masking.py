@@ -204,5 +204,16 @@ class MLMMaskingTest(TestCase):
         def dynamic(ids):
             return mlm_masking.mask_tokens(ids, None, seed, 100)["token_ids"]
 
-        with self.assertRaisesRegex(ValueError, "static shape"):
+        with self.assertRaisesRegex(ValueError, "static seq_len"):
             dynamic(ids)
+
+    def test_dynamic_batch_size(self):
+        rng = np.random.default_rng(6)
+        ids, padding = packed_batch(rng, 6, 16, 100)
+        seed = tf.constant([4, 2])
+
+        @tf.function(input_signature=[tf.TensorSpec((None, 16), tf.int32)] * 2)
+        def dynamic(ids, padding):
+            return mlm_masking.mask_tokens(ids, padding, seed, 100)["token_ids"]
+
+        self.assertAllEqual(dynamic(ids, padding), mlm_masking.mask_tokens(ids, padding, seed, 100)["token_ids"])

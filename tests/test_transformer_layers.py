@@ -137,6 +137,19 @@ class TransformerEncoderBlockTest(TestCase):
             self.assertEqual(some.shape, (3, 3, 32))
             self.assertAllClose(some, np.take_along_axis(full, positions[:, :, None], 1), atol=1e-5)
 
+    def test_query_positions_in_training_share_the_dropout_masks(self):
+        rng = np.random.default_rng(8)
+        x = rng.standard_normal((3, 10, 32)).astype("float32")
+        mask = padding(3, 10, [10, 9, 6])
+        positions = np.array([[1, 5, 9], [0, 8, 2], [3, 3, 0]], np.int32)
+        block, _ = self._block(rng, dropout=0.3)
+        state = block.seed_generator.state.numpy()
+        full = block(x, padding_mask=mask, training=True).numpy()
+        block.seed_generator.state.assign(state)
+        some = block(x, padding_mask=mask, query_positions=positions, training=True)
+        self.assertAllClose(some, np.take_along_axis(full, positions[:, :, None], 1), atol=1e-5)
+        self.assertNotAllClose(full, block(x, padding_mask=mask).numpy())
+
     def test_fused_gradients_equal_plain_and_xla_gradients(self):
         rng = np.random.default_rng(4)
         x = tf.constant(rng.standard_normal((4, 8, 32)).astype("float32"))
@@ -170,7 +183,8 @@ class TransformerEncoderBlockTest(TestCase):
         cases = {
             kernels.self_attention: ((f(2, 6, 48), f(48)), (bias, 4, 0.3, seed, replica)),
             kernels.query_attention: (
-                (f(2, 3, 16), f(16), f(2, 6, 32), f(32)), (bias, 4, 0.3, seed, replica)
+                (f(2, 3, 16), f(16), f(2, 6, 32), f(32)),
+                (bias, 4, 0.3, seed, replica, tf.constant([[0, 5, 2], [1, 1, 3]])),
             ),
             kernels.residual_layer_norm: (
                 (f(12, 16), f(16), f(12, 16), f(16), f(16)), (1e-6, 0.3, seed, replica)

@@ -38,6 +38,15 @@ def lowbias32(x):
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(16)))
 
 
+def hash_bits(counter, seed):
+    """uint32 hash bits of int32 `counter` values under a shape-(2,) seed."""
+    seed = tf.bitcast(tf.cast(seed, tf.int32), tf.uint32)
+    key0 = lowbias32(tf.bitwise.bitwise_xor(seed[0], _u32(_GOLDEN)))
+    key1 = lowbias32(seed[1] + key0)
+    counter = tf.bitcast(tf.cast(counter, tf.int32), tf.uint32)
+    return lowbias32(lowbias32(tf.bitwise.bitwise_xor(counter, key0)) + key1)
+
+
 def random_bits(shape, seed, offset=0):
     """uint32 hash bits for the elements of `shape`, counter `offset + i`.
 
@@ -46,14 +55,9 @@ def random_bits(shape, seed, offset=0):
         seed: shape-(2,) int seed.
         offset: int scalar added to the flat element index (replica offset).
     """
-    seed = tf.bitcast(tf.cast(seed, tf.int32), tf.uint32)
-    key0 = lowbias32(tf.bitwise.bitwise_xor(seed[0], _u32(_GOLDEN)))
-    key1 = lowbias32(seed[1] + key0)
     size = tf.reduce_prod(shape) if isinstance(shape, tf.Tensor) else _num_elements(shape)
-    counter = tf.bitcast(tf.range(size, dtype=tf.int32), tf.uint32)
-    counter = counter + tf.bitcast(tf.cast(offset, tf.int32), tf.uint32)
-    bits = lowbias32(lowbias32(tf.bitwise.bitwise_xor(counter, key0)) + key1)
-    return tf.reshape(bits, shape)
+    counter = tf.range(size, dtype=tf.int32) + tf.cast(offset, tf.int32)
+    return tf.reshape(hash_bits(counter, seed), shape)
 
 
 def _num_elements(shape):
@@ -83,6 +87,14 @@ def _dropout_scale(shape, rate, seed, offset):
 
 
 dropout_scale = xla_kernel(_dropout_scale)
+
+
+def dropout_scale_at(counter, rate, seed):
+    """Like `_dropout_scale`, for explicit int32 element indices `counter`:
+    the mask a sub-tensor gets when it must equal the matching elements of
+    the full tensor's mask."""
+    keep = hash_bits(counter, seed) >= _u32(keep_threshold(rate))
+    return tf.where(keep, tf.constant(1.0 / (1.0 - rate), tf.float32), 0.0)
 
 
 def dropout(x, rate, seed):

@@ -155,7 +155,8 @@ def mask_tokens(
 
     Draws for the global batch and slices this replica's part, so that one
     device and N replicas with the same `seed` mask the same global batch
-    identically. Static shapes only.
+    identically. The sequence length must be static; the batch size may be
+    dynamic (a last partial batch), though TPUs need it static.
 
     Args:
         token_ids: int `(batch, seq_len)` with a static `seq_len`.
@@ -191,10 +192,10 @@ def mask_tokens(
         )
     token_ids = tf.cast(token_ids, tf.int32)
     shape = token_ids.shape
-    if shape.rank != 2 or shape[1] is None or shape[0] is None:
+    if shape.rank != 2 or shape[1] is None:
         raise ValueError(
-            f"token_ids must have a static shape (batch, seq_len); got {shape}. "
-            "Batch with drop_remainder=True and pad to a fixed length."
+            f"token_ids must have shape (batch, seq_len) with a static seq_len; "
+            f"got {shape}. Pad every sequence to a fixed length."
         )
     seq_len = shape[1]
     if max_predictions is None:
@@ -208,6 +209,8 @@ def mask_tokens(
     if padding_mask is None:
         padding_mask = tf.ones_like(token_ids)
     seed = tf.cast(seed, tf.int32)
+    # A dynamic batch size (e.g. a last partial batch) is drawn for as a tensor.
+    shape = [shape[0] if shape[0] is not None else tf.shape(token_ids)[0], seq_len]
     selection_scores = random.uniform(seed, shape)
     action_draws = random.uniform(seed + tf.constant([0, 1], tf.int32), shape)
     random_tokens = NUM_SPECIAL_TOKENS + random.uniform_int(

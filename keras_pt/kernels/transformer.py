@@ -49,9 +49,16 @@ def layer_norm(x, gamma, beta, epsilon):
     return tf.cast(y, x.dtype)
 
 
-def _dropout(x, rate, seed, replica):
+def _dropout(x, rate, seed, replica, counter=None, full_size=None):
+    """Dropout of `x`; with `counter` (int32, `x`'s shape) the element
+    indices in a larger "full" tensor of `full_size` elements, whose mask
+    `x` then shares."""
     if not rate:
         return x
+    if counter is not None:
+        counter = counter + tf.cast(replica, tf.int32) * full_size
+        scale = dropout_kernel.dropout_scale_at(counter, rate, seed)
+        return x * tf.cast(scale, x.dtype)
     if x.shape.is_fully_defined():
         shape, size = tuple(x.shape.as_list()), x.shape.num_elements()
     else:
@@ -68,15 +75,30 @@ def _split_heads(x, num_heads):
     return tf.transpose(x, [0, 2, 1, 3])
 
 
-def _attend(query, key, value, attention_bias, rate, seed, replica):
-    """Softmax attention over split heads; returns (batch, queries, hidden)."""
+def _attend(query, key, value, attention_bias, rate, seed, replica, query_positions=None):
+    """Softmax attention over split heads; returns (batch, queries, hidden).
+
+    With `query_positions` (the queries' positions in the sequence) the
+    attention-probability dropout reuses the full self-attention's mask at
+    those rows.
+    """
     head_dim = query.shape[-1]
     query = query * tf.cast(1.0 / math.sqrt(head_dim), query.dtype)
     scores = tf.matmul(query, key, transpose_b=True)  # (batch, heads, queries, keys)
     if attention_bias is not None:
         scores = scores + tf.cast(attention_bias, scores.dtype)
     probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), value.dtype)
-    probs = _dropout(probs, rate, seed, replica)
+    if query_positions is not None and rate:
+        # Index of (b, h, position, k) in the full (batch, heads, seq, seq) probabilities.
+        batch, heads, _, length = probs.shape
+        batch = tf.shape(probs)[0] if batch is None else batch
+        rows = (
+            tf.range(batch)[:, None, None] * heads + tf.range(heads)[None, :, None]
+        ) * length + tf.cast(query_positions, tf.int32)[:, None, :]  # (batch, heads, queries)
+        counter = rows[..., None] * length + tf.range(length)  # (batch, heads, queries, seq)
+        probs = _dropout(probs, rate, seed, replica, counter, batch * heads * length * length)
+    else:
+        probs = _dropout(probs, rate, seed, replica)
     context = tf.matmul(probs, value)  # (batch, heads, queries, head_dim)
     batch, heads, queries, _ = context.shape
     context = tf.transpose(context, [0, 2, 1, 3])  # (batch, queries, heads, head_dim)
@@ -114,7 +136,9 @@ def self_attention(qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica
     )
 
 
-def query_attention(query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica):
+def query_attention(
+    query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica, query_positions
+):
     """Multi-head attention of some positions' queries over every key.
 
     Args:
@@ -125,6 +149,8 @@ def query_attention(query, query_bias, kv, kv_bias, attention_bias, num_heads, r
         attention_bias, num_heads, rate, seed, replica: as in
             `self_attention` (the bias broadcastable to `(batch, heads,
             queries, seq)`).
+        query_positions: int32 `(batch, queries)`, the queries' positions;
+            the dropout mask equals the full self-attention's at those rows.
 
     Returns:
         `(batch, queries, hidden)`.
@@ -138,12 +164,26 @@ def query_attention(query, query_bias, kv, kv_bias, attention_bias, num_heads, r
         rate,
         seed,
         replica,
+        query_positions,
     )
 
 
-def residual_layer_norm(x, bias, residual, gamma, beta, epsilon, rate, seed, replica):
-    """`LayerNorm(residual + Dropout(x + bias))`, BERT's post-LN sublayer end."""
-    return layer_norm(residual + _dropout(x + bias, rate, seed, replica), gamma, beta, epsilon)
+def residual_layer_norm(
+    x, bias, residual, gamma, beta, epsilon, rate, seed, replica, rows=None, total_rows=None
+):
+    """`LayerNorm(residual + Dropout(x + bias))`, BERT's post-LN sublayer end.
+
+    `x` is `(rows, hidden)`. With `rows` (int32 `(rows,)`, the indices of
+    these rows among `total_rows`) the dropout mask equals the full
+    tensor's at those rows.
+    """
+    counter = full_size = None
+    if rows is not None and rate:
+        hidden = x.shape[-1]
+        counter = tf.cast(rows, tf.int32)[:, None] * hidden + tf.range(hidden)[None, :]
+        full_size = total_rows * hidden
+    x = _dropout(x + bias, rate, seed, replica, counter, full_size)
+    return layer_norm(residual + x, gamma, beta, epsilon)
 
 
 def bias_activation(x, bias, name):

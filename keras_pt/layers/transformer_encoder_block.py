@@ -79,9 +79,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
     `padding_mask` and `causal`. With `query_positions` (int `(batch,
     num_queries)`) the block computes its outputs only at those positions,
     `(batch, num_queries, hidden_dim)` — exactly the rows the full output
-    would have there, since keys and values still come from every position —
-    which is how a masked-LM step skips the last block's work at positions
-    it does not predict.
+    would have there (in training too: the dropout masks are the full
+    block's at those rows), since keys and values still come from every
+    position — which is how a masked-LM step skips the last block's work at
+    positions it does not predict.
 
     Args:
         num_heads: int. Attention heads; must divide the hidden size.
@@ -255,6 +256,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 qkv, qkv_bias, attention_bias, heads, rate, attention_seed, replica
             )  # (batch, seq, hidden)
             residual = rows
+            rows_index = total_rows = None
         else:
             # Outputs only at `query_positions`: keys and values still come
             # from every position, the rest of the block runs on the queries.
@@ -279,7 +281,14 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 rate,
                 attention_seed,
                 replica,
+                query_positions,
             )  # (batch, queries, hidden)
+            # The queries' rows among the batch·seq rows: their dropout masks
+            # are the full block's at those rows.
+            rows_index = tf.reshape(
+                tf.range(batch)[:, None] * length + query_positions, [-1]
+            )
+            total_rows = batch * length
         attended = tf.matmul(tf.reshape(context, [-1, hidden]), self.attention_output_kernel)
         h = kernels.residual_layer_norm(
             attended,
@@ -291,6 +300,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             rate,
             attention_output_seed,
             replica,
+            rows_index,
+            total_rows,
         )  # (batch·queries, hidden)
 
         # Feed-forward
@@ -309,6 +320,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             rate,
             feedforward_seed,
             replica,
+            rows_index,
+            total_rows,
         )  # (batch·queries, hidden)
         return tf.reshape(y, [batch, num_queries, hidden])
 

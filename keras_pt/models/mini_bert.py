@@ -38,6 +38,28 @@ def is_text(inputs):
     return False
 
 
+def as_text_tensors(inputs):
+    """Python lists of strings (or a pair of them) as string tensors."""
+    if isinstance(inputs, str):
+        return tf.constant([inputs])
+    if isinstance(inputs, list) and inputs and all(isinstance(x, (str, bytes)) for x in inputs):
+        return tf.constant(inputs)
+    if isinstance(inputs, tuple) and len(inputs) == 2 and is_text(inputs):
+        return tuple(as_text_tensors(x) if isinstance(x, (list, str)) else x for x in inputs)
+    return inputs
+
+
+def text_dataset(inputs, batch_size=None):
+    """Raw strings (or a pair of string batches) as a batched `tf.data`
+    set for `predict` (Keras's array adapters take no string arrays)."""
+    tensors = as_text_tensors(inputs)
+    if isinstance(tensors, np.ndarray) or (
+        isinstance(tensors, tuple) and any(isinstance(t, np.ndarray) for t in tensors)
+    ):
+        tensors = tf.nest.map_structure(lambda t: tf.constant(t.astype(bytes)), tensors)
+    return tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size or 32)
+
+
 def preprocess_text(preprocessor, inputs, owner):
     """Runs `preprocessor` on raw strings (or a pair of string batches)."""
     if preprocessor is None:
@@ -59,7 +81,9 @@ def standardize_inputs(inputs):
     """A packed dict of int32 `(batch, seq_len)` tensors from a dict of ids.
 
     `segment_ids` defaults to zeros and `padding_mask` to `token_ids !=
-    [PAD]`; a bool `padding_mask` is cast.
+    [PAD]`; other dtypes (a bool `padding_mask`, float ids) are cast. (Keras
+    itself hands float batches to `call` when it builds a model under a
+    `tf.distribute` strategy: it averages the replicas' first batch.)
     """
     if not isinstance(inputs, dict) or "token_ids" not in inputs:
         got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
@@ -69,9 +93,10 @@ def standardize_inputs(inputs):
             "Pack text with MiniBERTPreprocessor."
         )
     token_ids = tf.convert_to_tensor(inputs["token_ids"])
-    if not token_ids.dtype.is_integer:
+    if token_ids.dtype == tf.string:
         raise ValueError(
-            f"token_ids must be integers, got dtype {token_ids.dtype.name}."
+            "token_ids must be integer ids, got strings; pass raw text (with a "
+            "preprocessor) instead of a dict, or tokenize it first."
         )
     if token_ids.shape.rank != 2:
         raise ValueError(
@@ -365,6 +390,14 @@ class MiniBERT(keras.Model):
 
     # === Forward ===
 
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(as_text_tensors(inputs), *args, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        if is_text(x) and not isinstance(x, tf.data.Dataset):
+            return super().predict(text_dataset(x, batch_size), **kwargs)
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
     def pack(self, inputs):
         """The packed int32 dict for `inputs` (raw strings go through the preprocessor)."""
         if is_text(inputs):
@@ -411,10 +444,12 @@ class MiniBERT(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         packed = self.pack(x)
         shape = packed["token_ids"].shape
-        if shape[0] is None or shape[1] is None:
+        if shape[1] is None:
             raise ValueError(
-                f"MiniBERT trains on static shapes; got token_ids of shape {shape}. "
-                "Pad to a fixed sequence_length and batch with drop_remainder=True."
+                f"MiniBERT trains on a fixed sequence length; got token_ids of "
+                f"shape {shape} (batches of different lengths). Pad every batch "
+                f"to the same sequence_length, at most max_sequence_length="
+                f"{self.max_sequence_length}."
             )
         return packed
 
@@ -502,6 +537,9 @@ class MiniBERT(keras.Model):
                 learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
             )
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        # Built for every trainable variable (the MLM step updates all but the
+        # pooler), so a saved optimizer state matches on reload.
+        self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config):
         compile_from_config(self, config)

@@ -8,10 +8,12 @@ import tensorflow as tf
 from keras_pt.layers.fast_dropout import FastDropout
 from keras_pt.models.mini_bert import (
     MiniBERT,
+    as_text_tensors,
     compile_from_config,
     is_text,
     preprocess_text,
     standardize_inputs,
+    text_dataset,
 )
 
 
@@ -133,6 +135,14 @@ class MiniBERTClassifier(keras.Model):
         if self.preprocessor is not None:
             return self.preprocessor
         return getattr(self.backbone, "preprocessor", None)
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(as_text_tensors(inputs), *args, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        if is_text(x) and not isinstance(x, tf.data.Dataset):
+            return super().predict(text_dataset(x, batch_size), **kwargs)
+        return super().predict(x, batch_size=batch_size, **kwargs)
 
     def call(self, inputs, training=False):
         if is_text(inputs):
