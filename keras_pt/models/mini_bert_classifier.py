@@ -183,14 +183,6 @@ class MiniBERTClassifier(keras.Model):
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
 
-    def predict(self, x, *args, **kwargs):
-        """`keras.Model.predict`; also takes a Python list of strings."""
-        if isinstance(x, str):
-            x = [x]
-        if isinstance(x, list) and is_text(x):
-            x = tf.constant(x, dtype=tf.string)
-        return super().predict(x, *args, **kwargs)
-
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Defaults: AdamW(5e-5, weight_decay=0.01) (BERT's fine-tuning
         setting, without warm-up), sparse categorical cross-entropy from
