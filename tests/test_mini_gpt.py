@@ -144,6 +144,12 @@ class MiniGPTTest(TestCase):
             self.assertAllClose(out[:, :j], base[:, :j], atol=1e-5)
             # The changed position itself does.
             self.assertGreater(np.abs(out[:, j] - base[:, j]).max(), 1e-4)
+        # The query-only path gives the same rows (at real tokens: it takes
+        # no padding mask, which right padding never needs there).
+        last = batch["padding_mask"].sum(1) - 1
+        positions = np.stack([np.zeros_like(last), last // 2, last], axis=1).astype(np.int32)
+        rows = model.next_token_logits(tf.constant(batch["token_ids"]), positions).numpy()
+        self.assertAllClose(rows, np.take_along_axis(base, positions[..., None], axis=1), atol=1e-5)
 
     def test_loss_matches_numpy_and_jit_step(self):
         model = tiny_gpt()
@@ -156,17 +162,6 @@ class MiniGPTTest(TestCase):
         self.assertAllClose(result["perplexity"], np.exp(want), rtol=1e-4)
         history = model.fit(batch, batch_size=8, verbose=0).history  # XLA-compiled step
         self.assertAllClose(history["loss"][0], want, atol=1e-4)
-
-    def test_learns_a_fixed_sequence(self):
-        model = tiny_gpt()
-        model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        ids = np.tile(np.array([[2, 5, 9, 7, 12, 6, 3, 0, 0, 0, 0, 0]], np.int32), (8, 1))
-        dataset = tf.data.Dataset.from_tensors({"token_ids": ids}).repeat()
-        model.fit(dataset, steps_per_epoch=60, verbose=0)
-        result = model.evaluate({"token_ids": ids}, batch_size=8, verbose=0, return_dict=True)
-        self.assertLess(result["perplexity"], 1.2)
-        out = model.generate([[2, 5]], max_length=12)
-        self.assertAllEqual(out[0], ids[0])
 
     def test_strategy_equivalence_uneven_tokens(self):
         # Replica 0 holds long texts, replica 1 short ones: the loss must be
@@ -192,7 +187,7 @@ class MiniGPTTest(TestCase):
             return numpy_next_token_loss(model(first), first)
 
         one, mirrored = self.run_strategy_equivalence(
-            build(0.0), dataset, steps=3, atol=1e-4, reference_loss=reference
+            build(0.0), dataset, steps=2, atol=1e-4, reference_loss=reference
         )
         # A model built under the strategy also generates (XLA, outside replicas).
         prompts = [[2, 5], [2, 6, 7]]

@@ -386,6 +386,27 @@ class MiniGPT(keras.Model):
 
     # === Generation ===
 
+    def next_token_logits(self, token_ids, positions):
+        """Next-token logits at `positions` only, `(batch, num_positions, V)`.
+
+        Causal attention lets every position but the queried ones be
+        skipped in the last block and the head: the earlier blocks run on
+        the whole sequence (keys and values), the last block on the queried
+        rows (`TransformerEncoderBlock(query_positions=...)`). Equal to
+        `self(...)` at those rows. No padding mask: with right padding a
+        position never attends to the padding after it.
+
+        Args:
+            token_ids: int32 `(batch, seq_len)`.
+            positions: int32 `(batch, num_positions)`.
+        """
+        x = self.embedding(token_ids, training=False)  # (batch, seq, hidden)
+        blocks = self.transformer_layers
+        for block in blocks[:-1]:
+            x = block(x, training=False)  # (batch, seq, hidden)
+        x = blocks[-1](x, query_positions=positions, training=False)  # (batch, P, hidden)
+        return self.lm_head(x, self.embedding.token_embeddings)
+
     def _generate_loop(self, token_ids, prompt_lengths, seed, temperature, strategy, top_k):
         """Fills `token_ids` after each prompt, one position per iteration.
 
@@ -399,17 +420,12 @@ class MiniGPT(keras.Model):
         """
         batch, length = token_ids.shape
         positions = tf.range(length)[None, :]  # (1, max_length)
-        ones = tf.ones_like(token_ids)
-        embeddings = self.embedding.token_embeddings
 
         def cond(i, ids, done):
             return tf.logical_and(i < length, tf.logical_not(tf.reduce_all(done)))
 
         def body(i, ids, done):
-            packed = {"token_ids": ids, "padding_mask": ones}
-            sequence = self.encoder(packed, training=False)["sequence_output"]
-            where = tf.fill([batch, 1], i - 1)
-            logits = self.lm_head(sequence, embeddings, mask_positions=where)[:, 0]  # (batch, V)
+            logits = self.next_token_logits(ids, tf.fill([batch, 1], i - 1))[:, 0]  # (batch, V)
             token = sampling.next_token(
                 logits,
                 tf.stack([seed, i]),
