@@ -28,11 +28,13 @@ flags.DEFINE_string(
     "glue/mrpc, glue/qqp (use the vocabulary's data set for pre-training).",
 )
 flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
-flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
+flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored or tpu.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (strategy tpu/auto).")
 flags.DEFINE_string("model_dir", "runs/finetune_minibert", "Output: classifier, SavedModel, TensorBoard logs.")
 flags.DEFINE_integer("labels_per_class", 20, "Labelled training examples per class.")
 flags.DEFINE_integer("batch_size", 16, "Global batch size.")
-flags.DEFINE_integer("epochs", 30, "The most fine-tuning epochs.")
+flags.DEFINE_integer("epochs", 20, "The most fine-tuning epochs.")
+flags.DEFINE_integer("steps_per_epoch", 25, "Steps per epoch (batches of the repeated labelled examples).")
 flags.DEFINE_integer("patience", 5, "Epochs without a better validation accuracy before stopping.")
 flags.DEFINE_float("learning_rate", 1e-4, "AdamW learning rate.")
 flags.DEFINE_float("dropout", 0.1, "Dropout before the classification layer.")
@@ -48,10 +50,12 @@ def main(argv):
         dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir,
         strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu,
         model_dir=FLAGS.model_dir,
         labels_per_class=FLAGS.labels_per_class,
         batch_size=FLAGS.batch_size,
         epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch,
         patience=FLAGS.patience,
         learning_rate=FLAGS.learning_rate,
         dropout=FLAGS.dropout,

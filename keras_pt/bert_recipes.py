@@ -29,11 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pt import data as data_lib
-from keras_pt import distribute
+from keras_pt import distribute, training
 from keras_pt.layers import special_tokens
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
-from keras_pt.models.mini_bert import MiniBERT
+from keras_pt.models.mini_bert import PRESETS, MiniBERT
 from keras_pt.models.mini_bert_classifier import MiniBERTClassifier
 
 MODEL_FILENAME = "mini_bert.keras"
@@ -148,7 +148,6 @@ class PretrainResult:
             and vocabulary inside).
         vocabulary_size: int. Tokens learned (special tokens included).
         mlm_accuracy: float. Masked-LM accuracy on the held-out test text.
-        initial_mlm_accuracy: float. The same before pre-training.
         unigram_accuracy: float. Accuracy of always predicting
             `unigram_token` (the most frequent training token) there.
         unigram_token: str.
@@ -160,7 +159,6 @@ class PretrainResult:
     model_path: str
     vocabulary_size: int
     mlm_accuracy: float
-    initial_mlm_accuracy: float
     unigram_accuracy: float
     unigram_token: str
     steps: int
@@ -172,17 +170,19 @@ def pretrain_minibert(
     dataset="stdlib_docs",
     data_dir=None,
     strategy="auto",
+    tpu=None,
     model_dir="runs/pretrain_minibert",
     preset="tiny",
     sequence_length=128,
     vocabulary_size=8192,
     batch_size=32,
-    steps=600,
-    steps_per_epoch=100,
+    steps=2000,
     learning_rate=1e-3,
     warmup_fraction=0.1,
     weight_decay=0.01,
     dropout=0.1,
+    mixed_precision=None,
+    checkpoint_every=None,
     seed=0,
     verbose=1,
 ):
@@ -192,33 +192,42 @@ def pretrain_minibert(
     data set's pre-training text (`load_pretraining_texts`: for
     `stdlib_docs`, `train+unsupervised`, which holds no validation or test
     text), which also feeds pre-training: `steps` AdamW steps of
-    `batch_size` texts packed to `sequence_length` tokens, the learning rate
-    warming up linearly over `warmup_fraction` of the steps, then decaying
-    linearly to 0 (BERT's schedule). Masking is dynamic (fresh each step, in
-    `MiniBERT.train_step`). Each epoch of `steps_per_epoch` steps reports the
-    masked-LM loss and accuracy on the validation text; the final masked-LM
-    accuracy on the test text is compared with the unigram baseline.
+    `batch_size` texts packed to `sequence_length` tokens on the host, the
+    learning rate warming up linearly over `warmup_fraction` of the steps,
+    then decaying linearly to 0 (BERT's schedule). Masking is dynamic (fresh
+    each step, in `MiniBERT.train_step`). Training runs through
+    `keras_pt.training.train`, so it works under every strategy (the
+    `strategy.run` loop under `multi_worker`), checkpoints under
+    `model_dir/checkpoints` and resumes from there when run again. The
+    masked-LM accuracy on the held-out test text is then compared with the
+    unigram baseline (`unigram_baseline`).
 
     Args:
         dataset: str. A `keras_pt.data.TEXT_DATASETS` name. Defaults to the
             embedded `"stdlib_docs"`.
         data_dir: str or None. TFDS data directory.
-        strategy: str. A `keras_pt.get_strategy` name.
-        model_dir: str. Where `mini_bert.keras`, `vocabulary.txt` and the
-            TensorBoard logs (`logs/pretrain`) go.
+        strategy: str or `tf.distribute.Strategy`. A `keras_pt.get_strategy`
+            name.
+        tpu: str or None. TPU name or address (`"tpu"`/`"auto"`).
+        model_dir: str. Where `mini_bert.keras`, `vocabulary.txt`, the
+            checkpoints and the TensorBoard logs (`logs/pretrain`) go.
         preset: str. `MiniBERT.from_preset` name: `"tiny"`, `"mini"` or
             `"small"`.
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small
-            corpus may give fewer (pieces must be seen twice).
+            corpus may give fewer (pieces must be seen twice):
+            `stdlib_docs` offers about 5,100.
         batch_size: int. Global batch size.
-        steps: int. Optimizer steps.
-        steps_per_epoch: int. Steps between validation reports.
+        steps: int. Optimizer steps (an epoch is one pass over the text).
         learning_rate: float. Peak AdamW learning rate.
         warmup_fraction: float. Share of `steps` spent warming up.
         weight_decay: float. AdamW weight decay.
         dropout: float. Dropout of the encoder.
+        mixed_precision: str or None. `"mixed_bfloat16"` (TPUs) or
+            `"mixed_float16"` (GPUs); None keeps float32.
+        checkpoint_every: int or None. Steps between checkpoints. Defaults
+            to once per epoch.
         seed: int. Seed of the weights, the data order and the masks.
         verbose: int. Keras verbosity (1: progress bars).
 
@@ -233,43 +242,39 @@ def pretrain_minibert(
         ("sequence_length", sequence_length),
         ("batch_size", batch_size),
         ("steps", steps),
-        ("steps_per_epoch", steps_per_epoch),
     ):
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive int; got {value}.")
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must lie in [0, 1); got {warmup_fraction}.")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown MiniBERT preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
-    strategy = distribute.get_strategy(strategy)
-    os.makedirs(model_dir, exist_ok=True)
+    if not isinstance(strategy, tf.distribute.Strategy):
+        strategy = distribute.get_strategy(strategy, tpu=tpu)
+    is_chief = getattr(strategy.extended, "should_checkpoint", True)
+    tf.io.gfile.makedirs(model_dir)
 
     # Learn the vocabulary from the pre-training text
     texts = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
     vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size)
     vocabulary_path = os.path.join(model_dir, VOCABULARY_FILENAME)
-    with tf.io.gfile.GFile(vocabulary_path, "w") as f:
-        f.write("\n".join(vocabulary) + "\n")
+    if is_chief:
+        with tf.io.gfile.GFile(vocabulary_path, "w") as f:
+            f.write("\n".join(vocabulary) + "\n")
     preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(vocabulary), sequence_length)
 
-    # Pack the pre-training, validation and test text on the host
-    _, validation_split, test_split = finetune_splits(dataset)
-    validation_texts = _texts(data_lib.load_text_dataset(dataset, validation_split, data_dir))
+    # Held-out text and the unigram baseline on it
+    _, _, test_split = finetune_splits(dataset)
     test_texts = _texts(data_lib.load_text_dataset(dataset, test_split, data_dir))
-    train = data_lib.preprocess_text_dataset(
-        texts, preprocessor, batch_size, shuffle_seed=seed, repeat=True
-    )
-    validation = data_lib.preprocess_text_dataset(
-        validation_texts, preprocessor, min(batch_size, _count(validation_texts))
-    ).cache()
     test = data_lib.preprocess_text_dataset(
         test_texts, preprocessor, min(batch_size, _count(test_texts))
     ).cache()
     unigram_token, unigram_accuracy = unigram_baseline(preprocessor, texts, test_texts)
 
-    # Build the model and pre-train it by masked-LM
-    epochs = -(-int(steps) // int(steps_per_epoch))
-    with strategy.scope():
+    # Pre-train by masked-LM
+    def build():  # in the strategy's scope
         model = MiniBERT.from_preset(
             preset,
             preprocessor=preprocessor,
@@ -277,33 +282,43 @@ def pretrain_minibert(
             dropout=dropout,
             seed=seed,
         )
-        schedule = WarmupLinearDecay(
-            learning_rate, epochs * steps_per_epoch, int(warmup_fraction * steps)
-        )
+        schedule = WarmupLinearDecay(learning_rate, steps, int(warmup_fraction * steps))
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
         )
-    initial_mlm_accuracy = _mlm_accuracy(model, test)
+        return model
+
+    def dataset_fn(epoch, batch_size, seed):  # the same (epoch, seed), the same batches
+        batches = data_lib.epoch_batches(texts, batch_size, seed, epoch)
+        return batches.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
+        )
+
     log_dir = os.path.join(model_dir, "logs", "pretrain")
-    model.fit(
-        train,
-        steps_per_epoch=steps_per_epoch,
-        epochs=epochs,
-        validation_data=validation,
-        callbacks=[keras.callbacks.TensorBoard(log_dir)],
+    trained = training.train(
+        build,
+        dataset_fn,
+        batch_size=batch_size,
+        steps=steps,
+        strategy=strategy,
+        mixed_precision=mixed_precision,
+        model_dir=model_dir,
+        checkpoint_every=checkpoint_every,
+        callbacks=[keras.callbacks.TensorBoard(log_dir)] if is_chief else [],
+        seed=seed,
         verbose=verbose,
     )
+    model = trained.model
     model_path = os.path.join(model_dir, MODEL_FILENAME)
-    model.save(model_path)
-    mlm_accuracy = _mlm_accuracy(model, test)
+    if is_chief:
+        model.save(model_path)
     return PretrainResult(
         model_path=model_path,
         vocabulary_size=len(vocabulary),
-        mlm_accuracy=mlm_accuracy,
-        initial_mlm_accuracy=initial_mlm_accuracy,
+        mlm_accuracy=_mlm_accuracy(model, test),
         unigram_accuracy=unigram_accuracy,
         unigram_token=unigram_token,
-        steps=epochs * steps_per_epoch,
+        steps=trained.step,
         seconds=time.perf_counter() - start,
         files={"model": model_path, "vocabulary": vocabulary_path, "logs": log_dir},
     )
@@ -372,10 +387,12 @@ def finetune_minibert(
     dataset="stdlib_docs",
     data_dir=None,
     strategy="auto",
+    tpu=None,
     model_dir="runs/finetune_minibert",
     labels_per_class=20,
     batch_size=16,
-    epochs=30,
+    epochs=20,
+    steps_per_epoch=25,
     patience=5,
     learning_rate=1e-4,
     weight_decay=0.01,
@@ -393,7 +410,7 @@ def finetune_minibert(
     equal: one on the pre-trained encoder, one on an encoder of the same
     shape with random weights (same vocabulary and preprocessor, same head
     initialisation, optimizer, batches and epochs). Each trains for up to
-    `epochs` epochs with AdamW, stops when the validation accuracy has not
+    `epochs` epochs of `steps_per_epoch` steps with AdamW, stops when the validation accuracy has not
     improved for `patience` epochs and restores the best weights, as in
     BERT's fine-tuning recipe; then both are tested on the test split.
     The pre-trained classifier is saved (`.keras`) and, with `export`,
@@ -405,12 +422,20 @@ def finetune_minibert(
         dataset: str. A `keras_pt.data.TEXT_DATASETS` name (sentence-pair
             tasks work too). Splits: `finetune_splits(dataset)`.
         data_dir: str or None. TFDS data directory.
-        strategy: str. A `keras_pt.get_strategy` name.
+        strategy: str or `tf.distribute.Strategy`. A
+            `keras_pt.get_strategy` name. Fine-tuning runs Keras's `fit`
+            (with validation and early stopping), which fails under
+            `multi_worker` in Keras 3.15 (keras#20585).
+        tpu: str or None. TPU name or address (`"tpu"`/`"auto"`).
         model_dir: str. Where `classifier.keras`, `export/` and the
             TensorBoard logs (`logs/pretrained`, `logs/from_scratch`) go.
         labels_per_class: int. Labelled training examples per class.
         batch_size: int. Global batch size (at most the number of labels).
-        epochs: int. The most epochs over the labelled examples.
+        epochs: int. The most epochs.
+        steps_per_epoch: int. Steps between validations: an epoch is this
+            many batches of the repeated labelled examples, so that a few
+            labels still make epochs long enough for early stopping to
+            judge (not a handful of steps).
         patience: int. Epochs without a better validation accuracy before
             stopping.
         learning_rate: float. AdamW learning rate.
@@ -427,11 +452,19 @@ def finetune_minibert(
         ValueError: for a missing pre-trained file, a model without a
             preprocessor, or bad sizes.
     """
-    if int(epochs) < 1 or int(patience) < 1:
-        raise ValueError(f"epochs and patience must be positive; got {epochs}, {patience}.")
+    for name, value in (
+        ("labels_per_class", labels_per_class),
+        ("batch_size", batch_size),
+        ("epochs", epochs),
+        ("steps_per_epoch", steps_per_epoch),
+        ("patience", patience),
+    ):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive int; got {value}.")
     start = time.perf_counter()
-    strategy = distribute.get_strategy(strategy)
-    os.makedirs(model_dir, exist_ok=True)
+    if not isinstance(strategy, tf.distribute.Strategy):
+        strategy = distribute.get_strategy(strategy, tpu=tpu)
+    tf.io.gfile.makedirs(model_dir)
     spec = data_lib.text_dataset_spec(dataset)
     if isinstance(pretrained, str) and not os.path.exists(pretrained):
         raise ValueError(
@@ -470,7 +503,9 @@ def finetune_minibert(
             f"batch_size={batch_size} exceeds the {num_labels} labelled examples; "
             "lower batch_size or raise labels_per_class."
         )
-    train = data_lib.preprocess_text_dataset(labelled, preprocessor, batch_size, shuffle_seed=seed)
+    train = data_lib.preprocess_text_dataset(
+        labelled, preprocessor, batch_size, shuffle_seed=seed, repeat=True
+    )
     validation = _packed(
         data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64
     ).cache()
@@ -506,6 +541,7 @@ def finetune_minibert(
             train,
             validation_data=validation,
             epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
             callbacks=[stopping, keras.callbacks.TensorBoard(log_dir)],
             verbose=verbose,
         )

@@ -209,6 +209,7 @@ class ExamplesTest(TestCase):
             "--labels_per_class=2",
             "--batch_size=4",
             "--epochs=1",
+            "--steps_per_epoch=2",
             "--strategy=default",
             "--verbose=0",
         )

@@ -1,0 +1,64 @@
+"""MiniBERT learns on the embedded stdlib_docs corpus.
+
+One short masked-LM pre-training (the `pretrain_minibert` recipe) serves
+both tests: held-out masked-LM accuracy well above the unigram baseline,
+and fine-tuning on a few labels from the pre-trained encoder beating the
+same classifier fine-tuned from random initialisation.
+"""
+
+import shutil
+import tempfile
+
+from keras_pt import bert_recipes
+from tests.test_case import TestCase
+
+# A short budget for the shared CPU; the examples' defaults train longer
+# (see README.md for their figures).
+SEQUENCE_LENGTH = 64
+PRETRAIN_STEPS = 300
+
+
+class MiniBERTLearningTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.model_dir = tempfile.mkdtemp()
+        cls.pretrained = bert_recipes.pretrain_minibert(
+            model_dir=cls.model_dir,
+            strategy="default",
+            sequence_length=SEQUENCE_LENGTH,
+            steps=PRETRAIN_STEPS,
+            learning_rate=2e-3,
+            verbose=0,
+        )
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.model_dir, ignore_errors=True)
+        super().tearDownClass()
+
+    def test_mlm_accuracy_beats_the_unigram_baseline(self):
+        result = self.pretrained
+        self.assertEqual(result.unigram_token, ".")
+        self.assertGreater(result.unigram_accuracy, 0.03)
+        # Held-out (test split) text, never seen in pre-training.
+        self.assertGreater(result.mlm_accuracy, 1.6 * result.unigram_accuracy)
+
+    def test_pretrained_beats_from_scratch_with_few_labels(self):
+        result = bert_recipes.finetune_minibert(
+            self.pretrained.model_path,
+            model_dir=self.get_temp_dir(),
+            strategy="default",
+            labels_per_class=10,
+            epochs=6,
+            steps_per_epoch=20,
+            patience=6,
+            learning_rate=3e-4,
+            export=False,
+            verbose=0,
+        )
+        self.assertGreater(
+            result.validation_accuracy["pretrained"],
+            result.validation_accuracy["from_scratch"] + 0.1,
+        )
+        self.assertGreater(result.accuracy["pretrained"], result.accuracy["from_scratch"] + 0.1)
