@@ -22,7 +22,7 @@ import math
 import tensorflow as tf
 
 from keras_pt.kernels import dropout as dropout_kernel
-from keras_pt.kernels.xla import fused_kernel
+from keras_pt.kernels.xla import fused_kernel, xla_kernel
 
 ACTIVATIONS = ("gelu", "gelu_approximate", "relu")
 
@@ -202,6 +202,25 @@ def embedding_layer_norm(tokens, positions, segments, gamma, beta, epsilon, rate
     return _dropout(x, rate, seed, replica)
 
 
+def sparse_cross_entropy(logits, labels):
+    """Per-row `logsumexp(logits) - logits[label]`, float32.
+
+    Args:
+        logits: float `(rows, classes)`.
+        labels: int `(rows,)`.
+    """
+    logits = tf.cast(logits, tf.float32)
+    picked = tf.gather(logits, tf.cast(labels, tf.int32), batch_dims=1)
+    return tf.reduce_logsumexp(logits, axis=-1) - picked
+
+
+@xla_kernel
+def correct_predictions(logits, labels):
+    """1.0 where the argmax of a row of `logits` is its label, else 0.0."""
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
+
+
 # Differentiable arguments first; the rest (masks, seeds, static values) pass through.
 self_attention = fused_kernel(self_attention, 2)
 query_attention = fused_kernel(query_attention, 4)
@@ -209,3 +228,4 @@ residual_layer_norm = fused_kernel(residual_layer_norm, 5)
 bias_activation = fused_kernel(bias_activation, 2)
 bias_activation_layer_norm = fused_kernel(bias_activation_layer_norm, 4)
 embedding_layer_norm = fused_kernel(embedding_layer_norm, 5)
+sparse_cross_entropy = fused_kernel(sparse_cross_entropy, 1)
