@@ -21,8 +21,12 @@ MiniBERT compiles the way its `compile()` does by default (XLA on one
 device); KerasHub's model is compiled as a user would, `jit_compile="auto"`
 (the resolved value is printed: Keras turns XLA off on CPU-only machines).
 Each round runs `fit` for `--steps_per_round` steps on one model then the
-other, alternating which goes first; the script prints the median
-sequences/s over the rounds after warm-up, and the ratio.
+other, alternating which goes first; every step is timed (a callback), and
+the script prints the median sequences/s over all timed steps after
+warm-up, and the ratio. It also prints sequences per CPU-second of the
+process (median over steps): on a machine shared with other jobs, wall
+time also measures how much of the CPU each model happened to get, while
+CPU time measures the work each step needs.
 
     pip install keras-hub   # the `benchmark` extra, not a dependency
     python benchmarks/mini_bert_throughput.py
@@ -63,8 +67,8 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("num_batches", 8, "Distinct pre-generated batches.")
 flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per model before the rounds.")
-flags.DEFINE_integer("rounds", 8, "Timed rounds per model (alternating).")
-flags.DEFINE_integer("steps_per_round", 5, "Train steps per timed round.")
+flags.DEFINE_integer("rounds", 10, "Timed rounds per model (alternating).")
+flags.DEFINE_integer("steps_per_round", 4, "Timed train steps per round.")
 
 OURS, THEIRS = "keras_pt.MiniBERT", "keras_hub.BertMaskedLM"
 
@@ -117,6 +121,21 @@ def _dataset(*structure):
     )
 
 
+class StepTimer(keras.callbacks.Callback):
+    """Wall-clock and process CPU time of every train step."""
+
+    def __init__(self):
+        super().__init__()
+        self.wall, self.cpu = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = (time.perf_counter(), time.process_time())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.wall.append(time.perf_counter() - self._start[0])
+        self.cpu.append(time.process_time() - self._start[1])
+
+
 def _parse_jit(value):
     value = value.strip().lower()
     return {"auto": "auto", "true": True, "false": False}[value]
@@ -165,20 +184,20 @@ def main(argv):
 
     for name, model in models.items():  # trace and compile outside the timing
         model.fit(datasets[name], steps_per_epoch=FLAGS.warmup_steps, epochs=1, verbose=0)
-    rates = {name: [] for name in models}
-    cpu_rates = {name: [] for name in models}
+    timers = {name: StepTimer() for name in models}
     order = list(models)
-    sequences = FLAGS.steps_per_round * FLAGS.batch_size
     for round_index in range(FLAGS.rounds):
         for name in order if round_index % 2 == 0 else order[::-1]:
-            start, cpu_start = time.perf_counter(), time.process_time()
             models[name].fit(
-                datasets[name], steps_per_epoch=FLAGS.steps_per_round, epochs=1, verbose=0
+                datasets[name],
+                steps_per_epoch=FLAGS.steps_per_round,
+                epochs=1,
+                verbose=0,
+                callbacks=[timers[name]],
             )
-            rates[name].append(sequences / (time.perf_counter() - start))
-            cpu_rates[name].append(sequences / (time.process_time() - cpu_start))
-    medians = {name: float(np.median(r)) for name, r in rates.items()}
-    cpu_medians = {name: float(np.median(r)) for name, r in cpu_rates.items()}
+    batch = FLAGS.batch_size
+    medians = {name: batch / float(np.median(t.wall)) for name, t in timers.items()}
+    cpu_medians = {name: batch / float(np.median(t.cpu)) for name, t in timers.items()}
 
     print(
         f"shape: {FLAGS.num_layers} layers, hidden {FLAGS.hidden_dim}, "
@@ -190,10 +209,11 @@ def main(argv):
     print(f"KerasHub jit_compile='auto' resolved to {theirs.jit_compile}")
     print(f"rounds: {FLAGS.rounds} x {FLAGS.steps_per_round} steps per model, alternating")
     for name in models:
-        rounds = ", ".join(f"{r:.1f}" for r in rates[name])
+        steps = np.array(timers[name].wall)
+        quartiles = ", ".join(f"{batch / q:.1f}" for q in np.percentile(steps, [75, 25]))
         print(
-            f"{name:>24}: {medians[name]:7.1f} sequences/s (median; "
-            f"{params[name]:,} params; rounds: {rounds})"
+            f"{name:>24}: {medians[name]:7.1f} sequences/s (median of {len(steps)} "
+            f"steps; interquartile {quartiles}; {params[name]:,} params)"
         )
     for name in models:
         print(

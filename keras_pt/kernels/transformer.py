@@ -22,7 +22,7 @@ import math
 import tensorflow as tf
 
 from keras_pt.kernels import dropout as dropout_kernel
-from keras_pt.kernels.xla import fused_kernel
+from keras_pt.kernels.xla import fused_kernel, xla_kernel
 
 ACTIVATIONS = ("gelu", "gelu_approximate", "relu")
 
@@ -75,34 +75,67 @@ def _split_heads(x, num_heads):
     return tf.transpose(x, [0, 2, 1, 3])
 
 
-def _attend(query, key, value, attention_bias, rate, seed, replica, query_positions=None):
-    """Softmax attention over split heads; returns (batch, queries, hidden).
+def _merge_heads(x):
+    # (batch, heads, seq, head_dim) -> (batch, seq, heads·head_dim)
+    batch, heads, length, head_dim = x.shape
+    x = tf.transpose(x, [0, 2, 1, 3])
+    return tf.reshape(x, [-1 if batch is None else batch, length, heads * head_dim])
 
-    With `query_positions` (the queries' positions in the sequence) the
-    attention-probability dropout reuses the full self-attention's mask at
-    those rows.
+
+def _probs_dropout_scale(probs, rate, seed, replica, query_positions=None):
+    """The dropout scale of the attention probabilities, or None (no dropout).
+
+    With `query_positions` (the queries' positions in the sequence) it is
+    the full self-attention's mask at those rows.
     """
-    head_dim = query.shape[-1]
-    query = query * tf.cast(1.0 / math.sqrt(head_dim), query.dtype)
-    scores = tf.matmul(query, key, transpose_b=True)  # (batch, heads, queries, keys)
-    if attention_bias is not None:
-        scores = scores + tf.cast(attention_bias, scores.dtype)
-    probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), value.dtype)
-    if query_positions is not None and rate:
+    if not rate:
+        return None
+    batch, heads, queries, length = probs.shape
+    batch = tf.shape(probs)[0] if batch is None else batch
+    full_size = batch * heads * length * length
+    if query_positions is not None:
         # Index of (b, h, position, k) in the full (batch, heads, seq, seq) probabilities.
-        batch, heads, _, length = probs.shape
-        batch = tf.shape(probs)[0] if batch is None else batch
         rows = (
             tf.range(batch)[:, None, None] * heads + tf.range(heads)[None, :, None]
         ) * length + tf.cast(query_positions, tf.int32)[:, None, :]  # (batch, heads, queries)
         counter = rows[..., None] * length + tf.range(length)  # (batch, heads, queries, seq)
-        probs = _dropout(probs, rate, seed, replica, counter, batch * heads * length * length)
     else:
-        probs = _dropout(probs, rate, seed, replica)
-    context = tf.matmul(probs, value)  # (batch, heads, queries, head_dim)
-    batch, heads, queries, _ = context.shape
-    context = tf.transpose(context, [0, 2, 1, 3])  # (batch, queries, heads, head_dim)
-    return tf.reshape(context, [-1 if batch is None else batch, queries, heads * head_dim])
+        counter = tf.reshape(tf.range(full_size), [batch, heads, queries, length])
+    counter = counter + tf.cast(replica, tf.int32) * full_size
+    return tf.cast(dropout_kernel.dropout_scale_at(counter, rate, seed), probs.dtype)
+
+
+def _attention_probs(query, key, attention_bias, value_dtype):
+    scaled = query * tf.cast(1.0 / math.sqrt(query.shape[-1]), query.dtype)
+    scores = tf.matmul(scaled, key, transpose_b=True)  # (batch, heads, queries, keys)
+    if attention_bias is not None:
+        scores = scores + tf.cast(attention_bias, scores.dtype)
+    return tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), value_dtype)
+
+
+def _attend(query, key, value, attention_bias, rate, seed, replica, query_positions=None):
+    """Softmax attention over split heads: context `(batch, heads, queries,
+    head_dim)` and the probabilities before dropout."""
+    probs = _attention_probs(query, key, attention_bias, value.dtype)
+    scale = _probs_dropout_scale(probs, rate, seed, replica, query_positions)
+    dropped = probs if scale is None else probs * scale
+    return tf.matmul(dropped, value), probs
+
+
+def _attend_backward(d_context, probs, query, key, value, rate, seed, replica, query_positions=None):
+    """Gradients of `_attend`'s context w.r.t. query, key and value, from the
+    saved probabilities (the dropout mask is recomputed from its counters)."""
+    scale = _probs_dropout_scale(probs, rate, seed, replica, query_positions)
+    dropped = probs if scale is None else probs * scale
+    d_value = tf.matmul(dropped, d_context, transpose_a=True)  # (batch, heads, keys, head_dim)
+    d_probs = tf.matmul(d_context, value, transpose_b=True)  # (batch, heads, queries, keys)
+    if scale is not None:
+        d_probs = d_probs * scale
+    d_scores = probs * (d_probs - tf.reduce_sum(d_probs * probs, axis=-1, keepdims=True))
+    factor = tf.cast(1.0 / math.sqrt(query.shape[-1]), query.dtype)
+    d_query = tf.matmul(d_scores, key) * factor
+    d_key = tf.matmul(d_scores, query * factor, transpose_a=True)
+    return d_query, d_key, d_value
 
 
 def self_attention(qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica):
@@ -123,17 +156,34 @@ def self_attention(qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica
         The attention context `(batch, seq, hidden)`, before the output
         projection.
     """
-    qkv = qkv + qkv_bias
-    query, key, value = tf.split(qkv, 3, axis=-1)
-    return _attend(
+    return _self_attention_forward(
+        qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica
+    )[0]
+
+
+def _split_qkv(qkv, qkv_bias, num_heads):
+    query, key, value = tf.split(qkv + qkv_bias, 3, axis=-1)
+    return (
         _split_heads(query, num_heads),
         _split_heads(key, num_heads),
         _split_heads(value, num_heads),
-        attention_bias,
-        rate,
-        seed,
-        replica,
     )
+
+
+def _self_attention_forward(qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica):
+    query, key, value = _split_qkv(qkv, qkv_bias, num_heads)
+    context, probs = _attend(query, key, value, attention_bias, rate, seed, replica)
+    return _merge_heads(context), probs
+
+
+def _self_attention_backward(
+    d_output, probs, qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica
+):
+    query, key, value = _split_qkv(qkv, qkv_bias, num_heads)
+    d_context = _split_heads(d_output, num_heads)
+    grads = _attend_backward(d_context, probs, query, key, value, rate, seed, replica)
+    d_qkv = tf.concat([_merge_heads(g) for g in grads], axis=-1)  # (batch, seq, 3·hidden)
+    return d_qkv, tf.reduce_sum(d_qkv, axis=[0, 1])
 
 
 def query_attention(
@@ -155,17 +205,43 @@ def query_attention(
     Returns:
         `(batch, queries, hidden)`.
     """
+    return _query_attention_forward(
+        query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica,
+        query_positions,
+    )[0]
+
+
+def _split_query_kv(query, query_bias, kv, kv_bias, num_heads):
     key, value = tf.split(kv + kv_bias, 2, axis=-1)
-    return _attend(
+    return (
         _split_heads(query + query_bias, num_heads),
         _split_heads(key, num_heads),
         _split_heads(value, num_heads),
-        attention_bias,
-        rate,
-        seed,
-        replica,
-        query_positions,
     )
+
+
+def _query_attention_forward(
+    query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica, query_positions
+):
+    query, key, value = _split_query_kv(query, query_bias, kv, kv_bias, num_heads)
+    context, probs = _attend(
+        query, key, value, attention_bias, rate, seed, replica, query_positions
+    )
+    return _merge_heads(context), probs
+
+
+def _query_attention_backward(
+    d_output, probs, query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed,
+    replica, query_positions,
+):
+    query, key, value = _split_query_kv(query, query_bias, kv, kv_bias, num_heads)
+    d_context = _split_heads(d_output, num_heads)
+    d_query, d_key, d_value = _attend_backward(
+        d_context, probs, query, key, value, rate, seed, replica, query_positions
+    )
+    d_query = _merge_heads(d_query)  # (batch, queries, hidden)
+    d_kv = tf.concat([_merge_heads(d_key), _merge_heads(d_value)], axis=-1)
+    return d_query, tf.reduce_sum(d_query, [0, 1]), d_kv, tf.reduce_sum(d_kv, [0, 1])
 
 
 def residual_layer_norm(
@@ -202,10 +278,36 @@ def embedding_layer_norm(tokens, positions, segments, gamma, beta, epsilon, rate
     return _dropout(x, rate, seed, replica)
 
 
+def sparse_cross_entropy(logits, labels):
+    """Per-row `logsumexp(logits) - logits[label]`, float32.
+
+    Args:
+        logits: float `(rows, classes)`.
+        labels: int `(rows,)`.
+    """
+    logits = tf.cast(logits, tf.float32)
+    picked = tf.gather(logits, tf.cast(labels, tf.int32), batch_dims=1)
+    return tf.reduce_logsumexp(logits, axis=-1) - picked
+
+
+@xla_kernel
+def correct_predictions(logits, labels):
+    """1.0 where the argmax of a row of `logits` is its label, else 0.0."""
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
+
+
 # Differentiable arguments first; the rest (masks, seeds, static values) pass through.
-self_attention = fused_kernel(self_attention, 2)
-query_attention = fused_kernel(query_attention, 4)
+# Attention saves its probabilities and has a hand-written backward pass
+# (recomputing the score matmuls in the backward kernel would cost more).
+self_attention = fused_kernel(
+    self_attention, 2, _self_attention_forward, _self_attention_backward
+)
+query_attention = fused_kernel(
+    query_attention, 4, _query_attention_forward, _query_attention_backward
+)
 residual_layer_norm = fused_kernel(residual_layer_norm, 5)
 bias_activation = fused_kernel(bias_activation, 2)
 bias_activation_layer_norm = fused_kernel(bias_activation_layer_norm, 4)
 embedding_layer_norm = fused_kernel(embedding_layer_norm, 5)
+sparse_cross_entropy = fused_kernel(sparse_cross_entropy, 1)

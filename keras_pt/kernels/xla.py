@@ -41,7 +41,7 @@ def xla_kernel(fn):
     return wrapper
 
 
-def fused_kernel(fn, num_differentiable):
+def fused_kernel(fn, num_differentiable, forward_fn=None, backward_fn=None):
     """Decorator: `fn` as two XLA clusters, forward and backward, for use
     between ordinary TF ops.
 
@@ -54,16 +54,25 @@ def fused_kernel(fn, num_differentiable):
     would leave its gradient as many separate TF kernels. Inside a step
     compiled with XLA, `fn` is simply inlined and XLA differentiates it
     with the rest of the step.
+
+    Optionally, `forward_fn(*args) -> (output, saved)` and
+    `backward_fn(output_gradient, saved, *args) -> gradients` replace the
+    recomputation: `saved` (a tensor the forward keeps, e.g. attention
+    probabilities) is passed from one cluster to the other.
     """
-    forward = tf.function(fn, jit_compile=True)
+    if forward_fn is None:
 
-    def backward_fn(output_gradient, *args):
-        differentiable = list(args[:num_differentiable])
-        with tf.GradientTape() as tape:
-            tape.watch(differentiable)
-            output = fn(*differentiable, *args[num_differentiable:])
-        return tape.gradient(output, differentiable, output_gradients=output_gradient)
+        def forward_fn(*args):
+            return fn(*args), None
 
+        def backward_fn(output_gradient, saved, *args):
+            differentiable = list(args[:num_differentiable])
+            with tf.GradientTape() as tape:
+                tape.watch(differentiable)
+                output = fn(*differentiable, *args[num_differentiable:])
+            return tape.gradient(output, differentiable, output_gradients=output_gradient)
+
+    forward = tf.function(forward_fn, jit_compile=True)
     backward = tf.function(backward_fn, jit_compile=True)
 
     @functools.wraps(fn)
@@ -75,10 +84,10 @@ def fused_kernel(fn, num_differentiable):
 
         @tf.custom_gradient
         def op(*inputs):
-            output = forward(*inputs, *rest)
+            output, saved = forward(*inputs, *rest)
 
             def grad(output_gradient):
-                return backward(output_gradient, *inputs, *rest)
+                return backward(output_gradient, saved, *inputs, *rest)
 
             return output, grad
 

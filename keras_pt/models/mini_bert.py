@@ -7,6 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pt.kernels import mlm_masking
+from keras_pt.kernels import transformer as kernels
+from keras_pt.kernels.xla import in_xla_context
 from keras_pt.layers.bert_embedding import BertEmbedding
 from keras_pt.layers.masked_lm_head import MaskedLMHead
 from keras_pt.layers.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
@@ -471,11 +473,12 @@ class MiniBERT(keras.Model):
         """Per-slot losses, correctness and the global count of predictions."""
         inputs = dict(packed, token_ids=masked["token_ids"])
         logits = self.mlm_logits(inputs, masked["mask_positions"], training=training)
-        logits = tf.cast(logits, tf.float32)  # (batch, P, vocabulary)
-        labels = masked["mask_labels"]  # (batch, P)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
-        return losses, correct
+        batch, slots = tf.shape(logits)[0], logits.shape[1]
+        rows = tf.reshape(logits, [-1, self.vocabulary_size])  # (batch·P, vocabulary)
+        labels = tf.reshape(masked["mask_labels"], [-1])  # (batch·P,)
+        losses = kernels.sparse_cross_entropy(rows, labels)
+        correct = kernels.correct_predictions(tf.stop_gradient(rows), labels)
+        return tf.reshape(losses, [batch, slots]), tf.reshape(correct, [batch, slots])
 
     def _global_count(self, weights):
         count = tf.reduce_sum(weights)
@@ -488,6 +491,24 @@ class MiniBERT(keras.Model):
         # The pooler gets no gradient from the MLM loss.
         pooled = {id(v) for v in self.pooled_dense.trainable_variables}
         return [v for v in self.trainable_variables if id(v) not in pooled]
+
+    def _apply_gradients(self, grads, variables):
+        # On one device outside XLA, the optimizer's many small per-variable
+        # updates run as one XLA cluster (same update, fused loops).
+        if tf.distribute.has_strategy() or in_xla_context() or self.run_eagerly:
+            self.optimizer.apply(grads, variables)
+            return
+        key = (id(self.optimizer), tuple(id(v) for v in variables))
+        fused = getattr(self, "_fused_apply", None)
+        if fused is None or fused[0] != key:
+            optimizer = self.optimizer
+            apply = tf.function(
+                lambda grads: optimizer.apply(grads, variables), jit_compile=True, autograph=False
+            )
+            # Plain attribute: not a tracked part of the model.
+            fused = (key, apply)
+            object.__setattr__(self, "_fused_apply", fused)
+        fused[1](grads)
 
     def train_step(self, data):
         packed = self._batch(data)
@@ -504,7 +525,7 @@ class MiniBERT(keras.Model):
             loss = tf.reduce_sum(losses * weights) / tf.maximum(global_count, 1.0)
             scaled_loss = self.optimizer.scale_loss(loss)
         grads = _dense_gradients(tape.gradient(scaled_loss, variables))
-        self.optimizer.apply(grads, variables)
+        self._apply_gradients(grads, variables)
         self.loss_tracker.update_state(losses, sample_weight=weights)
         self.accuracy_tracker.update_state(correct, sample_weight=weights)
         return {m.name: m.result() for m in self.metrics}
