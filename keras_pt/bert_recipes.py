@@ -8,6 +8,8 @@ vocabulary) inside. `finetune_minibert` loads such a file and fine-tunes a
 validation split restoring the best weights, beside the same classifier
 fine-tuned from random initialisation (same vocabulary, preprocessor,
 optimizer and steps), and reports both test accuracies.
+`distill_minibert` distils such a fine-tuned classifier into a smaller
+student, beside the same student trained on the labels alone.
 `export_text_classifier` writes a SavedModel whose signature takes raw
 strings and returns class probabilities.
 
@@ -33,12 +35,14 @@ from keras_pt import distribute, training
 from keras_pt.layers import special_tokens
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
+from keras_pt.models.distiller import Distiller
 from keras_pt.models.mini_bert import PRESETS, MiniBERT
 from keras_pt.models.mini_bert_classifier import MiniBERTClassifier
 
 MODEL_FILENAME = "mini_bert.keras"
 VOCABULARY_FILENAME = "vocabulary.txt"
 CLASSIFIER_FILENAME = "classifier.keras"
+STUDENT_FILENAME = "student.keras"
 EXPORT_DIRNAME = "export"
 
 
@@ -644,3 +648,274 @@ def export_text_classifier(classifier, path, preprocessor=None, sentence_pairs=F
     module = _Serving(serve, signature, classifier.weights)
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     return path
+
+
+@dataclasses.dataclass
+class DistillResult:
+    """What `distill_minibert` measured and wrote.
+
+    Attributes:
+        accuracy: dict. Test accuracy of the teacher (`"teacher"`), of the
+            student distilled from it (`"distilled"`) and of the same student
+            trained on the labels alone (`"alone"`).
+        validation_accuracy: dict. The best validation accuracy of each
+            student (the epoch whose weights were kept) and the teacher's.
+        epochs: dict. Epochs each student ran before early stopping.
+        parameters: dict. Weights of the teacher and of the student.
+        num_labels: int. Labelled training examples.
+        num_transfer: int. Examples in the transfer set (labelled ones
+            included).
+        seconds: float. Wall-clock time of the whole job.
+        files: dict of the paths written (student, logs).
+    """
+
+    accuracy: dict
+    validation_accuracy: dict
+    epochs: dict
+    parameters: dict
+    num_labels: int
+    num_transfer: int
+    seconds: float
+    files: dict
+
+    def table(self):
+        """Parameters, validation and test accuracy of the three models as text."""
+        lines = [
+            f"{'model':<11}{'parameters':>11}{'validation':>11}{'test':>8}{'epochs':>8}",
+            "-" * 49,
+        ]
+        for name in ("teacher", "distilled", "alone"):
+            size = self.parameters["teacher" if name == "teacher" else "student"]
+            epochs = f"{self.epochs[name]:>8d}" if name in self.epochs else f"{'-':>8}"
+            lines.append(
+                f"{name:<11}{size:>11,d}{self.validation_accuracy[name]:>11.3f}"
+                f"{self.accuracy[name]:>8.3f}{epochs}"
+            )
+        return "\n".join(lines)
+
+
+def distill_minibert(
+    teacher,
+    dataset="stdlib_docs",
+    data_dir=None,
+    strategy="auto",
+    tpu=None,
+    model_dir="runs/distill",
+    labels_per_class=20,
+    student_layers=1,
+    student_hidden_dim=64,
+    batch_size=32,
+    epochs=20,
+    steps_per_epoch=25,
+    patience=5,
+    learning_rate=1e-3,
+    weight_decay=0.01,
+    temperature=4.0,
+    alpha=0.5,
+    dropout=0.1,
+    seed=0,
+    verbose=1,
+):
+    """Distils a fine-tuned MiniBERT classifier into a smaller student.
+
+    The teacher is a `MiniBERTClassifier` (the `classifier.keras` of
+    `finetune_minibert`, fine-tuned on `labels_per_class` labels per class).
+    Two copies of one small student (`student_layers` encoder blocks of
+    width `student_hidden_dim`, the teacher's vocabulary and preprocessor,
+    the same initial weights) then learn the same task:
+
+    - `"alone"`: on the labelled examples only (cross-entropy), as a
+      classifier of that size would be trained without a teacher;
+    - `"distilled"`: by `keras_pt.Distiller` on a transfer set made of the
+      labelled examples (with their labels) and the data set's unlabelled
+      pre-training text (label `Distiller.UNLABELLED`), so each batch
+      minimises `alpha·CE + (1 − alpha)·T²·KL(teacher ‖ student)` with the
+      cross-entropy over its labelled examples only (Hinton et al., 2015).
+
+    Both train with AdamW for up to `epochs` epochs of `steps_per_epoch`
+    steps, stop when the validation accuracy has not improved for
+    `patience` epochs and keep the best weights. The teacher and both
+    students are then tested on the test split. The distilled student is
+    saved as `student.keras` (raw strings in, like the teacher).
+
+    Args:
+        teacher: str or `MiniBERTClassifier`. The fine-tuned teacher or its
+            `.keras` path.
+        dataset: str. A `keras_pt.data.TEXT_DATASETS` name, the teacher's.
+        data_dir: str or None. TFDS data directory.
+        strategy: str or `tf.distribute.Strategy`. A `keras_pt.get_strategy`
+            name (Keras `fit`: not `multi_worker`, keras#20585).
+        tpu: str or None. TPU name or address (`"tpu"`/`"auto"`).
+        model_dir: str. Where `student.keras` and the TensorBoard logs
+            (`logs/distilled`, `logs/alone`) go.
+        labels_per_class: int. Labelled training examples per class (drawn
+            with `seed` as `finetune_minibert` draws them: pass the same
+            values to distil on the teacher's labels).
+        student_layers: int. Encoder blocks of the student.
+        student_hidden_dim: int. Width of the student (heads: width / 64,
+            at least 1; intermediate: 4 × width).
+        batch_size: int. Global batch size.
+        epochs: int. The most epochs.
+        steps_per_epoch: int. Steps between validations.
+        patience: int. Epochs without a better validation accuracy before
+            stopping.
+        learning_rate: float. AdamW learning rate.
+        weight_decay: float. AdamW weight decay.
+        temperature: float. Softening temperature `T`.
+        alpha: float in `[0, 1]`. Weight of the label cross-entropy.
+        dropout: float. Dropout of the student.
+        seed: int. Seed of the label draw, the student and the data order.
+        verbose: int. Keras verbosity (1: progress bars).
+
+    Returns:
+        A `DistillResult`.
+
+    Raises:
+        ValueError: for a missing teacher file, a teacher that is not a
+            `MiniBERTClassifier` with a preprocessor, or bad sizes.
+    """
+    for name, value in (
+        ("labels_per_class", labels_per_class),
+        ("student_layers", student_layers),
+        ("student_hidden_dim", student_hidden_dim),
+        ("batch_size", batch_size),
+        ("epochs", epochs),
+        ("steps_per_epoch", steps_per_epoch),
+        ("patience", patience),
+    ):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive int; got {value}.")
+    start = time.perf_counter()
+    if not isinstance(strategy, tf.distribute.Strategy):
+        strategy = distribute.get_strategy(strategy, tpu=tpu)
+    tf.io.gfile.makedirs(model_dir)
+    spec = data_lib.text_dataset_spec(dataset)
+    if isinstance(teacher, str) and not os.path.exists(teacher):
+        raise ValueError(
+            f"no teacher classifier at {teacher!r}; run examples/finetune_minibert.py "
+            f"first (it writes <model_dir>/{CLASSIFIER_FILENAME}), or pass its path."
+        )
+    with strategy.scope():
+        if isinstance(teacher, str):
+            teacher = keras.saving.load_model(teacher)
+    if not isinstance(teacher, MiniBERTClassifier) or teacher.backbone.preprocessor is None:
+        raise ValueError(
+            "the teacher must be a MiniBERTClassifier whose MiniBERT has a "
+            f"preprocessor (as finetune_minibert saves it); got {type(teacher).__name__}."
+        )
+    if teacher.num_classes != spec.num_classes:
+        raise ValueError(
+            f"the teacher predicts {teacher.num_classes} classes but {dataset!r} has "
+            f"{spec.num_classes}; distil on the data set the teacher was fine-tuned on."
+        )
+    preprocessor = teacher.backbone.preprocessor
+
+    # Labelled examples, the transfer set, validation and test data
+    train_split, validation_split, test_split = finetune_splits(dataset)
+    labelled = data_lib.labeled_text_subset(
+        data_lib.load_text_dataset(dataset, train_split, data_dir),
+        labels_per_class,
+        seed=seed,
+        num_classes=spec.num_classes,
+    )
+    num_labels = labels_per_class * spec.num_classes
+    if batch_size > num_labels:
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {num_labels} labelled examples; "
+            "lower batch_size or raise labels_per_class."
+        )
+    if spec.is_pair:  # pairs: the training pairs, labels hidden
+        unlabelled = data_lib.load_text_dataset(dataset, train_split, data_dir).map(
+            lambda x, y: x
+        )
+    else:  # single texts: the pre-training text (no validation or test text)
+        unlabelled = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
+    unlabelled = unlabelled.map(lambda x: (x, tf.constant(Distiller.UNLABELLED, tf.int32)))
+    transfer = labelled.concatenate(unlabelled).cache()
+    num_transfer = _count(transfer)
+    validation = _packed(
+        data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64
+    ).cache()
+    test = _packed(data_lib.load_text_dataset(dataset, test_split, data_dir), preprocessor, 64)
+
+    def student():
+        keras.utils.set_random_seed(seed + 2)  # the same initial student twice
+        backbone = MiniBERT(
+            preprocessor=preprocessor,
+            num_layers=student_layers,
+            hidden_dim=student_hidden_dim,
+            num_heads=max(1, student_hidden_dim // 64),
+            intermediate_dim=4 * student_hidden_dim,
+            max_sequence_length=preprocessor.sequence_length,
+            dropout=dropout,
+            seed=seed,
+        )
+        return MiniBERTClassifier(
+            backbone, num_classes=spec.num_classes, dropout=dropout, seed=seed, name="student"
+        )
+
+    def optimizer():
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+
+    # The teacher's accuracy
+    with strategy.scope():
+        teacher.compile(optimizer=optimizer())
+    accuracy = {"teacher": float(teacher.evaluate(test, verbose=0, return_dict=True)["accuracy"])}
+    validation_accuracy = {
+        "teacher": float(teacher.evaluate(validation, verbose=0, return_dict=True)["accuracy"])
+    }
+
+    # The student alone, then distilled
+    runs = {
+        "alone": data_lib.preprocess_text_dataset(
+            labelled, preprocessor, batch_size, shuffle_seed=seed, repeat=True
+        ),
+        "distilled": data_lib.preprocess_text_dataset(
+            transfer, preprocessor, batch_size, shuffle_seed=seed, repeat=True
+        ),
+    }
+    epochs_run, models = {}, {}
+    for name, train in runs.items():
+        with strategy.scope():
+            model = student()
+            if name == "distilled":
+                model = Distiller(teacher, model, temperature=temperature, alpha=alpha)
+            model.compile(optimizer=optimizer())
+        if verbose:
+            what = f"{num_transfer} transfer examples" if name == "distilled" else f"{num_labels} labels"
+            print(f"Training the student {name} on {what}")
+        stopping = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+        )
+        history = model.fit(
+            train,
+            validation_data=validation,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[stopping, keras.callbacks.TensorBoard(os.path.join(model_dir, "logs", name))],
+            verbose=verbose,
+        )
+        validation_accuracy[name] = float(max(history.history["val_accuracy"]))
+        epochs_run[name] = len(history.history["val_accuracy"])
+        accuracy[name] = float(model.evaluate(test, verbose=0, return_dict=True)["accuracy"])
+        models[name] = model
+
+    files = {
+        "student": os.path.join(model_dir, STUDENT_FILENAME),
+        "logs": os.path.join(model_dir, "logs"),
+    }
+    distilled_student = models["distilled"].student
+    distilled_student.save(files["student"])
+    return DistillResult(
+        accuracy=accuracy,
+        validation_accuracy=validation_accuracy,
+        epochs=epochs_run,
+        parameters={
+            "teacher": int(teacher.count_params()),
+            "student": int(distilled_student.count_params()),
+        },
+        num_labels=num_labels,
+        num_transfer=num_transfer,
+        seconds=time.perf_counter() - start,
+        files=files,
+    )

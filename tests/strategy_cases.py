@@ -114,6 +114,48 @@ def _gan():
     return gan
 
 
+_VOCAB, _LENGTH = 40, 12
+
+
+def _packed_texts():
+    """Packed `[CLS] tokens [SEP] [PAD]...` of random lengths (ragged masks)."""
+    from keras_pt.layers.special_tokens import CLS_ID, NUM_SPECIAL_TOKENS, PAD_ID, SEP_ID
+
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(4, _LENGTH + 1, NUM_EXAMPLES)
+    ids = rng.integers(NUM_SPECIAL_TOKENS, _VOCAB, (NUM_EXAMPLES, _LENGTH))
+    mask = (np.arange(_LENGTH)[None] < lengths[:, None]).astype("int32")
+    ids[:, 0] = CLS_ID
+    ids[np.arange(NUM_EXAMPLES), lengths - 1] = SEP_ID
+    ids = np.where(mask == 1, ids, PAD_ID).astype("int32")
+    return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+
+
+def _mini_bert_backbone():
+    return keras_pt.MiniBERT(
+        vocabulary_size=_VOCAB,
+        num_layers=1,
+        hidden_dim=16,
+        num_heads=2,
+        intermediate_dim=32,
+        max_sequence_length=_LENGTH,
+        dropout=0.1,  # dropout and masks: replica-consistent draws
+        seed=5,
+    )
+
+
+def _mini_bert():
+    model = _mini_bert_backbone()
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
+def _mini_bert_classifier():
+    model = keras_pt.MiniBERTClassifier(_mini_bert_backbone(), num_classes=4, dropout=0.1, seed=6)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
 CASES = {
     "autoencoder": Case(
         _autoencoder,
@@ -142,5 +184,17 @@ CASES = {
         lambda: tf.data.Dataset.from_tensor_slices(_images(-1.0, 1.0)),
         None,
         ("loss", "d_loss", "g_loss"),
+    ),
+    "mini_bert": Case(
+        _mini_bert,
+        lambda: tf.data.Dataset.from_tensor_slices(_packed_texts()),
+        None,
+        ("loss", "mlm_accuracy"),
+    ),
+    "mini_bert_classifier": Case(
+        _mini_bert_classifier,
+        lambda: tf.data.Dataset.from_tensor_slices((_packed_texts(), _labels())),
+        None,
+        ("loss", "accuracy"),
     ),
 }

@@ -34,7 +34,8 @@ def numpy_kl(teacher, student, temperature):
 def numpy_loss(teacher, student, y, temperature, alpha):
     z = student - student.max(axis=-1, keepdims=True)
     log_q = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    ce = -log_q[np.arange(len(y)), y]
+    labelled = y != Distiller.UNLABELLED
+    ce = np.where(labelled, -log_q[np.arange(len(y)), np.where(labelled, y, 0)], 0.0)
     kl = numpy_kl(teacher, student, temperature)
     return (alpha * ce + (1 - alpha) * temperature**2 * kl).mean()
 
@@ -98,6 +99,30 @@ class DistillerTest(TestCase):
             self.assertAllClose(logs["loss"][0], expected, atol=1e-5, rtol=1e-5)
             evaluated = distiller.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
             self.assertAllClose(evaluated["loss"], expected, atol=1e-5, rtol=1e-5)
+
+    def test_unlabelled_examples_distil_only(self):
+        # A transfer set mixing labelled and unlabelled (-1) examples: the
+        # cross-entropy covers the labelled ones, the KL term every one.
+        x, y = labelled(16)
+        y = np.where(np.arange(16) % 3 == 0, y, Distiller.UNLABELLED).astype("int32")
+        teacher, student, distiller = self.make(alpha=0.4)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+        t = teacher(x).numpy().astype("float64")
+        s = student(x).numpy().astype("float64")
+        logs = distiller.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+        self.assertAllClose(logs["loss"], numpy_loss(t, s, y, 3.0, 0.4), atol=1e-5, rtol=1e-5)
+        known = y != Distiller.UNLABELLED
+        self.assertAllClose(
+            logs["student_loss"], numpy_loss(t[known], s[known], y[known], 3.0, 1.0), atol=1e-5
+        )
+        self.assertAllClose(logs["accuracy"], np.mean(s[known].argmax(-1) == y[known]), atol=1e-6)
+        # A batch without any label trains on the teacher alone.
+        distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+        before = [w.copy() for w in student.get_weights()]
+        none = np.full(16, Distiller.UNLABELLED, "int32")
+        history = distiller.fit(x, none, batch_size=16, verbose=0).history
+        self.assertAllClose(history["loss"][0], 0.6 * 9.0 * numpy_kl(t, s, 3.0).mean(), atol=1e-5)
+        self.assertFalse(all(np.allclose(a, b) for a, b in zip(before, student.get_weights())))
 
     def test_strategy_equivalence(self):
         x, y = labelled(48)

@@ -1,9 +1,12 @@
 """MiniBERT learns on the embedded stdlib_docs corpus.
 
-One short masked-LM pre-training (the `pretrain_minibert` recipe) serves
-both tests: held-out masked-LM accuracy well above the unigram baseline,
-and fine-tuning on a few labels from the pre-trained encoder beating the
-same classifier fine-tuned from random initialisation.
+One short masked-LM pre-training (the `pretrain_minibert` recipe) and one
+fine-tuning (`finetune_minibert`) serve three tests: held-out masked-LM
+accuracy well above the unigram baseline; fine-tuning on a few labels from
+the pre-trained encoder beating the same classifier fine-tuned from random
+initialisation; and a small student distilled from the fine-tuned
+classifier (`distill_minibert`) beating the same student trained on the
+labels alone.
 """
 
 import shutil
@@ -16,6 +19,7 @@ from tests.test_case import TestCase
 # (see README.md for their figures).
 SEQUENCE_LENGTH = 64
 PRETRAIN_STEPS = 300
+LABELS_PER_CLASS = 10
 
 
 class MiniBERTLearningTest(TestCase):
@@ -29,6 +33,18 @@ class MiniBERTLearningTest(TestCase):
             sequence_length=SEQUENCE_LENGTH,
             steps=PRETRAIN_STEPS,
             learning_rate=2e-3,
+            verbose=0,
+        )
+        cls.finetuned = bert_recipes.finetune_minibert(
+            cls.pretrained.model_path,
+            model_dir=cls.model_dir,
+            strategy="default",
+            labels_per_class=LABELS_PER_CLASS,
+            epochs=6,
+            steps_per_epoch=20,
+            patience=6,
+            learning_rate=3e-4,
+            export=False,
             verbose=0,
         )
 
@@ -45,20 +61,27 @@ class MiniBERTLearningTest(TestCase):
         self.assertGreater(result.mlm_accuracy, 1.6 * result.unigram_accuracy)
 
     def test_pretrained_beats_from_scratch_with_few_labels(self):
-        result = bert_recipes.finetune_minibert(
-            self.pretrained.model_path,
-            model_dir=self.get_temp_dir(),
-            strategy="default",
-            labels_per_class=10,
-            epochs=6,
-            steps_per_epoch=20,
-            patience=6,
-            learning_rate=3e-4,
-            export=False,
-            verbose=0,
-        )
+        result = self.finetuned
         self.assertGreater(
             result.validation_accuracy["pretrained"],
             result.validation_accuracy["from_scratch"] + 0.1,
         )
         self.assertGreater(result.accuracy["pretrained"], result.accuracy["from_scratch"] + 0.1)
+
+    def test_distilled_student_beats_the_student_alone(self):
+        result = bert_recipes.distill_minibert(
+            self.finetuned.files["classifier"],
+            model_dir=self.get_temp_dir(),
+            strategy="default",
+            labels_per_class=LABELS_PER_CLASS,
+            epochs=6,
+            steps_per_epoch=20,
+            patience=6,
+            verbose=0,
+        )
+        self.assertLess(result.parameters["student"], result.parameters["teacher"] / 2)
+        self.assertAlmostEqual(result.accuracy["teacher"], self.finetuned.accuracy["pretrained"], 5)
+        self.assertGreater(result.accuracy["distilled"], result.accuracy["alone"] + 0.05)
+        self.assertGreater(
+            result.validation_accuracy["distilled"], result.validation_accuracy["alone"] + 0.05
+        )

@@ -8,6 +8,8 @@ import tensorflow as tf
 from keras_pt import distribute
 from keras_pt.kernels import distillation as distillation_kernel
 
+UNLABELLED = -1  # the label of a transfer-set example without one
+
 
 @keras.saving.register_keras_serializable(package="keras_pt")
 class Distiller(keras.Model):
@@ -28,8 +30,15 @@ class Distiller(keras.Model):
     Teacher and student take the same inputs (e.g. the same images, or the
     same packed token ids) and predict the same `num_classes`.
 
-    Logged: `loss` (the total), `student_loss` (the cross-entropy),
-    `distillation_loss` (`T² · KL`), `accuracy` (the student's).
+    Unlabelled examples (a transfer set of raw inputs, as in Hinton et
+    al.) carry the label `UNLABELLED` (-1): their cross-entropy term is
+    zero, their distillation term counts as usual, so a batch may mix
+    labelled and unlabelled examples. The loss stays a mean over every
+    example of the global batch.
+
+    Logged: `loss` (the total), `student_loss` (the cross-entropy, over the
+    labelled examples), `distillation_loss` (`T² · KL`), `accuracy` (the
+    student's, over the labelled examples).
 
     Args:
         teacher: keras.Model. A trained classifier returning
@@ -58,6 +67,8 @@ class Distiller(keras.Model):
         Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural
         Network", 2015.
     """
+
+    UNLABELLED = UNLABELLED
 
     def __init__(self, teacher, student, temperature=4.0, alpha=0.1, **kwargs):
         for name, model in (("teacher", teacher), ("student", student)):
@@ -122,23 +133,37 @@ class Distiller(keras.Model):
             )
 
     def _per_example_losses(self, y, teacher_logits, student_logits):
-        """Per-example cross-entropy and T²·KL, both float32 (batch,)."""
+        """Labels, labelled mask, cross-entropy and T²·KL, each (batch,).
+
+        Unlabelled examples (`UNLABELLED`) get label 0 and a zero mask, so
+        their cross-entropy is masked out; the losses are float32.
+        """
+        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        labelled = tf.not_equal(y, UNLABELLED)
+        y = tf.where(labelled, y, tf.zeros_like(y))
         if hasattr(self.student, "check_labels"):
             y = self.student.check_labels(y)
-        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        labelled = tf.cast(labelled, tf.float32)
         student_logits = tf.cast(student_logits, tf.float32)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(y, student_logits)
+        ce = labelled * tf.nn.sparse_softmax_cross_entropy_with_logits(y, student_logits)
         kl = distillation_kernel.softened_kl(
             teacher_logits, student_logits, self.temperature
         )
-        return ce, self.temperature**2 * kl
+        return y, labelled, ce, self.temperature**2 * kl
 
-    def _update_trackers(self, y, ce, distill, student_logits):
-        loss = self.alpha * tf.reduce_mean(ce) + (1.0 - self.alpha) * tf.reduce_mean(distill)
-        self.loss_tracker.update_state(loss)
-        self.student_loss_tracker.update_state(tf.reduce_mean(ce))
+    def _loss(self, ce, distill):
+        return self.alpha * tf.reduce_mean(ce) + (1.0 - self.alpha) * tf.reduce_mean(distill)
+
+    def _update_trackers(self, y, labelled, ce, distill, student_logits):
+        self.loss_tracker.update_state(self._loss(ce, distill))
+        # Over the labelled examples only (weighted, so batches without a
+        # label add nothing).
+        self.student_loss_tracker.update_state(
+            tf.math.divide_no_nan(tf.reduce_sum(ce), tf.reduce_sum(labelled)),
+            sample_weight=tf.reduce_sum(labelled),
+        )
         self.distillation_loss_tracker.update_state(tf.reduce_mean(distill))
-        self.accuracy_tracker.update_state(y, student_logits)
+        self.accuracy_tracker.update_state(y, student_logits, sample_weight=labelled)
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
@@ -149,10 +174,10 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             student_logits = self.student(x, training=True)
             self._check_outputs(teacher_logits, student_logits)
-            ce, distill = self._per_example_losses(y, teacher_logits, student_logits)
-            loss = self.alpha * tf.reduce_mean(ce) + (1.0 - self.alpha) * tf.reduce_mean(
-                distill
+            y, labelled, ce, distill = self._per_example_losses(
+                y, teacher_logits, student_logits
             )
+            loss = self._loss(ce, distill)
             if self.student.losses:
                 loss = loss + tf.add_n(
                     [tf.cast(l, tf.float32) for l in self.student.losses]
@@ -161,15 +186,15 @@ class Distiller(keras.Model):
         variables = self.student.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)
-        return self._update_trackers(y, ce, distill, student_logits)
+        return self._update_trackers(y, labelled, ce, distill, student_logits)
 
     def test_step(self, data):
         x, y = data[0], data[1]
         teacher_logits = self.teacher(x, training=False)
         student_logits = self.student(x, training=False)
         self._check_outputs(teacher_logits, student_logits)
-        ce, distill = self._per_example_losses(y, teacher_logits, student_logits)
-        return self._update_trackers(y, ce, distill, student_logits)
+        y, labelled, ce, distill = self._per_example_losses(y, teacher_logits, student_logits)
+        return self._update_trackers(y, labelled, ce, distill, student_logits)
 
     def get_config(self):
         config = super().get_config()

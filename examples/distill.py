@@ -1,0 +1,91 @@
+"""Distil a fine-tuned MiniBERT classifier into a smaller student.
+
+Loads the classifier of examples/finetune_minibert.py (the teacher), trains
+a small MiniBERTClassifier (1 encoder block of width 64 by default) on the
+teacher's softened predictions over the labelled examples plus the
+unlabelled pre-training text, trains the same student on the labels alone,
+and prints the test accuracy of the teacher and of both students:
+
+    python examples/pretrain_minibert.py --model_dir=runs/minibert
+    python examples/finetune_minibert.py --pretrained=runs/minibert/mini_bert.keras \
+        --model_dir=runs/minibert_classifier
+    python examples/distill.py --teacher=runs/minibert_classifier/classifier.keras
+
+Pass the --labels_per_class and --seed given to finetune_minibert.py so
+that the students see the teacher's labels. It writes the distilled student
+(<model_dir>/student.keras, raw strings in) and TensorBoard logs.
+"""
+
+from absl import app, flags
+
+from keras_pt import bert_recipes
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "teacher", "runs/finetune_minibert/classifier.keras",
+    "The fine-tuned MiniBERTClassifier (.keras) from examples/finetune_minibert.py.",
+)
+flags.DEFINE_string(
+    "dataset", "stdlib_docs",
+    "The teacher's text classification data set: stdlib_docs (embedded), imdb_reviews, "
+    "glue/sst2, glue/mrpc, glue/qqp.",
+)
+flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
+flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored or tpu.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (strategy tpu/auto).")
+flags.DEFINE_string("model_dir", "runs/distill", "Output: the distilled student, TensorBoard logs.")
+flags.DEFINE_integer("labels_per_class", 20, "Labelled training examples per class (as fine-tuned).")
+flags.DEFINE_integer("student_layers", 1, "Encoder blocks of the student.")
+flags.DEFINE_integer("student_hidden_dim", 64, "Width of the student.")
+flags.DEFINE_integer("batch_size", 32, "Global batch size.")
+flags.DEFINE_integer("epochs", 20, "The most epochs.")
+flags.DEFINE_integer("steps_per_epoch", 25, "Steps per epoch.")
+flags.DEFINE_integer("patience", 5, "Epochs without a better validation accuracy before stopping.")
+flags.DEFINE_float("learning_rate", 1e-3, "AdamW learning rate.")
+flags.DEFINE_float("temperature", 4.0, "Softening temperature T.")
+flags.DEFINE_float("alpha", 0.5, "Weight of the label cross-entropy (1 - alpha: the T^2 KL term).")
+flags.DEFINE_float("dropout", 0.1, "Dropout of the student.")
+flags.DEFINE_integer("seed", 0, "Seed of the label draw (as fine-tuned), the student and data order.")
+flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.")
+
+
+def main(argv):
+    del argv
+    result = bert_recipes.distill_minibert(
+        FLAGS.teacher,
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu,
+        model_dir=FLAGS.model_dir,
+        labels_per_class=FLAGS.labels_per_class,
+        student_layers=FLAGS.student_layers,
+        student_hidden_dim=FLAGS.student_hidden_dim,
+        batch_size=FLAGS.batch_size,
+        epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch,
+        patience=FLAGS.patience,
+        learning_rate=FLAGS.learning_rate,
+        temperature=FLAGS.temperature,
+        alpha=FLAGS.alpha,
+        dropout=FLAGS.dropout,
+        seed=FLAGS.seed,
+        verbose=FLAGS.verbose,
+    )
+    print(
+        f"\n{FLAGS.dataset}: {result.num_labels} labels, "
+        f"{result.num_transfer} transfer examples"
+    )
+    print(result.table())
+    print(
+        f"\nTest accuracy: teacher {result.accuracy['teacher']:.3f}, "
+        f"distilled student {result.accuracy['distilled']:.3f}, "
+        f"student alone {result.accuracy['alone']:.3f}"
+    )
+    for name, path in result.files.items():
+        print(f"{name}: {path}")
+    print(f"Finished in {result.seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    app.run(main)
