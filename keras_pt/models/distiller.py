@@ -182,7 +182,7 @@ class Distiller(keras.Model):
                 loss = loss + tf.add_n(
                     [tf.cast(l, tf.float32) for l in self.student.losses]
                 )
-            scaled_loss = distribute.scale_loss(loss)
+            scaled_loss = self.optimizer.scale_loss(distribute.scale_loss(loss))
         variables = self.student.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)

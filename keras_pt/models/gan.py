@@ -221,6 +221,16 @@ class GAN(keras.Model):
                 "d_optimizer and g_optimizer must be two optimizer objects; "
                 "pass a fresh one for each."
             )
+        if self.dtype_policy.name == "mixed_float16":
+            # Loss scaling for float16, as Keras's own compile does for one
+            # optimizer: each phase scales its loss and skips the update of a
+            # non-finite gradient, with a dynamic scale per optimizer.
+            self.d_optimizer, self.g_optimizer = (
+                optimizer
+                if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+                else keras.optimizers.LossScaleOptimizer(optimizer)
+                for optimizer in (self.d_optimizer, self.g_optimizer)
+            )
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
         self._gan_compile_config = {
@@ -306,8 +316,9 @@ class GAN(keras.Model):
                     alpha,
                 )
                 d_loss = d_loss + self.gradient_penalty_weight * penalty
-            # Scale inside the tape, so that the division is differentiated.
-            scaled_loss = distribute.scale_loss(d_loss)
+            # Scale inside the tape, so that the division is differentiated;
+            # the float16 loss scale (identity otherwise) likewise.
+            scaled_loss = self.d_optimizer.scale_loss(distribute.scale_loss(d_loss))
         grads = _dense(tape.gradient(scaled_loss, weights))
         self.d_optimizer.apply(grads, weights)
         return d_loss, penalty
@@ -351,7 +362,7 @@ class GAN(keras.Model):
                 self._discriminator_inputs(fake, fake_labels), training=True
             )  # (b, 1)
             g_loss = gan_losses.generator_loss(fake_logits, self.loss_name)
-            scaled_loss = distribute.scale_loss(g_loss)
+            scaled_loss = self.g_optimizer.scale_loss(distribute.scale_loss(g_loss))
         grads = _dense(tape.gradient(scaled_loss, weights))
         self.g_optimizer.apply(grads, weights)
         return g_loss
