@@ -190,3 +190,41 @@ def scale_loss(loss):
     """
     n = num_replicas()
     return loss if n == 1 else loss / n
+
+
+def global_mean_results(metrics):
+    """`{name: result}` of `keras.metrics.Mean` trackers over every replica.
+
+    Keras logs a train step's `{name: metric.result()}` per replica and
+    averages the replicas' values, which is the global value only when every
+    replica adds the same weight. Where replicas weigh their updates
+    differently (tokens, masked positions), this all-reduces each tracker's
+    running `total` and `count` (one all-reduce for all of them) so that
+    every replica returns the result of the whole global batch stream.
+    Outside a multi-replica step it is `{name: metric.result()}`.
+
+    Args:
+        metrics: list of `keras.metrics.Mean` (subclasses whose `result` is a
+            function of `total / count`, such as `Perplexity`, work too).
+
+    Returns:
+        dict of scalar tensors.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return {m.name: m.result() for m in metrics}
+    local = tf.stack(
+        [tf.cast(v.value, tf.float32) for m in metrics for v in (m.total, m.count)]
+    )  # (2 · len(metrics),)
+    reduced = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+    results = {}
+    for i, m in enumerate(metrics):
+        mean = tf.math.divide_no_nan(reduced[2 * i], reduced[2 * i + 1])
+        results[m.name] = tf.exp(mean) if _is_exp_of_mean(m) else mean
+    return results
+
+
+def _is_exp_of_mean(metric):
+    from keras_pt.metrics.perplexity import Perplexity
+
+    return isinstance(metric, Perplexity)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_pt import distribute
 from keras_pt.kernels import mlm_masking
 from keras_pt.kernels import transformer as kernels
 from keras_pt.kernels.xla import in_xla_context
@@ -528,7 +529,8 @@ class MiniBERT(keras.Model):
         self._apply_gradients(grads, variables)
         self.loss_tracker.update_state(losses, sample_weight=weights)
         self.accuracy_tracker.update_state(correct, sample_weight=weights)
-        return {m.name: m.result() for m in self.metrics}
+        # Replicas hold different numbers of selected positions.
+        return distribute.global_mean_results(self.metrics)
 
     def test_step(self, data):
         packed = self._batch(data)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_pt import distribute
 from keras_pt.kernels import sampling
 from keras_pt.layers.bert_embedding import BertEmbedding
 from keras_pt.layers.masked_lm_head import MaskedLMHead
@@ -361,7 +362,8 @@ class MiniGPT(keras.Model):
     def _update_trackers(self, losses, weights):
         self.loss_tracker.update_state(losses, sample_weight=weights)
         self.perplexity_tracker.update_state(losses, sample_weight=weights)
-        return {m.name: m.result() for m in self.metrics}
+        # Replicas hold different numbers of real tokens.
+        return distribute.global_mean_results(self.metrics)
 
     def train_step(self, data):
         packed = self._batch(data)
