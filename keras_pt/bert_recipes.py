@@ -401,6 +401,7 @@ def finetune_minibert(
     learning_rate=1e-4,
     weight_decay=0.01,
     dropout=0.1,
+    pooling="mean",
     seed=0,
     export=True,
     verbose=1,
@@ -445,6 +446,9 @@ def finetune_minibert(
         learning_rate: float. AdamW learning rate.
         weight_decay: float. AdamW weight decay.
         dropout: float. Dropout before the classification layer.
+        pooling: str. `MiniBERTClassifier` pooling, `"mean"` (of the token
+            states: masked-LM pre-training trains no `[CLS]` pooler) or
+            `"cls"`.
         seed: int. Seed of the label draw, the head and the data order.
         export: bool. Write the SavedModel export.
         verbose: int. Keras verbosity (1: progress bars).
@@ -530,6 +534,7 @@ def finetune_minibert(
                 num_classes=spec.num_classes,
                 dropout=dropout,
                 seed=seed,
+                pooling=pooling,
                 name=f"classifier_{name}",
             )
             classifier.compile(

@@ -17,6 +17,29 @@ tf.config.set_logical_device_configuration(
 )
 
 
+# The longest test modules (learning, examples, multi-process), started
+# first so that the parallel workers (pytest-xdist, setup.cfg) finish
+# together rather than one of them running a long module at the end.
+LONGEST_FIRST = (
+    "test_mini_bert_learning.py",
+    "test_strategy_equivalence.py",
+    "test_bert_recipes.py",
+    "test_text_learning.py",
+    "test_pretrain_finetune.py",
+    "test_resumption.py",
+    "test_text_examples.py",
+    "test_mini_bert.py",
+    "test_gan.py",
+    "test_mixed_precision.py",
+)
+
+
+def _rank(item):
+    name = os.path.basename(str(item.fspath))
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
     # tf.test.TestCase defines a `test_session` helper that is not a test.
     items[:] = [item for item in items if item.name != "test_session"]
+    items.sort(key=_rank)  # stable: the order within a module is kept

@@ -17,12 +17,19 @@ from keras_pt.models.mini_bert import (
 )
 
 
+POOLING = ("cls", "mean")
+
+
 @keras.saving.register_keras_serializable(package="keras_pt")
 class MiniBERTClassifier(keras.Model):
-    """Sentence (or sentence-pair) classifier on a MiniBERT's pooled `[CLS]` vector.
+    """Sentence (or sentence-pair) classifier on a MiniBERT encoder.
 
-    `logits = Dense(Dropout(pooled_output))`, as in BERT's fine-tuning
-    recipe. `call(inputs)` takes the packed dict `{"token_ids",
+    `logits = Dense(Dropout(pooled))`. With `pooling="cls"` (the default)
+    `pooled` is the encoder's pooled `[CLS]` vector, as in BERT's
+    fine-tuning recipe; with `pooling="mean"` it is the mean of the
+    sequence output over the real (unpadded) tokens, which suits an encoder
+    pre-trained by masked-LM alone (its `[CLS]` pooler gets no pre-training
+    signal without a next-sentence task). `call(inputs)` takes the packed dict `{"token_ids",
     "segment_ids", "padding_mask"}` (int `(batch, seq_len)`) and returns
     logits `(batch, num_classes)`. With a `preprocessor`, `inputs` may also
     be raw strings `(batch,)` or a tuple of two string batches (sentence
@@ -47,6 +54,8 @@ class MiniBERTClassifier(keras.Model):
         trainable_backbone: bool. Fine-tune the encoder (True) or train the
             head only (False). Defaults to True.
         seed: int or None. Seed of the head's dropout. Defaults to None.
+        pooling: `"cls"` or `"mean"`. What the head reads. Defaults to
+            `"cls"`.
 
     Example:
 
@@ -70,6 +79,7 @@ class MiniBERTClassifier(keras.Model):
         preprocessor=None,
         trainable_backbone=True,
         seed=None,
+        pooling="cls",
         **kwargs,
     ):
         if isinstance(backbone, MiniBERT):
@@ -85,6 +95,8 @@ class MiniBERTClassifier(keras.Model):
             raise ValueError(f"num_classes must be at least 2; got {num_classes}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1); got {dropout}.")
+        if pooling not in POOLING:
+            raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got {pooling!r}.")
         super().__init__(**kwargs)
         # Inputs may be int id dicts or strings: keep Keras from casting them.
         self._convert_input_args = False
@@ -106,6 +118,7 @@ class MiniBERTClassifier(keras.Model):
         self.dropout = float(dropout)
         self.trainable_backbone = bool(trainable_backbone)
         self.seed = seed
+        self.pooling = pooling
         self.backbone.trainable = self.trainable_backbone
         self.built = True
 
@@ -161,7 +174,15 @@ class MiniBERTClassifier(keras.Model):
         packed = standardize_inputs(inputs)
         if isinstance(self.backbone, MiniBERT):
             self.backbone.embedding.check_sequence_length(packed["token_ids"].shape[1])
-        pooled = self.encoder(packed, training=training)["pooled_output"]  # (batch, hidden)
+        outputs = self.encoder(packed, training=training)
+        if self.pooling == "mean":
+            sequence = outputs["sequence_output"]  # (batch, seq_len, hidden)
+            mask = tf.cast(packed["padding_mask"], sequence.dtype)[..., None]
+            pooled = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(
+                tf.reduce_sum(mask, axis=1), tf.ones([], sequence.dtype)
+            )  # (batch, hidden)
+        else:
+            pooled = outputs["pooled_output"]  # (batch, hidden)
         pooled = self.classifier_dropout(pooled, training=training)
         return self.logits_dense(pooled)  # (batch, num_classes)
 
@@ -212,6 +233,7 @@ class MiniBERTClassifier(keras.Model):
                 ),
                 "trainable_backbone": self.trainable_backbone,
                 "seed": self.seed,
+                "pooling": self.pooling,
             }
         )
         return config
