@@ -13,6 +13,11 @@ their paired difference.
     python examples/train_gan.py --loss=wasserstein --d_steps=5
     python examples/train_gan.py --dataset=mnist --data_dir=gs://...  # TFDS
 
+Training runs through `keras_pt.training.train`, so `--strategy` takes
+every strategy (multi_worker included), `--mixed_precision` works (float16
+with loss scaling for both optimizers), and checkpoints under
+--model_dir/checkpoints let a rerun resume where the last run stopped.
+
 Writes under --model_dir: sample grids (samples/samples_epoch_XXX.png), the
 feature classifier (feature_classifier.keras), TensorBoard logs (logs/), the
 GAN (gan.keras) and the generator as a SavedModel (generator_savedmodel/).
@@ -29,6 +34,7 @@ import numpy as np
 
 import keras_pt
 from keras_pt import data as data_lib
+from keras_pt import training
 from keras_pt.callbacks import FrechetDistance, SampleGrid
 from keras_pt.evaluation import GeneratorEvaluator, images_array, train_feature_classifier
 
@@ -46,6 +52,8 @@ flags.DEFINE_float("d_learning_rate", 4e-4, "Adam learning rate of the discrimin
 flags.DEFINE_float("g_learning_rate", 1e-4, "Adam learning rate of the generator.")
 flags.DEFINE_string("strategy", "default", "auto, default, mirrored, multi_worker or tpu.")
 flags.DEFINE_string("tpu", None, "TPU name or address.")
+flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "Mixed precision policy.")
+flags.DEFINE_bool("scale_batch_size", False, "Multiply batch size and learning rates by the replica count.")
 flags.DEFINE_enum(
     "jit_compile",
     "auto",
@@ -54,7 +62,7 @@ flags.DEFINE_enum(
     "(where it is slower for these convolutions).",
 )
 flags.DEFINE_integer("steps_per_execution", 1, "Train steps per tf.function call.")
-flags.DEFINE_string("model_dir", "/tmp/keras_pt_gan", "Output folder.")
+flags.DEFINE_string("model_dir", "runs/train_gan", "Output and checkpoints; a rerun resumes from them.")
 flags.DEFINE_integer("labels_per_class", 5, "Labels per class for the SVM probe.")
 flags.DEFINE_integer("probe_draws", 5, "Label draws the SVM probe is averaged over.")
 flags.DEFINE_integer("grid_size", 2, "Max-pooled grid of the probe's features.")
@@ -134,7 +142,9 @@ def main(argv):
         seed=FLAGS.seed,
     )
 
-    with strategy.scope():
+    jit_compile = {"auto": "auto", "true": True, "false": False}[FLAGS.jit_compile]
+
+    def build():  # in the strategy's scope, after the seed is set
         gan = keras_pt.GAN(
             keras_pt.Generator(image_shape, FLAGS.latent_dim, base_filters=FLAGS.base_filters),
             keras_pt.Discriminator(image_shape, base_filters=FLAGS.base_filters),
@@ -142,26 +152,38 @@ def main(argv):
             d_steps=FLAGS.d_steps,
             seed=FLAGS.seed,
         )
-        jit_compile = {"auto": "auto", "true": True, "false": False}[FLAGS.jit_compile]
         gan.compile(
             d_optimizer=keras.optimizers.Adam(FLAGS.d_learning_rate, beta_1=0.5),
             g_optimizer=keras.optimizers.Adam(FLAGS.g_learning_rate, beta_1=0.5),
             jit_compile=jit_compile if strategy.num_replicas_in_sync == 1 else False,
             steps_per_execution=FLAGS.steps_per_execution,
         )
-    initial_discriminator_weights = gan.discriminator.get_weights()
-    untrained = evaluator(gan.generator)["frechet_distance"]
+        return gan
+
+    # The same seed builds the same initial weights that training starts from.
+    keras.utils.set_random_seed(FLAGS.seed)
+    with strategy.scope():
+        initial = build()
+    untrained = evaluator(initial.generator)["frechet_distance"]
     print(f"epoch 0 (untrained): frechet_distance={untrained:.3f}")
 
-    train = data_lib.batch(
-        data_lib.unlabeled(data.train).map(to_tanh_range), FLAGS.batch_size, shuffle_seed=FLAGS.seed
-    )
+    images = data_lib.unlabeled(data.train).map(to_tanh_range)
+
+    def dataset_fn(epoch, batch_size, seed):  # the same (epoch, seed), the same batches
+        return data_lib.epoch_batches(images, batch_size, seed, epoch)
+
     log_dir = os.path.join(FLAGS.model_dir, "logs")
     fd_callback = FrechetDistance(evaluator)
-    gan.fit(
-        train,
+    result = training.train(
+        build,
+        dataset_fn,
+        batch_size=FLAGS.batch_size,
         epochs=FLAGS.epochs,
-        verbose=FLAGS.verbose,
+        strategy=strategy,
+        scale_batch_size=FLAGS.scale_batch_size,
+        scale_learning_rate=FLAGS.scale_batch_size,
+        mixed_precision=FLAGS.mixed_precision,
+        model_dir=FLAGS.model_dir,
         callbacks=[
             fd_callback,
             SampleGrid(
@@ -173,20 +195,18 @@ def main(argv):
         ]
         # Scalars to TensorBoard where the tensorboard package is installed.
         + ([keras.callbacks.TensorBoard(log_dir)] if find_spec("tensorboard") else []),
+        seed=FLAGS.seed,
+        verbose=FLAGS.verbose,
     )
+    gan = result.model
     gan.save(os.path.join(FLAGS.model_dir, "gan.keras"))
     gan.generator.export_saved_model(os.path.join(FLAGS.model_dir, "generator_savedmodel"))
     train_seconds = time.time() - start
 
     # Linear SVM on the discriminator's features vs. the same discriminator
     # at its initial weights.
-    with strategy.scope():
-        untrained_discriminator = keras_pt.Discriminator.from_config(
-            gan.discriminator.get_config()
-        )
-    untrained_discriminator.set_weights(initial_discriminator_weights)
     trained_accuracies = probe(gan.discriminator, data, strategy)
-    untrained_accuracies = probe(untrained_discriminator, data, strategy)
+    untrained_accuracies = probe(initial.discriminator, data, strategy)
     distances = [untrained] + [s["frechet_distance"] for _, s in fd_callback.history]
     print("frechet_distance per epoch:", " ".join(f"{d:.2f}" for d in distances))
     print(

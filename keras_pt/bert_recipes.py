@@ -398,7 +398,7 @@ def finetune_minibert(
     epochs=20,
     steps_per_epoch=25,
     patience=5,
-    learning_rate=1e-4,
+    learning_rate=1e-3,
     weight_decay=0.01,
     dropout=0.1,
     pooling="mean",

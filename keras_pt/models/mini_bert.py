@@ -186,8 +186,8 @@ class MiniBERT(keras.Model):
     different numbers of selected positions. `test_step` reports the same
     two figures.
 
-    The whole step compiles with XLA; `compile(jit_compile="auto")` turns
-    XLA on when training on one device (it is Keras's choice, off on CPU,
+    The whole step compiles with XLA; `compile(jit_compile="auto")` leaves
+    the choice to Keras (XLA on one GPU or TPU; off on CPU-only machines and
     under a multi-replica strategy). Under XLA the token-id range checks
     (which raise `InvalidArgumentError` in graph mode) are dropped — use
     `jit_compile=False` to debug data.
@@ -549,9 +549,9 @@ class MiniBERT(keras.Model):
             optimizer: optimizer, name or `"auto"`: AdamW(1e-4,
                 weight_decay=0.01, epsilon=1e-6), BERT's pre-training
                 setting (without the warm-up schedule).
-            jit_compile: bool or `"auto"`. `"auto"` compiles the step with
-                XLA unless a multi-replica strategy is in use (then Keras's
-                choice). Defaults to `"auto"`.
+            jit_compile: bool or `"auto"`. `"auto"` is Keras's choice: XLA
+                on one GPU or TPU, off on CPU-only machines and under a
+                multi-replica strategy. Defaults to `"auto"`.
             **kwargs: passed to `keras.Model.compile` (e.g.
                 `steps_per_execution`).
         """
