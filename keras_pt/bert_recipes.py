@@ -42,6 +42,7 @@ from keras_pt.models.mini_bert_classifier import MiniBERTClassifier
 MODEL_FILENAME = "mini_bert.keras"
 VOCABULARY_FILENAME = "vocabulary.txt"
 CLASSIFIER_FILENAME = "classifier.keras"
+SCRATCH_CLASSIFIER_FILENAME = "classifier_from_scratch.keras"
 STUDENT_FILENAME = "student.keras"
 EXPORT_DIRNAME = "export"
 
@@ -365,7 +366,9 @@ class FinetuneResult:
         epochs: dict. Epochs each ran before early stopping.
         num_labels: int. Labelled training examples used.
         seconds: float. Wall-clock time of the whole job.
-        files: dict of the paths written (classifier, SavedModel, logs).
+        files: dict of the paths written (`classifier`: the pre-trained
+            one, `classifier_from_scratch`, `export`: the pre-trained one's
+            SavedModel, `logs`).
     """
 
     accuracy: dict
@@ -418,8 +421,9 @@ def finetune_minibert(
     `epochs` epochs of `steps_per_epoch` steps with AdamW, stops when the validation accuracy has not
     improved for `patience` epochs and restores the best weights, as in
     BERT's fine-tuning recipe; then both are tested on the test split.
-    The pre-trained classifier is saved (`.keras`) and, with `export`,
-    exported as a SavedModel taking raw strings.
+    Both classifiers are saved (`classifier.keras`,
+    `classifier_from_scratch.keras`) and, with `export`, the pre-trained
+    one is exported as a SavedModel taking raw strings.
 
     Args:
         pretrained: str or `MiniBERT`. The pre-trained model or its `.keras`
@@ -559,10 +563,12 @@ def finetune_minibert(
         accuracy[name] = float(classifier.evaluate(test, verbose=0, return_dict=True)["accuracy"])
         classifiers[name] = classifier
 
-    # Save the pre-trained classifier; export a strings-in SavedModel
+    # Save both classifiers; export the pre-trained one as a strings-in SavedModel
     files = {"logs": os.path.join(model_dir, "logs")}
     files["classifier"] = os.path.join(model_dir, CLASSIFIER_FILENAME)
     classifiers["pretrained"].save(files["classifier"])
+    files["classifier_from_scratch"] = os.path.join(model_dir, SCRATCH_CLASSIFIER_FILENAME)
+    classifiers["from_scratch"].save(files["classifier_from_scratch"])
     if export:
         files["export"] = export_text_classifier(
             classifiers["pretrained"],
@@ -732,8 +738,8 @@ def distill_minibert(
     - `"alone"`: on the labelled examples only (cross-entropy), as a
       classifier of that size would be trained without a teacher;
     - `"distilled"`: by `keras_pt.Distiller` on a transfer set made of the
-      labelled examples (with their labels) and the data set's unlabelled
-      pre-training text (label `Distiller.UNLABELLED`), so each batch
+      labelled examples (with their labels) and the whole training split
+      with its labels hidden (label `Distiller.UNLABELLED`), so each batch
       minimises `alpha·CE + (1 − alpha)·T²·KL(teacher ‖ student)` with the
       cross-entropy over its labelled examples only (Hinton et al., 2015).
 
@@ -829,13 +835,12 @@ def distill_minibert(
             f"batch_size={batch_size} exceeds the {num_labels} labelled examples; "
             "lower batch_size or raise labels_per_class."
         )
-    if spec.is_pair:  # pairs: the training pairs, labels hidden
-        unlabelled = data_lib.load_text_dataset(dataset, train_split, data_dir).map(
-            lambda x, y: x
-        )
-    else:  # single texts: the pre-training text (no validation or test text)
-        unlabelled = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
-    unlabelled = unlabelled.map(lambda x: (x, tf.constant(Distiller.UNLABELLED, tf.int32)))
+    # The training split with its labels hidden: text of the task's classes.
+    # (stdlib_docs' other pre-training text, docstrings of other modules,
+    # would teach the student the teacher's guesses on out-of-task text.)
+    unlabelled = data_lib.load_text_dataset(dataset, train_split, data_dir).map(
+        lambda x, y: (x, tf.constant(Distiller.UNLABELLED, tf.int32))
+    )
     transfer = labelled.concatenate(unlabelled).cache()
     num_transfer = _count(transfer)
     validation = _packed(
@@ -856,7 +861,12 @@ def distill_minibert(
             seed=seed,
         )
         return MiniBERTClassifier(
-            backbone, num_classes=spec.num_classes, dropout=dropout, seed=seed, name="student"
+            backbone,
+            num_classes=spec.num_classes,
+            dropout=dropout,
+            seed=seed,
+            pooling="mean",
+            name="student",
         )
 
     def optimizer():

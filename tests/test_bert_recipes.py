@@ -222,6 +222,38 @@ class ExamplesTest(TestCase):
         probabilities = served.serve(tf.constant(TEXTS[:2]))["probabilities"].numpy()
         self.assertEqual(probabilities.shape, (2, 10))
 
+        distill_dir = os.path.join(model_dir, "distill")
+        proc = run_example(
+            "distill.py",
+            f"--teacher={os.path.join(finetune_dir, 'classifier.keras')}",
+            f"--model_dir={distill_dir}",
+            "--labels_per_class=2",
+            "--batch_size=4",
+            "--epochs=1",
+            "--steps_per_epoch=2",
+            "--student_hidden_dim=16",
+            "--strategy=default",
+            "--verbose=0",
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertRegex(
+            proc.stdout,
+            r"Test accuracy: teacher \d\.\d{3}, distilled student \d\.\d{3}, student alone \d\.\d{3}",
+        )
+        student = keras.saving.load_model(os.path.join(distill_dir, "student.keras"))
+        self.assertEqual(student.predict(TEXTS[:2], verbose=0).shape, (2, 10))
+        for name in ("distilled", "alone"):
+            self.assertTrue(os.listdir(os.path.join(distill_dir, "logs", name)))
+
+    def test_distill_without_a_teacher(self):
+        proc = run_example(
+            "distill.py",
+            f"--teacher={os.path.join(self.get_temp_dir(), 'missing.keras')}",
+            f"--model_dir={self.get_temp_dir()}",
+        )
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("run examples/finetune_minibert.py first", proc.stderr)
+
     def test_finetune_without_a_pretrained_model(self):
         proc = run_example(
             "finetune_minibert.py",

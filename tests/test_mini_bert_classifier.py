@@ -63,6 +63,24 @@ class MiniBERTClassifierTest(TestCase):
         frozen(x)
         self.assertEqual(len(frozen.trainable_variables), 2)  # the head's kernel and bias
 
+    def test_mean_pooling(self):
+        bert = backbone(vocabulary_size=40)
+        model = MiniBERTClassifier(bert, num_classes=3, pooling="mean", dropout=0.0)
+        x, y = packed_batch(4)
+        sequence = bert.encoder(x)["sequence_output"].numpy()  # (4, SEQ, hidden)
+        mask = x["padding_mask"][..., None].astype("float32")
+        pooled = (sequence * mask).sum(axis=1) / mask.sum(axis=1)
+        kernel, bias = model.logits_dense.get_weights()
+        self.assertAllClose(model(x), pooled @ kernel + bias, atol=1e-5)
+        # The [CLS] pooler takes no part, so it is not trained.
+        names = {v.path for v in model.trainable_variables}
+        self.assertFalse(any("pooled_dense" in n for n in names), names)
+        model.compile(optimizer="adam")
+        model.fit(x, y, batch_size=4, verbose=0)
+        self.assertEqual(MiniBERTClassifier.from_config(model.get_config()).pooling, "mean")
+        with self.assertRaisesRegex(ValueError, "pooling must be one of cls, mean"):
+            MiniBERTClassifier(bert, num_classes=3, pooling="max")
+
     def test_raw_strings_pairs_and_saved_vocabulary(self):
         model = MiniBERTClassifier(backbone(preprocessor=preprocessor()), num_classes=2)
         self.assertEqual(model.backbone.vocabulary_size, len(VOCABULARY))

@@ -130,9 +130,13 @@ class MiniBERTClassifier(keras.Model):
         return self.backbone
 
     def _without_mlm_head(self, weights):
-        # A MiniBERT backbone's masked-LM head plays no part in classification.
+        # A MiniBERT backbone's masked-LM head plays no part in classification,
+        # nor its [CLS] pooler under mean pooling.
         if isinstance(self.backbone, MiniBERT):
-            unused = {id(w) for w in self.backbone.mlm_head.weights}
+            unused = list(self.backbone.mlm_head.weights)
+            if self.pooling == "mean":
+                unused += self.backbone.pooled_dense.weights
+            unused = {id(w) for w in unused}
             weights = [w for w in weights if id(w) not in unused]
         return weights
 
