@@ -3,7 +3,6 @@ strategy-equivalence check of the train_step contract."""
 
 import functools
 import os
-import tempfile
 
 import keras
 import numpy as np

@@ -1,4 +1,3 @@
-import os
 
 import keras
 import numpy as np
@@ -309,6 +308,10 @@ class MiniBERTTest(TestCase):
 
 
 class MiniBERTClassifierTest(TestCase):
+    """The classifier on this file's MiniBERT; strategy equivalence, saving,
+    raw strings and bad arguments: tests/test_mini_bert_classifier.py and
+    tests/strategy_cases.py."""
+
     def _classifier(self, **overrides):
         config = dict(num_classes=3, dropout=0.1, seed=2)
         config.update(overrides)
@@ -344,28 +347,6 @@ class MiniBERTClassifierTest(TestCase):
         for a, b in zip(before, classifier.backbone.get_weights()):
             self.assertAllEqual(a, b)
 
-    def test_strategy_equivalence_with_dropout(self):
-        def build():
-            classifier = self._classifier()
-            classifier.compile(optimizer=keras.optimizers.SGD(0.5))
-            return classifier
-
-        x, y = self._data(24, seed=1)
-
-        def reference(model, batch):
-            inputs, labels = batch
-            states = seed_states(model)
-            logits = model(inputs, training=True)
-            restore_seed_states(model, states)
-            return float(tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            ))
-
-        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True)
-        self.run_strategy_equivalence(
-            build, data, steps=3, atol=1e-4, loss_keys=("loss", "accuracy"), reference_loss=reference
-        )
-
     def test_jit_compile_step_equals_plain_step(self):
         x, y = self._data(16)
         data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
@@ -380,49 +361,3 @@ class MiniBERTClassifierTest(TestCase):
         self.assertAllClose(a["loss"], b["loss"], atol=1e-4)
         for w1, w2 in zip(plain.get_weights(), xla.get_weights(), strict=True):
             self.assertAllClose(w1, w2, atol=1e-4)
-
-    def test_config_and_saving(self):
-        classifier = self._classifier()
-        self.run_config_roundtrip(classifier)
-        classifier.compile(optimizer="adam")
-        x, y = self._data(8)
-        classifier.fit(x, y, batch_size=4, verbose=0)
-        restored = self.run_saving(classifier, x)
-        self.assertIsInstance(restored.backbone, MiniBERT)
-        restored.fit(x, y, batch_size=4, verbose=0)
-        # An encoder model works as the backbone too.
-        on_encoder = MiniBERTClassifier(tiny_bert().encoder, num_classes=2)
-        self.assertEqual(on_encoder(x).shape, (8, 2))
-        self.run_saving(on_encoder, x)
-
-    def test_raw_strings_with_preprocessor(self):
-        backbone = MiniBERT(num_layers=1, hidden_dim=32, num_heads=2, max_sequence_length=LENGTH,
-                            preprocessor=StandInPreprocessor())
-        classifier = MiniBERTClassifier(backbone, num_classes=2, preprocessor=StandInPreprocessor())
-        classifier.compile(optimizer="adam")
-        probabilities = classifier.predict(["some text", "more text here", "x"], verbose=0)
-        self.assertEqual(probabilities.shape, (3, 2))
-        pairs = classifier.predict((np.array(["first sentence", "a"]), np.array(["second one", "b"])), verbose=0)
-        self.assertEqual(pairs.shape, (2, 2))
-        packed_pairs = StandInPreprocessor()((tf.constant(["first sentence"]), tf.constant(["second one"])))
-        self.assertEqual(int(tf.reduce_max(packed_pairs["segment_ids"])), 1)
-        self.assertAllClose(classifier(["some text"]), classifier(StandInPreprocessor()(tf.constant(["some text"]))))
-        restored = self.run_saving(classifier, ["hello there", "general text"])
-        self.assertIsInstance(restored.preprocessor, StandInPreprocessor)
-        # Without its own, the classifier uses the backbone's preprocessor.
-        self.assertEqual(MiniBERTClassifier(backbone, num_classes=2)(["a b c"]).shape, (1, 2))
-        with self.assertRaisesRegex(ValueError, "MiniBERTClassifier got raw strings but has no preprocessor"):
-            MiniBERTClassifier(tiny_bert(), num_classes=2)(["text"])
-
-    def test_bad_arguments(self):
-        with self.assertRaisesRegex(ValueError, "backbone must be a MiniBERT or an encoder"):
-            MiniBERTClassifier(keras.layers.Dense(3), num_classes=2)
-        with self.assertRaisesRegex(ValueError, "num_classes must be at least 2"):
-            MiniBERTClassifier(tiny_bert(), num_classes=1)
-        classifier = self._classifier()
-        classifier.compile(optimizer="adam")
-        x, y = self._data(8)
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, r"labels must lie in \[0, 3\)"):
-            classifier.fit(x, y + 3, batch_size=4, verbose=0)
-        with self.assertRaisesRegex(ValueError, "length 20 exceed max_sequence_length=16"):
-            classifier(packed(2, length=20))
