@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from keras_pt import data as data_lib
 from keras_pt import distribute
-from keras_pt import evaluation
+from keras_pt import evaluation, training
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
 from keras_pt.models.mini_bert import MiniBERT
@@ -89,6 +89,30 @@ class MiniGPTResult:
     files: dict
 
 
+def _text_batches(dataset, pack):
+    """A `keras_pt.training.train` data set function: the `(seed, epoch)`
+    shuffle of an unbatched text data set, batched and packed on the host."""
+
+    def dataset_fn(epoch, batch_size, seed):
+        batches = data_lib.epoch_batches(dataset, batch_size, seed, epoch)
+        return batches.map(pack, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    return dataset_fn
+
+
+def _steps_per_epoch(dataset, batch_size):
+    """Full batches in one pass (filtered data sets have no known length)."""
+    n = int(dataset.cardinality())
+    if n < 0:
+        n = int(dataset.reduce(0, lambda count, *_: count + 1))
+    if n < batch_size:
+        raise ValueError(
+            f"the data set has {n} examples, fewer than batch_size={batch_size}; "
+            "lower the batch size."
+        )
+    return n // batch_size
+
+
 def pretrain_minigpt(
     dataset="stdlib_docs",
     data_dir=None,
@@ -143,7 +167,6 @@ def pretrain_minigpt(
     texts, preprocessor = _preprocessor(
         dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts or 100_000, sequence_length
     )
-    train = data_lib.preprocess_text_dataset(texts, preprocessor, batch_size, shuffle_seed=seed, repeat=True)
     heldout_texts = data_lib.load_pretraining_texts(dataset, heldout_split(dataset), data_dir)
     heldout = data_lib.preprocess_text_dataset(heldout_texts, preprocessor, batch_size).cache()
     size = preprocessor.tokenizer.vocabulary_size()
@@ -154,15 +177,30 @@ def pretrain_minigpt(
         evaluation.next_token_counts(heldout, size),
     )
 
-    with strategy.scope():
+    def build():  # in the strategy's scope
         model = MiniGPT.from_preset(
             preset,
             preprocessor=preprocessor,
             **_shape(hidden_dim, num_layers, dropout, sequence_length),
         )
         model.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=0.01))
-    initial = model.evaluate(heldout, verbose=0, return_dict=True)["perplexity"]
-    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=verbose)
+        return model
+
+    # The same seed builds the initial weights that training starts from.
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        initial = build().evaluate(heldout, verbose=0, return_dict=True)["perplexity"]
+    model = training.train(
+        build,
+        _text_batches(texts, lambda batch: preprocessor(batch)),
+        batch_size=batch_size,
+        steps=steps,
+        steps_per_epoch=_steps_per_epoch(texts, batch_size),
+        strategy=strategy,
+        model_dir=model_dir,
+        seed=seed,
+        verbose=verbose,
+    ).model
     perplexity = model.evaluate(heldout, verbose=0, return_dict=True)["perplexity"]
 
     greedy = model.generate(list(prompts), max_length=sequence_length, strategy="greedy")
@@ -321,10 +359,24 @@ def train_sentence_embeddings(
 
     untrained = accuracy()
     if objective == "supervised":
-        train = data_lib.preprocess_sentence_pairs(pairs, preprocessor, batch_size, shuffle_seed=seed, repeat=True)
+        dataset_fn = _text_batches(pairs, lambda a, b: (preprocessor(a), preprocessor(b)))
+        steps_per_epoch = _steps_per_epoch(pairs, batch_size)
     else:
-        train = data_lib.preprocess_text_dataset(texts, preprocessor, batch_size, shuffle_seed=seed, repeat=True)
-    embedder.fit(train, steps_per_epoch=steps, epochs=1, verbose=verbose)
+        dataset_fn = _text_batches(texts, lambda batch: preprocessor(batch))
+        steps_per_epoch = _steps_per_epoch(texts, batch_size)
+    # Contrastive training continues from these weights (and the masked-LM
+    # pre-training, if any): a build function handing over this model.
+    embedder = training.train(
+        lambda: embedder,
+        dataset_fn,
+        batch_size=batch_size,
+        steps=steps,
+        steps_per_epoch=steps_per_epoch,
+        strategy=strategy,
+        model_dir=os.path.join(model_dir, "contrastive"),
+        seed=seed,
+        verbose=verbose,
+    ).model
     trained = accuracy()
 
     index = embedder.build_index(candidates)
