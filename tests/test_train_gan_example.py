@@ -30,7 +30,7 @@ class TrainGANExampleTest(TestCase):
             data_dir=os.path.join(model_dir, "tfds"),
             verbose=0,
         ):
-            result = train_gan.main([])
+            result = train_gan.run()
         self.assertLen(result["frechet_distances"], 3)
         self.assertBetween(result["svm_accuracy"], 0.0, 1.0)
         self.assertLen(result["svm_accuracies"], 2)
