@@ -84,6 +84,17 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+def _check_fit_strategy(strategy, what):
+    """Fine-tuning runs Keras `fit` (validation, early stopping), which
+    fails under MultiWorkerMirroredStrategy in Keras 3.15 (keras#20585)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ValueError(
+            f"{what} runs Keras fit with validation and early stopping, which "
+            "fails under multi_worker in Keras 3.15 (keras#20585); run it on one "
+            "machine (--strategy=mirrored for its GPUs, or tpu)."
+        )
+
+
 def finetune_splits(name):
     """`(train, validation, test)` TFDS splits of a text classification data set.
 
@@ -476,6 +487,7 @@ def finetune_minibert(
     start = time.perf_counter()
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
+    _check_fit_strategy(strategy, "finetune_minibert")
     tf.io.gfile.makedirs(model_dir)
     spec = data_lib.text_dataset_spec(dataset)
     if isinstance(pretrained, str) and not os.path.exists(pretrained):
@@ -799,6 +811,7 @@ def distill_minibert(
     start = time.perf_counter()
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
+    _check_fit_strategy(strategy, "distill_minibert")
     tf.io.gfile.makedirs(model_dir)
     spec = data_lib.text_dataset_spec(dataset)
     if isinstance(teacher, str) and not os.path.exists(teacher):
