@@ -192,7 +192,7 @@ def pretrain_minibert(
     sequence_length=128,
     vocabulary_size=8192,
     batch_size=32,
-    steps=2000,
+    steps=6000,
     learning_rate=1e-3,
     warmup_fraction=0.1,
     weight_decay=0.01,
