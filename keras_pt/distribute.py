@@ -204,8 +204,9 @@ def global_mean_results(metrics):
     Outside a multi-replica step it is `{name: metric.result()}`.
 
     Args:
-        metrics: list of `keras.metrics.Mean` (subclasses whose `result` is a
-            function of `total / count`, such as `Perplexity`, work too).
+        metrics: list of `keras.metrics.Mean`. A subclass whose `result` is a
+            function of `total / count` (such as `Perplexity`) gives it as
+            its `result_from_mean(mean)`.
 
     Returns:
         dict of scalar tensors.
@@ -220,11 +221,6 @@ def global_mean_results(metrics):
     results = {}
     for i, m in enumerate(metrics):
         mean = tf.math.divide_no_nan(reduced[2 * i], reduced[2 * i + 1])
-        results[m.name] = tf.exp(mean) if _is_exp_of_mean(m) else mean
+        result_from_mean = getattr(m, "result_from_mean", None)
+        results[m.name] = result_from_mean(mean) if result_from_mean else mean
     return results
-
-
-def _is_exp_of_mean(metric):
-    from keras_pt.metrics.perplexity import Perplexity
-
-    return isinstance(metric, Perplexity)

@@ -28,4 +28,10 @@ class Perplexity(keras.metrics.Mean):
         super().__init__(name=name, dtype=dtype)
 
     def result(self):
-        return tf.exp(super().result())
+        return self.result_from_mean(super().result())
+
+    @staticmethod
+    def result_from_mean(mean):
+        """The result for a mean cross-entropy (also used by
+        `keras_pt.distribute.global_mean_results`)."""
+        return tf.exp(mean)

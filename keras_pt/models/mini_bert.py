@@ -63,6 +63,23 @@ def text_dataset(inputs, batch_size=None):
     return tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size or 32)
 
 
+class TextInputsMixin:
+    """Lets a Keras model take raw strings in `__call__` and `predict`.
+
+    Python strings become string tensors before Keras sees them, and
+    `predict` batches them as a `tf.data` set (Keras's array adapters take
+    no string arrays). Mix in before `keras.Model`.
+    """
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(as_text_tensors(inputs), *args, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        if is_text(x) and not isinstance(x, tf.data.Dataset):
+            return super().predict(text_dataset(x, batch_size), **kwargs)
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
+
 def preprocess_text(preprocessor, inputs, owner):
     """Runs `preprocessor` on raw strings (or a pair of string batches)."""
     if preprocessor is None:
@@ -149,7 +166,7 @@ def _dense_gradients(grads):
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class MiniBERT(keras.Model):
+class MiniBERT(TextInputsMixin, keras.Model):
     """A small BERT encoder with masked-LM pre-training in its `train_step`.
 
     Token, position and segment embeddings (LayerNorm, dropout), then
@@ -392,14 +409,6 @@ class MiniBERT(keras.Model):
         return [self.loss_tracker, self.accuracy_tracker]
 
     # === Forward ===
-
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(as_text_tensors(inputs), *args, **kwargs)
-
-    def predict(self, x, batch_size=None, **kwargs):
-        if is_text(x) and not isinstance(x, tf.data.Dataset):
-            return super().predict(text_dataset(x, batch_size), **kwargs)
-        return super().predict(x, batch_size=batch_size, **kwargs)
 
     def pack(self, inputs):
         """The packed int32 dict for `inputs` (raw strings go through the preprocessor)."""

@@ -8,12 +8,11 @@ import tensorflow as tf
 from keras_pt.layers.fast_dropout import FastDropout
 from keras_pt.models.mini_bert import (
     MiniBERT,
-    as_text_tensors,
+    TextInputsMixin,
     compile_from_config,
     is_text,
     preprocess_text,
     standardize_inputs,
-    text_dataset,
 )
 
 
@@ -21,7 +20,7 @@ POOLING = ("cls", "mean")
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class MiniBERTClassifier(keras.Model):
+class MiniBERTClassifier(TextInputsMixin, keras.Model):
     """Sentence (or sentence-pair) classifier on a MiniBERT encoder.
 
     `logits = Dense(Dropout(pooled))`. With `pooling="cls"` (the default)
@@ -152,14 +151,6 @@ class MiniBERTClassifier(keras.Model):
         if self.preprocessor is not None:
             return self.preprocessor
         return getattr(self.backbone, "preprocessor", None)
-
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(as_text_tensors(inputs), *args, **kwargs)
-
-    def predict(self, x, batch_size=None, **kwargs):
-        if is_text(x) and not isinstance(x, tf.data.Dataset):
-            return super().predict(text_dataset(x, batch_size), **kwargs)
-        return super().predict(x, batch_size=batch_size, **kwargs)
 
     def call(self, inputs, training=False):
         if is_text(inputs):
