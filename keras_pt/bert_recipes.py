@@ -84,6 +84,13 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+def _check_positive(**values):
+    """Raises a ValueError naming the first value below 1."""
+    for name, value in values.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive int; got {value}.")
+
+
 def _check_fit_strategy(strategy, what):
     """Fine-tuning runs Keras `fit` (validation, early stopping), which
     fails under MultiWorkerMirroredStrategy in Keras 3.15 (keras#20585)."""
@@ -254,13 +261,7 @@ def pretrain_minibert(
         ValueError: for an unknown data set, preset or strategy, or
             non-positive sizes.
     """
-    for name, value in (
-        ("sequence_length", sequence_length),
-        ("batch_size", batch_size),
-        ("steps", steps),
-    ):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be a positive int; got {value}.")
+    _check_positive(sequence_length=sequence_length, batch_size=batch_size, steps=steps)
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must lie in [0, 1); got {warmup_fraction}.")
     if preset not in PRESETS:
@@ -285,7 +286,7 @@ def pretrain_minibert(
     _, _, test_split = finetune_splits(dataset)
     test_texts = _texts(data_lib.load_text_dataset(dataset, test_split, data_dir))
     test = data_lib.preprocess_text_dataset(
-        test_texts, preprocessor, min(batch_size, _count(test_texts))
+        test_texts, preprocessor, min(batch_size, data_lib.count_examples(test_texts))
     ).cache()
     unigram_token, unigram_accuracy = unigram_baseline(preprocessor, texts, test_texts)
 
@@ -340,13 +341,6 @@ def pretrain_minibert(
     )
 
 
-def _count(dataset):
-    n = int(dataset.cardinality())
-    if n < 0:
-        n = int(dataset.reduce(0, lambda count, _: count + 1))
-    return n
-
-
 def _mlm_accuracy(model, packed, repeats=3):
     """Held-out masked-LM accuracy, over `repeats` fresh maskings.
 
@@ -362,6 +356,68 @@ def _mlm_accuracy(model, packed, repeats=3):
     )
     model.seed_generator.state.assign(state)
     return float(accuracy)
+
+
+@dataclasses.dataclass
+class _LabelledTask:
+    """The few-label training examples and the packed evaluation data."""
+
+    train_split: str
+    labelled: tf.data.Dataset  # unbatched (text, label)
+    num_labels: int
+    validation: tf.data.Dataset  # packed batches, cached
+    test: tf.data.Dataset  # packed batches
+
+
+def _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size, seed):
+    """`labels_per_class` training examples per class (drawn with `seed`)
+    and the packed validation and test splits (`finetune_splits`)."""
+    spec = data_lib.text_dataset_spec(dataset)
+    train_split, validation_split, test_split = finetune_splits(dataset)
+    labelled = data_lib.labeled_text_subset(
+        data_lib.load_text_dataset(dataset, train_split, data_dir),
+        labels_per_class,
+        seed=seed,
+        num_classes=spec.num_classes,
+    )
+    num_labels = labels_per_class * spec.num_classes
+    if batch_size > num_labels:
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {num_labels} labelled examples; "
+            "lower batch_size or raise labels_per_class."
+        )
+    return _LabelledTask(
+        train_split=train_split,
+        labelled=labelled,
+        num_labels=num_labels,
+        validation=_packed(
+            data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64
+        ).cache(),
+        test=_packed(data_lib.load_text_dataset(dataset, test_split, data_dir), preprocessor, 64),
+    )
+
+
+def _accuracy(model, packed):
+    return float(model.evaluate(packed, verbose=0, return_dict=True)["accuracy"])
+
+
+def _fit_with_early_stopping(model, train, task, epochs, steps_per_epoch, patience, log_dir, verbose):
+    """Keras `fit` with validation each epoch and early stopping on the
+    validation accuracy, keeping the best weights (BERT's fine-tuning
+    recipe). Returns `(best validation accuracy, epochs run, test accuracy)`."""
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+    )
+    history = model.fit(
+        train,
+        validation_data=task.validation,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[stopping, keras.callbacks.TensorBoard(log_dir)],
+        verbose=verbose,
+    )
+    validation_accuracy = history.history["val_accuracy"]
+    return float(max(validation_accuracy)), len(validation_accuracy), _accuracy(model, task.test)
 
 
 @dataclasses.dataclass
@@ -475,15 +531,13 @@ def finetune_minibert(
         ValueError: for a missing pre-trained file, a model without a
             preprocessor, or bad sizes.
     """
-    for name, value in (
-        ("labels_per_class", labels_per_class),
-        ("batch_size", batch_size),
-        ("epochs", epochs),
-        ("steps_per_epoch", steps_per_epoch),
-        ("patience", patience),
-    ):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be a positive int; got {value}.")
+    _check_positive(
+        labels_per_class=labels_per_class,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        patience=patience,
+    )
     start = time.perf_counter()
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
@@ -514,26 +568,11 @@ def finetune_minibert(
     preprocessor = backbone.preprocessor
 
     # The labelled subset, the validation and the test data
-    train_split, validation_split, test_split = finetune_splits(dataset)
-    labelled = data_lib.labeled_text_subset(
-        data_lib.load_text_dataset(dataset, train_split, data_dir),
-        labels_per_class,
-        seed=seed,
-        num_classes=spec.num_classes,
-    )
-    num_labels = labels_per_class * spec.num_classes
-    if batch_size > num_labels:
-        raise ValueError(
-            f"batch_size={batch_size} exceeds the {num_labels} labelled examples; "
-            "lower batch_size or raise labels_per_class."
-        )
+    task = _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size, seed)
+    num_labels = task.num_labels
     train = data_lib.preprocess_text_dataset(
-        labelled, preprocessor, batch_size, shuffle_seed=seed, repeat=True
+        task.labelled, preprocessor, batch_size, shuffle_seed=seed, repeat=True
     )
-    validation = _packed(
-        data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64
-    ).cache()
-    test = _packed(data_lib.load_text_dataset(dataset, test_split, data_dir), preprocessor, 64)
 
     # Fine-tune on the pre-trained and on a randomly initialised encoder
     accuracy, validation_accuracy, epochs_run, classifiers = {}, {}, {}, {}
@@ -558,21 +597,10 @@ def finetune_minibert(
             )
         if verbose:
             print(f"Fine-tuning the {name} classifier on {num_labels} labels")
-        stopping = keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+        validation_accuracy[name], epochs_run[name], accuracy[name] = _fit_with_early_stopping(
+            classifier, train, task, epochs, steps_per_epoch, patience,
+            os.path.join(model_dir, "logs", name), verbose,
         )
-        log_dir = os.path.join(model_dir, "logs", name)
-        history = classifier.fit(
-            train,
-            validation_data=validation,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=[stopping, keras.callbacks.TensorBoard(log_dir)],
-            verbose=verbose,
-        )
-        validation_accuracy[name] = float(max(history.history["val_accuracy"]))
-        epochs_run[name] = len(history.history["val_accuracy"])
-        accuracy[name] = float(classifier.evaluate(test, verbose=0, return_dict=True)["accuracy"])
         classifiers[name] = classifier
 
     # Save both classifiers; export the pre-trained one as a strings-in SavedModel
@@ -797,17 +825,15 @@ def distill_minibert(
         ValueError: for a missing teacher file, a teacher that is not a
             `MiniBERTClassifier` with a preprocessor, or bad sizes.
     """
-    for name, value in (
-        ("labels_per_class", labels_per_class),
-        ("student_layers", student_layers),
-        ("student_hidden_dim", student_hidden_dim),
-        ("batch_size", batch_size),
-        ("epochs", epochs),
-        ("steps_per_epoch", steps_per_epoch),
-        ("patience", patience),
-    ):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be a positive int; got {value}.")
+    _check_positive(
+        labels_per_class=labels_per_class,
+        student_layers=student_layers,
+        student_hidden_dim=student_hidden_dim,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        patience=patience,
+    )
     start = time.perf_counter()
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
@@ -835,31 +861,16 @@ def distill_minibert(
     preprocessor = teacher.backbone.preprocessor
 
     # Labelled examples, the transfer set, validation and test data
-    train_split, validation_split, test_split = finetune_splits(dataset)
-    labelled = data_lib.labeled_text_subset(
-        data_lib.load_text_dataset(dataset, train_split, data_dir),
-        labels_per_class,
-        seed=seed,
-        num_classes=spec.num_classes,
-    )
-    num_labels = labels_per_class * spec.num_classes
-    if batch_size > num_labels:
-        raise ValueError(
-            f"batch_size={batch_size} exceeds the {num_labels} labelled examples; "
-            "lower batch_size or raise labels_per_class."
-        )
+    task = _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size, seed)
+    labelled, num_labels = task.labelled, task.num_labels
     # The training split with its labels hidden: text of the task's classes.
     # (stdlib_docs' other pre-training text, docstrings of other modules,
     # would teach the student the teacher's guesses on out-of-task text.)
-    unlabelled = data_lib.load_text_dataset(dataset, train_split, data_dir).map(
+    unlabelled = data_lib.load_text_dataset(dataset, task.train_split, data_dir).map(
         lambda x, y: (x, tf.constant(Distiller.UNLABELLED, tf.int32))
     )
     transfer = labelled.concatenate(unlabelled).cache()
-    num_transfer = _count(transfer)
-    validation = _packed(
-        data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64
-    ).cache()
-    test = _packed(data_lib.load_text_dataset(dataset, test_split, data_dir), preprocessor, 64)
+    num_transfer = data_lib.count_examples(transfer)
 
     def student():
         keras.utils.set_random_seed(seed + 2)  # the same initial student twice
@@ -888,10 +899,8 @@ def distill_minibert(
     # The teacher's accuracy
     with strategy.scope():
         teacher.compile(optimizer=optimizer())
-    accuracy = {"teacher": float(teacher.evaluate(test, verbose=0, return_dict=True)["accuracy"])}
-    validation_accuracy = {
-        "teacher": float(teacher.evaluate(validation, verbose=0, return_dict=True)["accuracy"])
-    }
+    accuracy = {"teacher": _accuracy(teacher, task.test)}
+    validation_accuracy = {"teacher": _accuracy(teacher, task.validation)}
 
     # The student alone, then distilled
     runs = {
@@ -912,20 +921,10 @@ def distill_minibert(
         if verbose:
             what = f"{num_transfer} transfer examples" if name == "distilled" else f"{num_labels} labels"
             print(f"Training the student {name} on {what}")
-        stopping = keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+        validation_accuracy[name], epochs_run[name], accuracy[name] = _fit_with_early_stopping(
+            model, train, task, epochs, steps_per_epoch, patience,
+            os.path.join(model_dir, "logs", name), verbose,
         )
-        history = model.fit(
-            train,
-            validation_data=validation,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=[stopping, keras.callbacks.TensorBoard(os.path.join(model_dir, "logs", name))],
-            verbose=verbose,
-        )
-        validation_accuracy[name] = float(max(history.history["val_accuracy"]))
-        epochs_run[name] = len(history.history["val_accuracy"])
-        accuracy[name] = float(model.evaluate(test, verbose=0, return_dict=True)["accuracy"])
         models[name] = model
 
     files = {

@@ -102,9 +102,7 @@ def _text_batches(dataset, pack):
 
 def _steps_per_epoch(dataset, batch_size):
     """Full batches in one pass (filtered data sets have no known length)."""
-    n = int(dataset.cardinality())
-    if n < 0:
-        n = int(dataset.reduce(0, lambda count, *_: count + 1))
+    n = data_lib.count_examples(dataset)
     if n < batch_size:
         raise ValueError(
             f"the data set has {n} examples, fewer than batch_size={batch_size}; "

@@ -82,3 +82,14 @@ def epoch_batches(dataset, batch_size, seed, epoch, shuffle=True, buffer_size=No
     for index in range(1, int(passes)):
         epoch_data = epoch_data.concatenate(one_pass(index))
     return epoch_data.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def count_examples(dataset):
+    """Examples in an unbatched data set: its cardinality where known,
+    else one pass (filtered data sets have no known length)."""
+    n = int(dataset.cardinality())
+    if n == tf.data.INFINITE_CARDINALITY:
+        raise ValueError("the data set repeats forever; count it before .repeat().")
+    if n < 0:
+        n = int(dataset.reduce(0, lambda count, *_: count + 1))
+    return n
