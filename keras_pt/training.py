@@ -23,6 +23,13 @@ step `s` asks for epoch `s // steps_per_epoch` and skips `s %
 steps_per_epoch` batches. A resumed run therefore ends with exactly the
 weights of an uninterrupted one.
 
+Validation and early stopping: `validation_fn(model)` runs at the end of
+every epoch (on every worker, before the epoch's checkpoint), and
+`EarlyStopping` stops training when its value stops improving and restores
+the best weights. The early-stopping state (best value, epochs without
+improvement, best weights) is part of every checkpoint, so a resumed run
+stops at the same epoch with the same weights as an uninterrupted one.
+
 Training stops with `NonFiniteLossError` at the first step whose loss is
 NaN or Inf; no checkpoint is written from then on, so the last good one
 stays intact. SIGTERM (preemption) makes every worker save a checkpoint at
@@ -93,6 +100,12 @@ class TrainResult:
         steps_per_epoch: int.
         checkpoint: str or None. The newest checkpoint.
         seconds: float. Wall-clock time of the call.
+        validation: dict. `validation_fn`'s values, name -> list with one
+            entry per completed epoch since step 0 (resumed runs included).
+        best_epoch: int or None. With `early_stopping`, the 0-based epoch
+            whose validation value was best (its weights are the model's
+            when `restore_best_weights`).
+        stopped_early: bool. Whether `early_stopping` ended the run.
     """
 
     model: keras.Model
@@ -105,6 +118,176 @@ class TrainResult:
     steps_per_epoch: int
     checkpoint: str
     seconds: float
+    validation: dict = dataclasses.field(default_factory=dict)
+    best_epoch: int = None
+    stopped_early: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStopping:
+    """Stop `train` when a validation value stops improving.
+
+    Attributes:
+        monitor: str. A name `validation_fn` returns, e.g. `"val_accuracy"`.
+        mode: str. `"max"`, `"min"` or `"auto"` (max for names with
+            "acc", "auc", "precision", "recall" or "f1", else min).
+        patience: int. Epochs without improvement before stopping.
+        min_delta: float. The least change that counts as improvement.
+        restore_best_weights: bool. At the end, set the model's weights to
+            those of the best epoch (kept in every checkpoint).
+    """
+
+    monitor: str = "val_loss"
+    mode: str = "auto"
+    patience: int = 0
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+
+    def __post_init__(self):
+        if self.mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping mode must be 'auto', 'min' or 'max'; got {self.mode!r}.")
+        if int(self.patience) < 0:
+            raise ValueError(f"EarlyStopping patience must be >= 0; got {self.patience}.")
+        if float(self.min_delta) < 0:
+            raise ValueError(f"EarlyStopping min_delta must be >= 0; got {self.min_delta}.")
+
+    @property
+    def maximize(self):
+        if self.mode != "auto":
+            return self.mode == "max"
+        return any(key in self.monitor for key in ("acc", "auc", "precision", "recall", "f1"))
+
+
+def classification_accuracy(dataset, name="val_accuracy"):
+    """A `validation_fn`: the model's accuracy on `dataset`.
+
+    Args:
+        dataset: batched `tf.data.Dataset` of `(inputs, labels)`, labels as
+            class ids. Every example counts (a short last batch too).
+        name: str. The name of the value. Defaults to `"val_accuracy"`.
+
+    Returns:
+        callable `(model) -> {name: accuracy}`. It calls the model (logits
+        or probabilities, `(batch, classes)`) with `training=False` in a
+        `tf.function`, outside any replica context: every worker computes the
+        same value from the same weights, with no cross-replica traffic.
+    """
+    functions = {}
+
+    def validate(model):
+        predict = functions.get(id(model))
+        if predict is None:
+            predict = functions[id(model)] = tf.function(
+                lambda inputs: model(inputs, training=False)
+            )
+        correct = total = 0
+        for inputs, labels in dataset:
+            predicted = np.argmax(np.asarray(predict(inputs)), axis=-1)
+            labels = np.asarray(labels).reshape(predicted.shape)
+            correct += int(np.sum(predicted == labels))
+            total += int(labels.size)
+        if total == 0:
+            raise ValueError("the validation data set is empty.")
+        return {name: correct / total}
+
+    return validate
+
+
+class _Validation:
+    """Epoch-end validation and the early-stopping state, checkpointed."""
+
+    def __init__(self, validation_fn, early_stopping, model):
+        if early_stopping is not None and validation_fn is None:
+            raise ValueError(
+                "early_stopping needs a validation_fn that returns "
+                f"{early_stopping.monitor!r}."
+            )
+        if validation_fn is not None and not callable(validation_fn):
+            raise ValueError(
+                f"validation_fn must be a callable (model) -> dict, got "
+                f"{type(validation_fn).__name__}."
+            )
+        self.fn = validation_fn
+        self.early_stopping = early_stopping
+        self.model = model
+        self.history = {}
+        self.logs = {}
+        self.best = None
+        self.best_epoch = None
+        self.wait = 0
+        self.stopped = False
+        self.best_weights = []
+        if early_stopping is not None and early_stopping.restore_best_weights:
+            # Plain (per-worker) variables: every worker computes the same
+            # validation value, so every worker keeps the same copy.
+            with tf.init_scope():
+                self.best_weights = [
+                    tf.Variable(tf.zeros(w.shape, w.dtype), trainable=False)
+                    for w in model.weights
+                ]
+
+    def state(self):
+        """Checkpointed variables: the best weights."""
+        return [(f"early_stopping/best/{i}", v) for i, v in enumerate(self.best_weights)]
+
+    def metadata(self):
+        if self.fn is None:
+            return {}
+        return {
+            "validation": {
+                "history": self.history,
+                "best": self.best,
+                "best_epoch": self.best_epoch,
+                "wait": self.wait,
+                "stopped": self.stopped,
+            }
+        }
+
+    def load(self, manifest):
+        saved = manifest.get("validation")
+        if self.fn is None or not saved:
+            return
+        self.history = {k: list(v) for k, v in saved["history"].items()}
+        self.best, self.best_epoch = saved["best"], saved["best_epoch"]
+        self.wait, self.stopped = int(saved["wait"]), bool(saved["stopped"])
+
+    def after_epoch(self, epoch):
+        """Validates after epoch `epoch` (0-based); returns True to stop."""
+        if self.fn is None:
+            return False
+        logs = self.fn(self.model)
+        if not isinstance(logs, dict):
+            raise ValueError(
+                f"validation_fn must return a dict of name -> value, got {type(logs).__name__}."
+            )
+        self.logs = {name: _to_float(value) for name, value in logs.items()}
+        for name, value in self.logs.items():
+            self.history.setdefault(name, []).append(value)
+        stopping = self.early_stopping
+        if stopping is None:
+            return False
+        if stopping.monitor not in self.logs:
+            raise ValueError(
+                f"early_stopping monitors {stopping.monitor!r}, but validation_fn "
+                f"returned only {sorted(self.logs)}."
+            )
+        value = self.logs[stopping.monitor]
+        sign = 1.0 if stopping.maximize else -1.0
+        if value is not None and math.isfinite(value) and (
+            self.best is None or sign * (value - self.best) > float(stopping.min_delta)
+        ):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            for copy, weight in zip(self.best_weights, self.model.weights):
+                copy.assign(weight.value if hasattr(weight, "value") else weight)
+        else:
+            self.wait += 1
+            self.stopped = self.wait >= int(stopping.patience)
+        return self.stopped
+
+    def restore_best(self):
+        if self.best_weights and self.best_epoch is not None:
+            for weight, copy in zip(self.model.weights, self.best_weights):
+                weight.assign(copy)
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
@@ -256,7 +439,10 @@ class _Preemption:
 class _Guard:
     """After each step: stop at a non-finite loss, checkpoint on schedule."""
 
-    def __init__(self, checkpointer, every, steps_per_epoch, metadata, start_step, checkpoint):
+    def __init__(
+        self, checkpointer, every, steps_per_epoch, metadata, start_step, checkpoint, validation
+    ):
+        self.validation = validation
         self.checkpointer = checkpointer
         self.every = every
         self.steps_per_epoch = steps_per_epoch
@@ -281,9 +467,16 @@ class _Guard:
                     step=step,
                     checkpoint=self.checkpoint,
                 )
+        # Validation (and early stopping) at epoch ends, before the epoch's
+        # checkpoint, which then holds its outcome.
+        stop = False
+        if step % self.steps_per_epoch == 0 and step > self.previous:
+            stop = self.validation.after_epoch(step // self.steps_per_epoch - 1)
         # With steps_per_execution > 1 steps advance in chunks: save when a
         # multiple of `every` was reached or passed.
-        if self.checkpointer is not None and step // self.every > self.previous // self.every:
+        if self.checkpointer is not None and (
+            stop or step // self.every > self.previous // self.every
+        ):
             self.save()
         self.previous = step
 
@@ -296,7 +489,9 @@ class _Guard:
         if self.checkpointer is None or self.saved_step == self.step:
             return self.checkpoint
         epoch, offset = divmod(self.step, self.steps_per_epoch)
-        metadata = dict(self.metadata, epoch=epoch, batches_done_in_epoch=offset)
+        metadata = dict(
+            self.metadata, epoch=epoch, batches_done_in_epoch=offset, **self.validation.metadata()
+        )
         try:
             self.checkpoint = self.checkpointer.save(self.step, metadata)
         except FloatingPointError as error:
@@ -331,8 +526,16 @@ class _FitCallback(keras.callbacks.Callback):
         # With steps_per_execution > 1, Keras reports the last execution of
         # an epoch as a full one even when fewer steps were left.
         self.guard.after_step(self.base + min(batch + 1, self.count), logs)
+        if self.guard.validation.stopped:
+            self.model.stop_training = True
         if self.preemption.requested:
             _stop_preempted(self.guard)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # The epoch's validation values, for the callbacks after this one
+        # (TensorBoard, History).
+        if logs is not None and self.guard.step % self.guard.steps_per_epoch == 0:
+            logs.update(self.guard.validation.logs)
 
 
 def _stop_preempted(guard):
@@ -502,9 +705,13 @@ def _custom_loop(
             callback_list.on_train_batch_end(offset + done - 1, logs)
             if int(preempted) > 0:
                 _stop_preempted(guard)
+            if guard.validation.stopped:
+                model.stop_training = True
             if model.stop_training:
                 break
-        epoch_logs = {k: v for k, v in guard.logs.items()}
+        epoch_logs = dict(guard.logs)
+        if step % spe == 0:
+            epoch_logs.update(guard.validation.logs)
         callback_list.on_epoch_end(epoch, epoch_logs)
         for name, value in epoch_logs.items():
             history.setdefault(name, []).append(value)
@@ -535,6 +742,8 @@ def train(
     seed=0,
     loop="auto",
     handle_sigterm=True,
+    validation_fn=None,
+    early_stopping=None,
     verbose=0,
 ):
     """Builds, resumes and trains a model under a `tf.distribute` strategy.
@@ -589,6 +798,17 @@ def train(
             keras#19246), else fit. Defaults to `"auto"`.
         handle_sigterm: bool. On SIGTERM save a checkpoint and raise
             `TrainingPreempted` (main thread only). Defaults to True.
+        validation_fn: callable `(model) -> dict of name -> float`, or None.
+            Called at the end of every epoch on every worker, before that
+            epoch's checkpoint; its values join the epoch logs (callbacks,
+            `history`) and `TrainResult.validation`. It must give every
+            worker the same values and use no cross-replica communication:
+            e.g. `classification_accuracy(dataset)`. Defaults to None.
+        early_stopping: `EarlyStopping` or None. Stop when its `monitor`
+            (a `validation_fn` value) has not improved for `patience`
+            epochs, then restore the best epoch's weights. Its state is
+            checkpointed: a resumed run stops where an uninterrupted one
+            would, and a stopped run stays stopped. Defaults to None.
         verbose: int. Keras verbosity. Defaults to 0.
 
     Returns:
@@ -684,12 +904,13 @@ def train(
         if scale_learning_rate and replicas > 1:
             scale_learning_rates(model, replicas)
 
+        validation = _Validation(validation_fn, early_stopping, model)
         metadata = {"batch_size": global_batch, "steps_per_epoch": spe, "seed": int(seed)}
         checkpointer, checkpoint, start = None, None, 0
         if model_dir:
             checkpointer = Checkpointer(
                 f"{str(model_dir).rstrip('/')}/{CHECKPOINT_SUBDIR}",
-                training_state(model),
+                training_state(model) + validation.state(),
                 keep=keep_checkpoints,
                 is_writer=getattr(strategy.extended, "should_checkpoint", True),
             )
@@ -705,11 +926,12 @@ def train(
                             "settings, or a new model_dir."
                         )
                 checkpoint, start = manifest["path"], int(manifest["step"])
+                validation.load(manifest)
         guard = _Guard(
-            checkpointer, checkpoint_every or spe, spe, metadata, start, checkpoint
+            checkpointer, checkpoint_every or spe, spe, metadata, start, checkpoint, validation
         )
         history = {}
-        if start < total:
+        if start < total and not validation.stopped:
             with _Preemption(handle_sigterm) as preemption:
                 args = (epoch_dataset, start, total, spe, guard, preemption, callbacks or [])
                 if loop == "custom":
@@ -717,6 +939,9 @@ def train(
                 else:
                     history = _fit_loop(model, *args, verbose)
         guard.save()
+        # After the last checkpoint, which keeps the last step's weights.
+        if early_stopping is not None and early_stopping.restore_best_weights:
+            validation.restore_best()
     finally:
         keras.config.set_dtype_policy(previous_policy)
     return TrainResult(
@@ -730,4 +955,7 @@ def train(
         steps_per_epoch=spe,
         checkpoint=guard.checkpoint,
         seconds=time.time() - start_time,
+        validation=validation.history,
+        best_epoch=validation.best_epoch,
+        stopped_early=validation.stopped,
     )

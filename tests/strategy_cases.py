@@ -29,6 +29,9 @@ class Case:
     data: Callable[[], tf.data.Dataset]
     reference_loss: Optional[Callable] = None  # (model, global batch) -> float
     loss_keys: tuple = ("loss",)
+    # Classifiers also validate (accuracy on their data) after each epoch,
+    # with early stopping keeping the best epoch's weights.
+    classifier: bool = False
 
 
 def _images(low=0.0, high=1.0):
@@ -172,12 +175,14 @@ CASES = {
         lambda: tf.data.Dataset.from_tensor_slices((_images(), _labels())),
         _softmax_reference,
         ("loss", "accuracy"),
+        classifier=True,
     ),
     "svm_classifier": Case(
         _svm,
         lambda: tf.data.Dataset.from_tensor_slices((_images(), _labels())),
         _svm_reference,
         ("loss", "accuracy"),
+        classifier=True,
     ),
     "gan": Case(
         _gan,
@@ -196,5 +201,6 @@ CASES = {
         lambda: tf.data.Dataset.from_tensor_slices((_packed_texts(), _labels())),
         None,
         ("loss", "accuracy"),
+        classifier=True,
     ),
 }

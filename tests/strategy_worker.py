@@ -7,7 +7,8 @@ configuration (logical devices and collectives are per process):
     python tests/strategy_worker.py --strategy=mirrored --loop=custom --out=m.npz
     TF_CONFIG=... python tests/strategy_worker.py --strategy=multi_worker --out=w0.npz
 
-For each case the .npz holds the initial and final weights, the logged
+For each case the .npz holds the initial and final weights (for
+classifiers, those of the best epoch by validation accuracy), the logged
 values after every step, and (on one device) the reference mean loss of the
 first global batch at the initial weights. `--fit_canary` also tries plain
 `model.fit` (keras#20585) and records the error message, if any;
@@ -91,6 +92,15 @@ def main():
             return data.epoch_batches(case.data(), batch_size, seed, epoch)
 
         recorder = Recorder(case, dataset_fn)
+        validation = {}
+        if case.classifier:
+            # 32 examples in batches of 12: a short last batch too.
+            validation = dict(
+                validation_fn=training.classification_accuracy(case.data().batch(12)),
+                early_stopping=training.EarlyStopping(
+                    monitor="val_accuracy", patience=strategy_cases.STEPS
+                ),
+            )
         try:
             result = training.train(
                 case.build,
@@ -102,11 +112,13 @@ def main():
                 callbacks=[recorder],
                 model_dir=os.path.join(args.model_dir, name) if args.model_dir else None,
                 checkpoint_every=1 if args.model_dir else None,
+                **validation,
             )
         except training.TrainingPreempted as error:
             info[f"{name}__preempted"] = error.step
             break
         info[f"{name}__initial_step"] = result.initial_step
+        info[f"{name}__validation"] = [result.validation, result.best_epoch]
         if result.initial_step == 0:
             for i, w in enumerate(recorder.initial or []):
                 arrays[f"{name}__initial__{i}"] = w

@@ -115,6 +115,29 @@ class StrategyEquivalenceTest(unittest.TestCase):
                     ran = ~np.isnan(other_logs[:, 0])
                     np.testing.assert_allclose(other_logs[ran], logs[ran], atol=ATOL, rtol=ATOL)
 
+    def test_validation_and_early_stopping_agree(self):
+        # Classifiers validate after each epoch (every worker computes the
+        # same accuracy) and keep the best epoch's weights, which the
+        # resumed multi-worker run restores from its checkpoint.
+        _, one = self._result("one_device")
+        checked = 0
+        for case_name, case in strategy_cases.CASES.items():
+            if not case.classifier:
+                continue
+            history, best_epoch = one[f"{case_name}__validation"]
+            self.assertEqual(len(history["val_accuracy"]), 1, case_name)  # epoch 0 of 1.5
+            self.assertEqual(best_epoch, 0)
+            for config in CONFIGS[1:]:
+                _, info = self._result(config)
+                other_history, other_best = info[f"{case_name}__validation"]
+                np.testing.assert_allclose(
+                    other_history["val_accuracy"], history["val_accuracy"], atol=1e-6,
+                    err_msg=f"{case_name} {config}",
+                )
+                self.assertEqual(other_best, best_epoch)
+            checked += 1
+        self.assertEqual(checked, 3)
+
     def test_logged_loss_is_the_true_mean(self):
         # On one device the logged loss of step 1 equals an independent
         # computation of the mean loss of the first global batch; the other

@@ -277,6 +277,71 @@ class TrainLoopTest(TestCase):
             atol=1e-6,
         )
 
+    def test_early_stopping_restores_the_best_epoch_and_resumes_exactly(self):
+        # Scripted validation values by epoch (read from the step counter, so
+        # a resumed process sees the same): the best is epoch 1, and with
+        # patience 2 training stops after epoch 3 of 6.
+        script = [0.5, 0.3, 0.4, 0.35, 0.1, 0.05]
+
+        def validation_fn(model):
+            return {"val_loss": script[int(model.optimizer.iterations) // 4 - 1]}
+
+        stopping = training.EarlyStopping(monitor="val_loss", patience=2)
+        best = run(steps=8)  # the weights after epoch 1
+        kwargs = dict(epochs=6, validation_fn=validation_fn, early_stopping=stopping)
+        for loop in ("fit", "custom"):
+            with self.subTest(loop=loop):
+                whole = run(loop=loop, **kwargs)
+                self.assertTrue(whole.stopped_early)
+                self.assertEqual((whole.best_epoch, whole.step), (1, 16))
+                self.assertEqual(whole.validation, {"val_loss": script[:4]})
+                self.assertEqual(whole.history["val_loss"], script[:4])
+                self.assertEqual(len(whole.history["loss"]), 4)
+                for a, b in zip(whole.model.weights, best.model.weights):
+                    self.assertTrue(np.array_equal(np.array(a), np.array(b)))
+
+                # Killed after step 10 (mid-epoch 2), then resumed.
+                model_dir = self.get_temp_dir() + f"/stopping_{loop}"
+                first = run(model_dir, loop=loop, **dict(kwargs, epochs=None, steps=10))
+                self.assertEqual((first.step, first.best_epoch), (10, 1))
+                resumed = run(model_dir, loop=loop, **kwargs)
+                self.assertEqual((resumed.initial_step, resumed.step), (10, 16))
+                self.assertTrue(resumed.stopped_early)
+                self.assertEqual(resumed.validation, whole.validation)
+                assert_same_state(self, whole.model, resumed.model)
+                # A stopped run stays stopped, with the best weights.
+                again = run(model_dir, loop=loop, **kwargs)
+                self.assertEqual((again.initial_step, again.step, again.history), (16, 16, {}))
+                self.assertTrue(again.stopped_early)
+                assert_same_state(self, whole.model, again.model)
+
+    def test_classification_accuracy_matches_numpy(self):
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(37, 5)).astype("float32")
+        y = rng.integers(0, 3, size=(37,))
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+        expected = np.mean(np.argmax(model.predict(x, verbose=0), -1) == y)
+        validate = training.classification_accuracy(
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(8), name="acc"
+        )
+        self.assertAllClose(validate(model)["acc"], expected)  # 37 = 4 x 8 + 5: all count
+        self.assertEqual(validate(model), validate(model))
+
+    def test_bad_validation_arguments(self):
+        with self.assertRaisesRegex(ValueError, "mode must be 'auto', 'min' or 'max'"):
+            training.EarlyStopping(mode="up")
+        with self.assertRaisesRegex(ValueError, "patience must be >= 0"):
+            training.EarlyStopping(patience=-1)
+        stopping = training.EarlyStopping(monitor="val_accuracy")
+        self.assertTrue(stopping.maximize)
+        self.assertFalse(training.EarlyStopping(monitor="val_loss").maximize)
+        with self.assertRaisesRegex(ValueError, "early_stopping needs a validation_fn"):
+            run(early_stopping=stopping)
+        with self.assertRaisesRegex(ValueError, "monitors 'val_accuracy'.*only \\['val_loss'\\]"):
+            run(validation_fn=lambda m: {"val_loss": 1.0}, early_stopping=stopping)
+        with self.assertRaisesRegex(ValueError, "must return a dict"):
+            run(validation_fn=lambda m: 1.0)
+
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "unknown mixed_precision 'fp8'.*mixed_bfloat16"):
             run(mixed_precision="fp8")
