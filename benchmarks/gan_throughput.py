@@ -175,9 +175,10 @@ def _adam():
     return keras.optimizers.Adam(2e-4, beta_1=0.5)
 
 
-def _ours(shape, **compile_args):
+def _ours(shape, gan_args=None, **compile_args):
+    gan_args = gan_args or {}
     generator, discriminator = _pair(shape)
-    model = keras_pt.GAN(generator, discriminator, seed=0)
+    model = keras_pt.GAN(generator, discriminator, seed=0, **gan_args)
     model.compile(d_optimizer=_adam(), g_optimizer=_adam(), **compile_args)
     return model
 
@@ -211,6 +212,9 @@ def main(argv):
         OURS: _ours(shape, steps_per_execution=spe),
         f"{OURS} spe=1": _ours(shape),
         f"{OURS} XLA": _ours(shape, jit_compile=True, steps_per_execution=spe),
+        f"{OURS} reuse_fakes=False": _ours(
+            shape, {"reuse_fakes": False}, steps_per_execution=spe
+        ),
         REFERENCE: _reference(shape),
         f"{REFERENCE} spe={spe}": _reference(shape, steps_per_execution=spe),
     }

@@ -28,7 +28,11 @@ flags.DEFINE_string(
     "glue/mrpc, glue/qqp (use the vocabulary's data set for pre-training).",
 )
 flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
-flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored or tpu.")
+flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
+flags.DEFINE_string(
+    "mixed_precision", None,
+    "mixed_bfloat16 (TPUs, CPUs) or mixed_float16 (GPUs, with loss scaling); float32 if unset.",
+)
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (strategy tpu/auto).")
 flags.DEFINE_string("model_dir", "runs/finetune_minibert", "Output: classifier, SavedModel, TensorBoard logs.")
 flags.DEFINE_integer("labels_per_class", 20, "Labelled training examples per class.")
@@ -52,6 +56,7 @@ def main(argv):
         data_dir=FLAGS.data_dir,
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu,
+        mixed_precision=FLAGS.mixed_precision,
         model_dir=FLAGS.model_dir,
         labels_per_class=FLAGS.labels_per_class,
         batch_size=FLAGS.batch_size,

@@ -23,6 +23,7 @@ Example:
 """
 
 import dataclasses
+import hashlib
 import os
 import time
 
@@ -91,15 +92,16 @@ def _check_positive(**values):
             raise ValueError(f"{name} must be a positive int; got {value}.")
 
 
-def _check_fit_strategy(strategy, what):
-    """Fine-tuning runs Keras `fit` (validation, early stopping), which
-    fails under MultiWorkerMirroredStrategy in Keras 3.15 (keras#20585)."""
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ValueError(
-            f"{what} runs Keras fit with validation and early stopping, which "
-            "fails under multi_worker in Keras 3.15 (keras#20585); run it on one "
-            "machine (--strategy=mirrored for its GPUs, or tpu)."
-        )
+def _is_chief(strategy):
+    return getattr(strategy.extended, "should_checkpoint", True)
+
+
+def _weights_fingerprint(model):
+    """A short SHA-256 of a model's weights (the starting point of a run)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def finetune_splits(name):
@@ -270,7 +272,7 @@ def pretrain_minibert(
     keras.utils.set_random_seed(seed)
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
-    is_chief = getattr(strategy.extended, "should_checkpoint", True)
+    is_chief = _is_chief(strategy)
     tf.io.gfile.makedirs(model_dir)
 
     # Learn the vocabulary from the pre-training text
@@ -398,26 +400,47 @@ def _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size
 
 
 def _accuracy(model, packed):
-    return float(model.evaluate(packed, verbose=0, return_dict=True)["accuracy"])
+    return training.classification_accuracy(packed, "accuracy")(model)["accuracy"]
 
 
-def _fit_with_early_stopping(model, train, task, epochs, steps_per_epoch, patience, log_dir, verbose):
-    """Keras `fit` with validation each epoch and early stopping on the
-    validation accuracy, keeping the best weights (BERT's fine-tuning
-    recipe). Returns `(best validation accuracy, epochs run, test accuracy)`."""
-    stopping = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
-    )
-    history = model.fit(
-        train,
-        validation_data=task.validation,
+def _train_with_early_stopping(
+    build, examples, preprocessor, task, run_dir, log_dir, *, strategy, mixed_precision,
+    batch_size, epochs, steps_per_epoch, patience, seed, config, verbose,
+):
+    """`training.train` on the labelled `examples` with early stopping.
+
+    Epochs of `steps_per_epoch` batches (shuffled passes over `examples`,
+    a pure function of `(seed, epoch)`); the validation accuracy after each
+    epoch; early stopping on it, keeping the best weights (BERT's
+    fine-tuning recipe). Checkpoints go under `run_dir`, so an interrupted
+    run resumes, on any strategy (`multi_worker` included). Returns
+    `(model, best validation accuracy, epochs run, test accuracy)`.
+    """
+    passes = -(-steps_per_epoch * batch_size // data_lib.count_examples(examples))
+
+    def dataset_fn(epoch, batch_size, seed):
+        return data_lib.epoch_text_batches(
+            examples, preprocessor, batch_size, seed, epoch, passes=passes
+        )
+
+    trained = training.train(
+        build,
+        dataset_fn,
+        batch_size=batch_size,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[stopping, keras.callbacks.TensorBoard(log_dir)],
+        strategy=strategy,
+        mixed_precision=mixed_precision,
+        model_dir=run_dir,
+        callbacks=[keras.callbacks.TensorBoard(log_dir)] if _is_chief(strategy) else [],
+        seed=seed,
+        validation_fn=training.classification_accuracy(task.validation),
+        early_stopping=training.EarlyStopping("val_accuracy", mode="max", patience=patience),
+        config=config,
         verbose=verbose,
     )
-    validation_accuracy = history.history["val_accuracy"]
-    return float(max(validation_accuracy)), len(validation_accuracy), _accuracy(model, task.test)
+    history = trained.validation["val_accuracy"]
+    return trained.model, float(max(history)), len(history), _accuracy(trained.model, task.test)
 
 
 @dataclasses.dataclass
@@ -462,6 +485,7 @@ def finetune_minibert(
     data_dir=None,
     strategy="auto",
     tpu=None,
+    mixed_precision=None,
     model_dir="runs/finetune_minibert",
     labels_per_class=20,
     batch_size=16,
@@ -485,9 +509,14 @@ def finetune_minibert(
     equal: one on the pre-trained encoder, one on an encoder of the same
     shape with random weights (same vocabulary and preprocessor, same head
     initialisation, optimizer, batches and epochs). Each trains for up to
-    `epochs` epochs of `steps_per_epoch` steps with AdamW, stops when the validation accuracy has not
+    `epochs` epochs of `steps_per_epoch` steps with AdamW through
+    `keras_pt.training.train`, stops when the validation accuracy has not
     improved for `patience` epochs and restores the best weights, as in
     BERT's fine-tuning recipe; then both are tested on the test split.
+    Training checkpoints (early-stopping state included) go to
+    `model_dir/train/<pretrained|from_scratch>`: running again with the same
+    settings resumes an interrupted run, and one with other settings or
+    another pre-trained model is refused (use a new `model_dir`).
     Both classifiers are saved (`classifier.keras`,
     `classifier_from_scratch.keras`) and, with `export`, the pre-trained
     one is exported as a SavedModel taking raw strings.
@@ -499,12 +528,16 @@ def finetune_minibert(
             tasks work too). Splits: `finetune_splits(dataset)`.
         data_dir: str or None. TFDS data directory.
         strategy: str or `tf.distribute.Strategy`. A
-            `keras_pt.get_strategy` name. Fine-tuning runs Keras's `fit`
-            (with validation and early stopping), which fails under
-            `multi_worker` in Keras 3.15 (keras#20585).
+            `keras_pt.get_strategy` name. Both classifiers train through
+            `keras_pt.training.train` (every strategy, `multi_worker`
+            included).
         tpu: str or None. TPU name or address (`"tpu"`/`"auto"`).
-        model_dir: str. Where `classifier.keras`, `export/` and the
-            TensorBoard logs (`logs/pretrained`, `logs/from_scratch`) go.
+        mixed_precision: str or None. `"mixed_bfloat16"` or
+            `"mixed_float16"` for the classifiers (the pre-trained weights
+            are loaded as float32 variables either way).
+        model_dir: str. Where `classifier.keras`, `export/`, the training
+            checkpoints (`train/`) and the TensorBoard logs
+            (`logs/pretrained`, `logs/from_scratch`) go.
         labels_per_class: int. Labelled training examples per class.
         batch_size: int. Global batch size (at most the number of labels).
         epochs: int. The most epochs.
@@ -541,7 +574,6 @@ def finetune_minibert(
     start = time.perf_counter()
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
-    _check_fit_strategy(strategy, "finetune_minibert")
     tf.io.gfile.makedirs(model_dir)
     spec = data_lib.text_dataset_spec(dataset)
     if isinstance(pretrained, str) and not os.path.exists(pretrained):
@@ -570,14 +602,24 @@ def finetune_minibert(
     # The labelled subset, the validation and the test data
     task = _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size, seed)
     num_labels = task.num_labels
-    train = data_lib.preprocess_text_dataset(
-        task.labelled, preprocessor, batch_size, shuffle_seed=seed, repeat=True
-    )
+    labelled = task.labelled.cache()
+    config = {
+        "recipe": "finetune_minibert",
+        "pretrained": _weights_fingerprint(backbone),
+        "dataset": dataset,
+        "labels_per_class": labels_per_class,
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+        "dropout": dropout,
+        "pooling": pooling,
+        "patience": patience,
+    }
 
     # Fine-tune on the pre-trained and on a randomly initialised encoder
     accuracy, validation_accuracy, epochs_run, classifiers = {}, {}, {}, {}
     for name in ("pretrained", "from_scratch"):
-        with strategy.scope():
+
+        def build(name=name):  # in the strategy's scope
             if name == "pretrained":
                 encoder_model = backbone
             else:
@@ -595,21 +637,38 @@ def finetune_minibert(
             classifier.compile(
                 optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
             )
+            return classifier
+
         if verbose:
             print(f"Fine-tuning the {name} classifier on {num_labels} labels")
-        validation_accuracy[name], epochs_run[name], accuracy[name] = _fit_with_early_stopping(
-            classifier, train, task, epochs, steps_per_epoch, patience,
-            os.path.join(model_dir, "logs", name), verbose,
+        (
+            classifiers[name], validation_accuracy[name], epochs_run[name], accuracy[name]
+        ) = _train_with_early_stopping(
+            build,
+            labelled,
+            preprocessor,
+            task,
+            os.path.join(model_dir, "train", name),
+            os.path.join(model_dir, "logs", name),
+            strategy=strategy,
+            mixed_precision=mixed_precision,
+            batch_size=batch_size,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            patience=patience,
+            seed=seed,
+            config=dict(config, arm=name),
+            verbose=verbose,
         )
-        classifiers[name] = classifier
 
     # Save both classifiers; export the pre-trained one as a strings-in SavedModel
     files = {"logs": os.path.join(model_dir, "logs")}
     files["classifier"] = os.path.join(model_dir, CLASSIFIER_FILENAME)
-    classifiers["pretrained"].save(files["classifier"])
     files["classifier_from_scratch"] = os.path.join(model_dir, SCRATCH_CLASSIFIER_FILENAME)
-    classifiers["from_scratch"].save(files["classifier_from_scratch"])
-    if export:
+    if _is_chief(strategy):
+        classifiers["pretrained"].save(files["classifier"])
+        classifiers["from_scratch"].save(files["classifier_from_scratch"])
+    if export and _is_chief(strategy):
         files["export"] = export_text_classifier(
             classifiers["pretrained"],
             os.path.join(model_dir, EXPORT_DIRNAME),
@@ -751,6 +810,7 @@ def distill_minibert(
     data_dir=None,
     strategy="auto",
     tpu=None,
+    mixed_precision=None,
     model_dir="runs/distill",
     labels_per_class=20,
     student_layers=1,
@@ -795,10 +855,14 @@ def distill_minibert(
         dataset: str. A `keras_pt.data.TEXT_DATASETS` name, the teacher's.
         data_dir: str or None. TFDS data directory.
         strategy: str or `tf.distribute.Strategy`. A `keras_pt.get_strategy`
-            name (Keras `fit`: not `multi_worker`, keras#20585).
+            name. Both students train through `keras_pt.training.train`.
         tpu: str or None. TPU name or address (`"tpu"`/`"auto"`).
-        model_dir: str. Where `student.keras` and the TensorBoard logs
-            (`logs/distilled`, `logs/alone`) go.
+        mixed_precision: str or None. `"mixed_bfloat16"` or
+            `"mixed_float16"` for the students (the teacher runs as loaded).
+        model_dir: str. Where `student.keras`, the training checkpoints
+            (`train/distilled`, `train/alone`: a rerun with the same
+            settings resumes) and the TensorBoard logs (`logs/distilled`,
+            `logs/alone`) go.
         labels_per_class: int. Labelled training examples per class (drawn
             with `seed` as `finetune_minibert` draws them: pass the same
             values to distil on the teacher's labels).
@@ -837,7 +901,6 @@ def distill_minibert(
     start = time.perf_counter()
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
-    _check_fit_strategy(strategy, "distill_minibert")
     tf.io.gfile.makedirs(model_dir)
     spec = data_lib.text_dataset_spec(dataset)
     if isinstance(teacher, str) and not os.path.exists(teacher):
@@ -897,42 +960,68 @@ def distill_minibert(
         return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
 
     # The teacher's accuracy
-    with strategy.scope():
-        teacher.compile(optimizer=optimizer())
     accuracy = {"teacher": _accuracy(teacher, task.test)}
     validation_accuracy = {"teacher": _accuracy(teacher, task.validation)}
 
     # The student alone, then distilled
-    runs = {
-        "alone": data_lib.preprocess_text_dataset(
-            labelled, preprocessor, batch_size, shuffle_seed=seed, repeat=True
-        ),
-        "distilled": data_lib.preprocess_text_dataset(
-            transfer, preprocessor, batch_size, shuffle_seed=seed, repeat=True
-        ),
+    config = {
+        "recipe": "distill_minibert",
+        "teacher": _weights_fingerprint(teacher),
+        "dataset": dataset,
+        "labels_per_class": labels_per_class,
+        "student_layers": student_layers,
+        "student_hidden_dim": student_hidden_dim,
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+        "temperature": temperature,
+        "alpha": alpha,
+        "dropout": dropout,
+        "patience": patience,
     }
+    runs = {"alone": labelled.cache(), "distilled": transfer}
     epochs_run, models = {}, {}
-    for name, train in runs.items():
-        with strategy.scope():
+    for name, examples in runs.items():
+
+        def build(name=name):  # in the strategy's scope
             model = student()
             if name == "distilled":
                 model = Distiller(teacher, model, temperature=temperature, alpha=alpha)
             model.compile(optimizer=optimizer())
+            return model
+
         if verbose:
-            what = f"{num_transfer} transfer examples" if name == "distilled" else f"{num_labels} labels"
+            what = (
+                f"{num_transfer} transfer examples" if name == "distilled"
+                else f"{num_labels} labels"
+            )
             print(f"Training the student {name} on {what}")
-        validation_accuracy[name], epochs_run[name], accuracy[name] = _fit_with_early_stopping(
-            model, train, task, epochs, steps_per_epoch, patience,
-            os.path.join(model_dir, "logs", name), verbose,
+        (
+            models[name], validation_accuracy[name], epochs_run[name], accuracy[name]
+        ) = _train_with_early_stopping(
+            build,
+            examples,
+            preprocessor,
+            task,
+            os.path.join(model_dir, "train", name),
+            os.path.join(model_dir, "logs", name),
+            strategy=strategy,
+            mixed_precision=mixed_precision,
+            batch_size=batch_size,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            patience=patience,
+            seed=seed,
+            config=dict(config, arm=name),
+            verbose=verbose,
         )
-        models[name] = model
 
     files = {
         "student": os.path.join(model_dir, STUDENT_FILENAME),
         "logs": os.path.join(model_dir, "logs"),
     }
     distilled_student = models["distilled"].student
-    distilled_student.save(files["student"])
+    if _is_chief(strategy):
+        distilled_student.save(files["student"])
     return DistillResult(
         accuracy=accuracy,
         validation_accuracy=validation_accuracy,

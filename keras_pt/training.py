@@ -37,10 +37,12 @@ the same step and stop with `TrainingPreempted`; running again resumes.
 """
 
 import dataclasses
+import json
 import math
 import signal
 import threading
 import time
+import weakref
 
 import keras
 import numpy as np
@@ -145,7 +147,9 @@ class EarlyStopping:
 
     def __post_init__(self):
         if self.mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping mode must be 'auto', 'min' or 'max'; got {self.mode!r}.")
+            raise ValueError(
+                f"EarlyStopping mode must be 'auto', 'min' or 'max'; got {self.mode!r}."
+            )
         if int(self.patience) < 0:
             raise ValueError(f"EarlyStopping patience must be >= 0; got {self.patience}.")
         if float(self.min_delta) < 0:
@@ -156,6 +160,24 @@ class EarlyStopping:
         if self.mode != "auto":
             return self.mode == "max"
         return any(key in self.monitor for key in ("acc", "auc", "precision", "recall", "f1"))
+
+
+_INFERENCE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _inference_function(model):
+    """One `tf.function` of `model(inputs, training=False)` per model (a
+    short last batch generalises the batch dimension, no further traces)."""
+    function = _INFERENCE_FUNCTIONS.get(model)
+    if function is None:
+
+        reference = weakref.ref(model)  # the cache must not keep the model alive
+
+        def infer(inputs):
+            return reference()(inputs, training=False)
+
+        function = _INFERENCE_FUNCTIONS[model] = tf.function(infer, reduce_retracing=True)
+    return function
 
 
 def classification_accuracy(dataset, name="val_accuracy"):
@@ -172,14 +194,8 @@ def classification_accuracy(dataset, name="val_accuracy"):
         `tf.function`, outside any replica context: every worker computes the
         same value from the same weights, with no cross-replica traffic.
     """
-    functions = {}
-
     def validate(model):
-        predict = functions.get(id(model))
-        if predict is None:
-            predict = functions[id(model)] = tf.function(
-                lambda inputs: model(inputs, training=False)
-            )
+        predict = _inference_function(model)
         correct = total = 0
         for inputs, labels in dataset:
             predicted = np.argmax(np.asarray(predict(inputs)), axis=-1)
@@ -744,6 +760,7 @@ def train(
     handle_sigterm=True,
     validation_fn=None,
     early_stopping=None,
+    config=None,
     verbose=0,
 ):
     """Builds, resumes and trains a model under a `tf.distribute` strategy.
@@ -809,6 +826,10 @@ def train(
             epochs, then restore the best epoch's weights. Its state is
             checkpointed: a resumed run stops where an uninterrupted one
             would, and a stopped run stays stopped. Defaults to None.
+        config: JSON-able dict or None. The settings that define the run
+            (data, hyperparameters, a fingerprint of the starting weights),
+            saved in every checkpoint: resuming from a checkpoint written
+            with another `config` is refused. Defaults to None.
         verbose: int. Keras verbosity. Defaults to 0.
 
     Returns:
@@ -906,6 +927,9 @@ def train(
 
         validation = _Validation(validation_fn, early_stopping, model)
         metadata = {"batch_size": global_batch, "steps_per_epoch": spe, "seed": int(seed)}
+        if config is not None:
+            # As JSON gives it back (tuples as lists).
+            metadata["config"] = json.loads(json.dumps(config))
         checkpointer, checkpoint, start = None, None, 0
         if model_dir:
             checkpointer = Checkpointer(
@@ -918,12 +942,19 @@ def train(
             manifest = checkpointer.restore()
             if manifest is not None:
                 for key, value in metadata.items():
-                    if manifest.get(key) != value:
+                    saved = manifest.get(key)
+                    if saved != value:
+                        if isinstance(saved, dict) and isinstance(value, dict):
+                            differ = sorted(
+                                k for k in {**saved, **value} if saved.get(k) != value.get(k)
+                            )
+                            saved = {k: saved.get(k) for k in differ}
+                            value = {k: value.get(k) for k in differ}
                         raise ValueError(
                             f"the checkpoint {manifest['path']} was written with "
-                            f"{key}={manifest.get(key)}, this run has {key}={value}; "
-                            "resuming would change the data stream. Use the same "
-                            "settings, or a new model_dir."
+                            f"{key}={saved}, this run has {key}={value}; resuming "
+                            "would mix two different runs. Use the same settings, "
+                            f"or a new model_dir (or delete {checkpointer.directory})."
                         )
                 checkpoint, start = manifest["path"], int(manifest["step"])
                 validation.load(manifest)

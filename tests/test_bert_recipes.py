@@ -5,7 +5,6 @@ trimming, and the two example binaries run in their own processes."""
 import os
 import subprocess
 import sys
-from unittest import mock
 
 import keras
 import numpy as np
@@ -245,14 +244,6 @@ class ExamplesTest(TestCase):
         self.assertEqual(student.predict(TEXTS[:2], verbose=0).shape, (2, 10))
         for name in ("distilled", "alone"):
             self.assertTrue(os.listdir(os.path.join(distill_dir, "logs", name)))
-
-    def test_fine_tuning_under_multi_worker_raises(self):
-        # Keras fit fails under MultiWorkerMirroredStrategy (keras#20585).
-        strategy = mock.create_autospec(tf.distribute.MultiWorkerMirroredStrategy, instance=True)
-        with self.assertRaisesRegex(ValueError, "keras#20585"):
-            bert_recipes.finetune_minibert("unused.keras", strategy=strategy)
-        with self.assertRaisesRegex(ValueError, "keras#20585"):
-            bert_recipes.distill_minibert("unused.keras", strategy=strategy)
 
     def test_distill_without_a_teacher(self):
         proc = run_example(

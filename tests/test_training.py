@@ -173,6 +173,13 @@ class TrainLoopTest(TestCase):
             run(model_dir, batch_size=8)
         with self.assertRaisesRegex(ValueError, r"different model or optimizer.*#\d+"):
             run(model_dir, build=lambda: _compiled_ae(5))
+        configured = self.get_temp_dir() + "/configured"
+        run(configured, steps=2, config={"lr": 0.1, "data": "digits", "layers": (2, 3)})
+        run(configured, steps=3, config={"lr": 0.1, "data": "digits", "layers": (2, 3)})
+        with self.assertRaisesRegex(
+            ValueError, r"config=\{'lr': 0.1\}, this run has config=\{'lr': 0.2\}.*delete .*/checkpoints"
+        ):
+            run(configured, steps=4, config={"lr": 0.2, "data": "digits", "layers": [2, 3]})
 
     def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(self):
         poisoned = np.concatenate([IMAGES, IMAGES])  # 8 batches per epoch

@@ -15,6 +15,7 @@ from keras_pt.data.stdlib_docs import StdlibDocs
 from keras_pt.data.text import (
     TEXT_DATASETS,
     TextDatasetSpec,
+    epoch_text_batches,
     labeled_text_subset,
     load_pretraining_texts,
     load_text_dataset,

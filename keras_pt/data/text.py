@@ -29,6 +29,7 @@ import tensorflow_datasets as tfds
 
 from keras_pt.data import stdlib_docs as _stdlib_docs
 from keras_pt.data.images import check_labels
+from keras_pt.data.epochs import epoch_batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +219,30 @@ def _packer(element_spec, preprocessor):
         "preprocess_text_dataset takes a data set of texts, (text, label), "
         f"(text_a, text_b) or ((text_a, text_b), label); got {element_spec}."
     )
+
+
+def epoch_text_batches(dataset, preprocessor, batch_size, seed, epoch, passes=1):
+    """One epoch of a text data set for `keras_pt.training.train`, packed.
+
+    `keras_pt.data.epoch_batches` (the `(seed, epoch)` shuffle, static
+    batches, `passes` shuffled passes per epoch), then the preprocessor on
+    each batch on the host, as in `preprocess_text_dataset`.
+
+    Args:
+        dataset: unbatched `tf.data.Dataset` of texts, `(text, label)`,
+            `(text_a, text_b)` or `((text_a, text_b), label)`.
+        preprocessor: the layer that packs a batch of strings (or pairs).
+        batch_size: int. The global batch size.
+        seed: int. Seed of the run.
+        epoch: int. Epoch number (0-based).
+        passes: int. Shuffled passes over `dataset` in the epoch.
+
+    Returns:
+        A batched, packed, prefetched `tf.data.Dataset`.
+    """
+    pack = _packer(dataset.element_spec, preprocessor)
+    batches = epoch_batches(dataset, batch_size, seed, epoch, passes=passes)
+    return batches.map(pack, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def preprocess_text_dataset(

@@ -42,7 +42,16 @@ class GAN(keras.Model):
     model's `SeedGenerator` through `keras_pt.kernels.random`, so one device
     and N mirrored replicas train identically; gradients are taken of the
     per-replica mean loss scaled by `distribute.scale_loss`. The whole step
-    compiles with `jit_compile=True`. A discriminator without batch
+    compiles with `jit_compile=True`.
+
+    With `reuse_fakes=True` (the default) the generator phase scores the
+    fake batch of the last discriminator phase, as the PyTorch DCGAN
+    example does: the generator's weights have not changed in between, so
+    that batch is exactly what the generator would make again from the
+    same latent vectors, and its forward pass, recorded on a gradient tape,
+    runs once per step instead of twice. `reuse_fakes=False` draws fresh
+    latent vectors for the generator phase and runs the generator again
+    (the keras.io "Customizing fit" GAN). A discriminator without batch
     normalization (every `keras_pt.Discriminator`) scores the real and the
     fake batch in one pass over their concatenation, which gives the same
     logits as two passes; one with batch normalization gets two passes, so
@@ -69,6 +78,9 @@ class GAN(keras.Model):
             for WGAN-GP). Defaults to 1.
         seed: int or None. Seed of the model's `SeedGenerator`. Defaults to
             None (a random seed).
+        reuse_fakes: bool. The generator phase reuses the last
+            discriminator phase's fake batch (one generator forward pass
+            per step). Defaults to True.
 
     Example:
 
@@ -97,6 +109,7 @@ class GAN(keras.Model):
         gradient_penalty_weight=10.0,
         d_steps=1,
         seed=None,
+        reuse_fakes=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -148,6 +161,7 @@ class GAN(keras.Model):
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.d_steps = int(d_steps)
         self.seed = seed
+        self.reuse_fakes = bool(reuse_fakes)
         self.num_classes = g_classes
         self.image_shape = list(d_shape) if d_shape is not None else None
 
@@ -294,11 +308,30 @@ class GAN(keras.Model):
     def _discriminator_inputs(self, images, labels):
         return images if labels is None else (images, labels)
 
-    def train_discriminator(self, images, labels=None):
-        """One discriminator phase on a real batch; returns (d_loss, penalty)."""
-        batch_size = self._batch_size(images)
+    def _generate(self, batch_size):
+        """A fake batch from fresh latent vectors, its pass on a gradient tape.
+
+        Returns `(tape, fake, fake_labels)`; `tape` can be re-entered to
+        score `fake` and then differentiate with respect to the generator.
+        """
         z, fake_labels = self._sample_inputs(batch_size)
-        fake = self.generator(self._generator_inputs(z, fake_labels), training=True)
+        tape = tf.GradientTape()
+        with tape:
+            fake = self.generator(self._generator_inputs(z, fake_labels), training=True)
+        return tape, fake, fake_labels
+
+    def train_discriminator(self, images, labels=None, generated=None):
+        """One discriminator phase on a real batch; returns (d_loss, penalty).
+
+        `generated`: `(tape, fake, fake_labels)` from `_generate`, or None to
+        generate a fake batch here (outside any tape).
+        """
+        batch_size = self._batch_size(images)
+        if generated is None:
+            z, fake_labels = self._sample_inputs(batch_size)
+            fake = self.generator(self._generator_inputs(z, fake_labels), training=True)
+        else:
+            _, fake, fake_labels = generated
         fake = tf.stop_gradient(fake)  # (b, *image_shape)
         weights = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
@@ -352,12 +385,16 @@ class GAN(keras.Model):
         mixed = tf.where(alpha >= 0.5, tf.reshape(labels, [-1]), fake_labels)
         return lambda x: self.discriminator((x, mixed), training=True)
 
-    def train_generator(self, batch_size):
-        """One generator phase on `batch_size` fresh latent vectors; returns g_loss."""
-        z, fake_labels = self._sample_inputs(batch_size)
+    def train_generator(self, batch_size, generated=None):
+        """One generator phase; returns g_loss.
+
+        `generated`: `(tape, fake, fake_labels)` from `_generate` (the
+        discriminator phase's fake batch, whose generator pass the tape
+        recorded), or None for `batch_size` fresh latent vectors.
+        """
+        tape, fake, fake_labels = generated or self._generate(batch_size)
         weights = self.generator.trainable_variables
-        with tf.GradientTape() as tape:
-            fake = self.generator(self._generator_inputs(z, fake_labels), training=True)
+        with tape:
             fake_logits = self.discriminator(
                 self._discriminator_inputs(fake, fake_labels), training=True
             )  # (b, 1)
@@ -377,18 +414,21 @@ class GAN(keras.Model):
         # does not read the previous update (the next latent vectors and
         # generator pass) may overlap it.
         ordered = distribute.num_replicas() > 1
-        barrier = []
-        for _ in range(self.d_steps):
+        batch_size = self._batch_size(images)
+        barrier, generated = [], None
+        for step in range(self.d_steps):
             # Train the discriminator
             with tf.control_dependencies(barrier):
-                d_loss, penalty = self.train_discriminator(images, labels)
+                if self.reuse_fakes and step == self.d_steps - 1:
+                    generated = self._generate(batch_size)
+                d_loss, penalty = self.train_discriminator(images, labels, generated)
             if ordered:
                 barrier = [tf.convert_to_tensor(self.d_optimizer.iterations), d_loss]
             self.d_loss_tracker.update_state(d_loss)
             self.gp_tracker.update_state(penalty)
-        # Train the generator
+        # Train the generator (on the last fake batch with reuse_fakes)
         with tf.control_dependencies(barrier):
-            g_loss = self.train_generator(self._batch_size(images))
+            g_loss = self.train_generator(batch_size, generated)
         self.g_loss_tracker.update_state(g_loss)
         self.total_loss_tracker.update_state(d_loss + g_loss)
         return {m.name: m.result() for m in self.metrics}
@@ -429,6 +469,7 @@ class GAN(keras.Model):
                 "gradient_penalty_weight": self.gradient_penalty_weight,
                 "d_steps": self.d_steps,
                 "seed": self.seed,
+                "reuse_fakes": self.reuse_fakes,
             }
         )
         return config
