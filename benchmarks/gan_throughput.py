@@ -12,15 +12,22 @@ normalise with moving statistics that are never updated.
 
 keras_pt.GAN runs in its recommended configuration, `compile(jit_compile=
 "auto", steps_per_execution=N)` (XLA is off on CPU, where it is slower for
-these convolutions, and on for a single GPU). The script also times keras_pt
-with `steps_per_execution=1` and with XLA, and the reference with the same
+these convolutions, and on for a single GPU) with its default
+`reuse_fakes=True`: the generator phase scores the fake batch that the
+discriminator phase generated (the PyTorch DCGAN example's step), so the
+generator runs forward once per step where the reference runs it twice.
+The script also times keras_pt with `steps_per_execution=1`, with XLA, and
+with `reuse_fakes=False` (the reference's algorithm, fresh latent vectors
+for the generator phase), and the reference with the same
 `steps_per_execution` as keras_pt: `steps_per_execution` is a plain Keras
 option that any model can use.
 
-It also times the floor: the step's convolutions and matmuls alone (no batch
-norm, activations, losses, optimizers or metrics), with the same shapes and
-the same TF kernels. No implementation of the same float32 maths with these
-kernels can beat it, so `reference / floor` bounds the attainable speed-up.
+It also times the floor: the reference step's convolutions and matmuls
+alone (two generator passes; no batch norm, activations, losses, optimizers
+or metrics), with the same shapes and the same TF kernels. No
+implementation of the reference's float32 maths with these kernels can beat
+it, so `reference / floor` bounds the speed-up attainable without doing
+less work (as `reuse_fakes` does).
 
 Rounds alternate between the models (the machine may be shared); the script
 prints each model's median images/s (wall clock) and median process CPU
@@ -256,6 +263,8 @@ def main(argv):
 
     print(f"keras_pt spe=1 vs reference:              {ratios(f'{OURS} spe=1', REFERENCE)}")
     print(f"keras_pt XLA vs reference:                {ratios(f'{OURS} XLA', REFERENCE)}")
+    print(f"keras_pt reuse_fakes=False vs reference:  "
+          f"{ratios(f'{OURS} reuse_fakes=False', REFERENCE)}")
     print(f"keras_pt vs reference spe={spe}:"
           f"{' ' * (15 - len(str(spe)))}{ratios(OURS, f'{REFERENCE} spe={spe}')}")
     print(f"bound: floor vs reference:                {ratios('floor (kernels only)', REFERENCE)}")

@@ -1,11 +1,17 @@
 """MiniBERT learns on the embedded stdlib_docs corpus.
 
 One short masked-LM pre-training (the `pretrain_minibert` recipe) and one
-fine-tuning (`finetune_minibert`) serve three tests: held-out masked-LM
-accuracy well above the unigram baseline; fine-tuning on a few labels
-learning the 10-class task far above chance; and a small student
-distilled from the fine-tuned classifier (`distill_minibert`) beating the
-same student trained on the labels alone.
+fine-tuning (`finetune_minibert`, 40 labels per class) serve three tests:
+held-out masked-LM accuracy well above the unigram baseline; fine-tuning on
+a few labels learning the 10-class task far above chance; and a small
+student distilled from the better fine-tuned classifier
+(`distill_minibert`, 10 labels per class plus the unlabelled training
+split) beating the same student trained on those 10 labels per class alone.
+The teacher sees more labels than the students: distillation passes on
+what the teacher knows beyond the student's labels, and a teacher no better
+than the student alone (fine-tuned on the same 10 labels per class after
+this short pre-training: 0.552 against 0.549) has nothing to pass on
+(distilled 0.568).
 
 Fine-tuning from the pre-trained encoder beats the same classifier
 fine-tuned from random initialisation only after a longer pre-training
@@ -23,7 +29,8 @@ from tests.test_case import TestCase
 # (see README.md for their figures).
 SEQUENCE_LENGTH = 64
 PRETRAIN_STEPS = 500
-LABELS_PER_CLASS = 10
+TEACHER_LABELS_PER_CLASS = 40
+STUDENT_LABELS_PER_CLASS = 10
 
 
 class MiniBERTLearningTest(TestCase):
@@ -43,7 +50,7 @@ class MiniBERTLearningTest(TestCase):
             cls.pretrained.model_path,
             model_dir=cls.model_dir,
             strategy="default",
-            labels_per_class=LABELS_PER_CLASS,
+            labels_per_class=TEACHER_LABELS_PER_CLASS,
             epochs=6,
             steps_per_epoch=20,
             patience=6,
@@ -73,7 +80,8 @@ class MiniBERTLearningTest(TestCase):
 
     def test_distilled_student_beats_the_student_alone(self):
         # The teacher: the better of the two fine-tuned classifiers on the
-        # validation split (at this short budget, usually the one from scratch).
+        # validation split (at this short budget, usually the one from
+        # scratch: 0.719 against 0.577 on test).
         validation = self.finetuned.validation_accuracy
         best = max(validation, key=validation.get)
         key = "classifier" if best == "pretrained" else "classifier_from_scratch"
@@ -81,7 +89,7 @@ class MiniBERTLearningTest(TestCase):
             self.finetuned.files[key],
             model_dir=self.get_temp_dir(),
             strategy="default",
-            labels_per_class=LABELS_PER_CLASS,
+            labels_per_class=STUDENT_LABELS_PER_CLASS,
             epochs=6,
             steps_per_epoch=20,
             patience=6,
@@ -89,8 +97,9 @@ class MiniBERTLearningTest(TestCase):
         )
         self.assertLess(result.parameters["student"], result.parameters["teacher"] / 2)
         self.assertAlmostEqual(result.accuracy["teacher"], self.finetuned.accuracy[best], 5)
-        # Measured: test 0.653 against 0.495 (teacher 0.596); validation
-        # 0.514 against 0.480. A student that learns nothing from the teacher
+        # Measured (seeds 0 and 1): test 0.672 and 0.694 against 0.549 and
+        # 0.508 alone (teacher 0.719); validation 0.705 and 0.740 against
+        # 0.526 and 0.532. A student that learns nothing from the teacher
         # scored 0.139.
         self.assertGreater(result.accuracy["distilled"], result.accuracy["alone"] + 0.05)
         self.assertGreater(result.validation_accuracy["distilled"], result.validation_accuracy["alone"])
