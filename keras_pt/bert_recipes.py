@@ -403,41 +403,59 @@ def _accuracy(model, packed):
     return training.classification_accuracy(packed, "accuracy")(model)["accuracy"]
 
 
-def _train_with_early_stopping(
-    build, examples, preprocessor, task, run_dir, log_dir, *, strategy, mixed_precision,
-    batch_size, epochs, steps_per_epoch, patience, seed, config, verbose,
-):
+@dataclasses.dataclass
+class _Schedule:
+    """How `_train_with_early_stopping` trains (the recipes' shared arguments)."""
+
+    preprocessor: MiniBERTPreprocessor
+    strategy: tf.distribute.Strategy
+    mixed_precision: str
+    batch_size: int
+    epochs: int
+    steps_per_epoch: int
+    patience: int
+    seed: int
+    verbose: int
+
+
+def _train_with_early_stopping(build, examples, task, model_dir, name, config, schedule):
     """`training.train` on the labelled `examples` with early stopping.
 
     Epochs of `steps_per_epoch` batches (shuffled passes over `examples`,
     a pure function of `(seed, epoch)`); the validation accuracy after each
     epoch; early stopping on it, keeping the best weights (BERT's
-    fine-tuning recipe). Checkpoints go under `run_dir`, so an interrupted
-    run resumes, on any strategy (`multi_worker` included). Returns
-    `(model, best validation accuracy, epochs run, test accuracy)`.
+    fine-tuning recipe). Checkpoints go to `model_dir/train/<name>` (an
+    interrupted run resumes, on any strategy, `multi_worker` included) and
+    TensorBoard logs to `model_dir/logs/<name>`. Returns `(model, best
+    validation accuracy, epochs run, test accuracy)`.
     """
+    strategy, batch_size = schedule.strategy, schedule.batch_size
+    steps_per_epoch = schedule.steps_per_epoch
     passes = -(-steps_per_epoch * batch_size // data_lib.count_examples(examples))
 
     def dataset_fn(epoch, batch_size, seed):
         return data_lib.epoch_text_batches(
-            examples, preprocessor, batch_size, seed, epoch, passes=passes
+            examples, schedule.preprocessor, batch_size, seed, epoch, passes=passes
         )
 
+    log_dir = os.path.join(model_dir, "logs", name)
     trained = training.train(
         build,
         dataset_fn,
         batch_size=batch_size,
-        epochs=epochs,
+        epochs=schedule.epochs,
         steps_per_epoch=steps_per_epoch,
         strategy=strategy,
-        mixed_precision=mixed_precision,
-        model_dir=run_dir,
+        mixed_precision=schedule.mixed_precision,
+        model_dir=os.path.join(model_dir, "train", name),
         callbacks=[keras.callbacks.TensorBoard(log_dir)] if _is_chief(strategy) else [],
-        seed=seed,
+        seed=schedule.seed,
         validation_fn=training.classification_accuracy(task.validation),
-        early_stopping=training.EarlyStopping("val_accuracy", mode="max", patience=patience),
+        early_stopping=training.EarlyStopping(
+            "val_accuracy", mode="max", patience=schedule.patience
+        ),
         config=config,
-        verbose=verbose,
+        verbose=schedule.verbose,
     )
     history = trained.validation["val_accuracy"]
     return trained.model, float(max(history)), len(history), _accuracy(trained.model, task.test)
@@ -615,6 +633,11 @@ def finetune_minibert(
         "patience": patience,
     }
 
+    schedule = _Schedule(
+        preprocessor, strategy, mixed_precision, batch_size, epochs, steps_per_epoch,
+        patience, seed, verbose,
+    )
+
     # Fine-tune on the pre-trained and on a randomly initialised encoder
     accuracy, validation_accuracy, epochs_run, classifiers = {}, {}, {}, {}
     for name in ("pretrained", "from_scratch"):
@@ -644,21 +667,7 @@ def finetune_minibert(
         (
             classifiers[name], validation_accuracy[name], epochs_run[name], accuracy[name]
         ) = _train_with_early_stopping(
-            build,
-            labelled,
-            preprocessor,
-            task,
-            os.path.join(model_dir, "train", name),
-            os.path.join(model_dir, "logs", name),
-            strategy=strategy,
-            mixed_precision=mixed_precision,
-            batch_size=batch_size,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            patience=patience,
-            seed=seed,
-            config=dict(config, arm=name),
-            verbose=verbose,
+            build, labelled, task, model_dir, name, dict(config, arm=name), schedule
         )
 
     # Save both classifiers; export the pre-trained one as a strings-in SavedModel
@@ -978,6 +987,10 @@ def distill_minibert(
         "dropout": dropout,
         "patience": patience,
     }
+    schedule = _Schedule(
+        preprocessor, strategy, mixed_precision, batch_size, epochs, steps_per_epoch,
+        patience, seed, verbose,
+    )
     runs = {"alone": labelled.cache(), "distilled": transfer}
     epochs_run, models = {}, {}
     for name, examples in runs.items():
@@ -998,21 +1011,7 @@ def distill_minibert(
         (
             models[name], validation_accuracy[name], epochs_run[name], accuracy[name]
         ) = _train_with_early_stopping(
-            build,
-            examples,
-            preprocessor,
-            task,
-            os.path.join(model_dir, "train", name),
-            os.path.join(model_dir, "logs", name),
-            strategy=strategy,
-            mixed_precision=mixed_precision,
-            batch_size=batch_size,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            patience=patience,
-            seed=seed,
-            config=dict(config, arm=name),
-            verbose=verbose,
+            build, examples, task, model_dir, name, dict(config, arm=name), schedule
         )
 
     files = {
