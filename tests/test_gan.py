@@ -158,6 +158,47 @@ class GANTest(TestCase):
                 any(not np.allclose(a, b.numpy()) for a, b in zip(g1, gan.generator.trainable_weights))
             )
 
+    def test_reused_fakes_equal_a_second_generator_pass(self):
+        # reuse_fakes=True (the default) scores the discriminator phase's
+        # fake batch in the generator phase. Reference: the same phases with
+        # reuse_fakes=False, where the generator phase draws the same latent
+        # vectors again (seed state rewound) and runs the generator twice.
+        real = tf.constant(_images(8))
+        for loss, conditional in (("non_saturating", False), ("wasserstein", True)):
+            with self.subTest(loss=loss, conditional=conditional):
+                classes = 3 if conditional else None
+                labels = tf.constant([0, 1, 2, 0, 1, 2, 0, 1]) if conditional else None
+                data = (real, labels) if conditional else real
+
+                def make(reuse, classes=classes, loss=loss):
+                    gan = GAN(
+                        Generator(SHAPE, latent_dim=8, base_filters=4, num_classes=classes),
+                        Discriminator(SHAPE, base_filters=4, num_classes=classes),
+                        loss=loss,
+                        seed=3,
+                        reuse_fakes=reuse,
+                    )
+                    gan.compile()
+                    return gan
+
+                reused, fresh = make(True), make(False)
+                fresh.set_weights(reused.get_weights())
+                self.assertTrue(reused.reuse_fakes)
+                reused.train_step(data)
+                state = fresh.seed_generator.state.numpy()
+                fresh.train_discriminator(real, labels)
+                fresh.seed_generator.state.assign(state)
+                fresh.train_generator(8)
+                for a, b in zip(reused.trainable_weights, fresh.trainable_weights):
+                    self.assertAllClose(a, b, atol=1e-6)
+                self.assertTrue(
+                    any(
+                        not np.allclose(a, b)
+                        for a, b in zip(make(True).trainable_weights, reused.trainable_weights)
+                    )
+                )
+        self.assertFalse(GAN.from_config(_gan(reuse_fakes=False).get_config()).reuse_fakes)
+
     def test_one_discriminator_pass_equals_two(self):
         real, fake = tf.constant(_images(6, seed=1)), tf.constant(_images(6, seed=2))
         for classes in (None, 3):
