@@ -2,9 +2,10 @@
 
 Loads the classifier of examples/finetune_minibert.py (the teacher), trains
 a small MiniBERTClassifier (1 encoder block of width 64 by default) on the
-teacher's softened predictions over the labelled examples plus the
-unlabelled pre-training text, trains the same student on the labels alone,
-and prints the test accuracy of the teacher and of both students:
+teacher's softened predictions over the labelled examples plus the task's
+training split with its labels hidden, trains the same student on the
+labels alone, and prints the test accuracy of the teacher and of both
+students:
 
     python examples/pretrain_minibert.py --model_dir=runs/minibert
     python examples/finetune_minibert.py --pretrained=runs/minibert/mini_bert.keras \
@@ -13,7 +14,10 @@ and prints the test accuracy of the teacher and of both students:
 
 Pass the --labels_per_class and --seed given to finetune_minibert.py so
 that the students see the teacher's labels. It writes the distilled student
-(<model_dir>/student.keras, raw strings in) and TensorBoard logs.
+(<model_dir>/student.keras, raw strings in) and TensorBoard logs. Both
+students train through keras_pt.training.train with checkpoints under
+<model_dir>/train: the same command resumes an interrupted run; other
+settings or another teacher need a new --model_dir.
 """
 
 from absl import app, flags

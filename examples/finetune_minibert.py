@@ -11,6 +11,10 @@ settings) and prints both test accuracies:
 
 It writes the fine-tuned classifier (<model_dir>/classifier.keras), a
 SavedModel taking raw strings (<model_dir>/export) and TensorBoard logs.
+Both classifiers train through keras_pt.training.train with checkpoints
+under <model_dir>/train: the same command resumes an interrupted run (and
+a finished one just reports again); other settings or another pre-trained
+model need a new --model_dir.
 """
 
 from absl import app, flags
