@@ -38,6 +38,7 @@ against the reference written the straightforward way.
 
     python benchmarks/gan_throughput.py
     python benchmarks/gan_throughput.py --image_shape=28,28,1 --base_filters=32
+    python benchmarks/gan_throughput.py --architecture=dense --image_shape=64
 """
 
 import time
@@ -55,6 +56,10 @@ flags.DEFINE_list("image_shape", ["8", "8", "1"], "Image shape (digits by defaul
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_integer("latent_dim", 64, "Latent size.")
 flags.DEFINE_integer("base_filters", 64, "DCGAN base filters.")
+flags.DEFINE_enum(
+    "architecture", "dcgan", ["dcgan", "dense"],
+    "dcgan: the convolutional pair; dense: the classic MLP pair (latent -> 128 -> 256).",
+)
 flags.DEFINE_integer("steps_per_execution", 10, "keras_pt's steps per tf.function call.")
 flags.DEFINE_integer("rounds", 15, "Timed rounds per model (alternating).")
 flags.DEFINE_integer("steps_per_round", 20, "Train steps per timed round.")
@@ -172,9 +177,10 @@ class Floor:
 
 
 def _pair(shape):
+    kwargs = {"architecture": FLAGS.architecture, "base_filters": FLAGS.base_filters}
     return (
-        keras_pt.Generator(shape, FLAGS.latent_dim, base_filters=FLAGS.base_filters),
-        keras_pt.Discriminator(shape, base_filters=FLAGS.base_filters),
+        keras_pt.Generator(shape, FLAGS.latent_dim, **kwargs),
+        keras_pt.Discriminator(shape, **kwargs),
     )
 
 
@@ -250,7 +256,8 @@ def main(argv):
     rate = {name: float(np.median(r)) for name, r in rates.items()}
     cpu = {name: float(np.median(c)) for name, c in cpu_ms.items()}
     print(
-        f"image_shape={shape} batch_size={batch_size} base_filters={FLAGS.base_filters} "
+        f"{FLAGS.architecture} image_shape={shape} batch_size={batch_size} "
+        f"base_filters={FLAGS.base_filters} "
         f"steps_per_execution={spe} rounds={FLAGS.rounds}x{FLAGS.steps_per_round} steps"
     )
     for name in runs:
