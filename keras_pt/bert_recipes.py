@@ -92,10 +92,6 @@ def _check_positive(**values):
             raise ValueError(f"{name} must be a positive int; got {value}.")
 
 
-def _is_chief(strategy):
-    return getattr(strategy.extended, "should_checkpoint", True)
-
-
 def _weights_fingerprint(model):
     """A short SHA-256 of a model's weights (the starting point of a run)."""
     digest = hashlib.sha256()
@@ -272,7 +268,7 @@ def pretrain_minibert(
     keras.utils.set_random_seed(seed)
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
-    is_chief = _is_chief(strategy)
+    is_chief = distribute.is_chief(strategy)
     tf.io.gfile.makedirs(model_dir)
 
     # Learn the vocabulary from the pre-training text
@@ -365,7 +361,7 @@ class _LabelledTask:
     """The few-label training examples and the packed evaluation data."""
 
     train_split: str
-    labelled: tf.data.Dataset  # unbatched (text, label)
+    labelled: tf.data.Dataset  # unbatched (text, label), cached
     num_labels: int
     validation: tf.data.Dataset  # packed batches, cached
     test: tf.data.Dataset  # packed batches
@@ -390,7 +386,7 @@ def _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size
         )
     return _LabelledTask(
         train_split=train_split,
-        labelled=labelled,
+        labelled=labelled.cache(),
         num_labels=num_labels,
         validation=_packed(
             data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64
@@ -448,7 +444,7 @@ def _train_with_early_stopping(build, examples, task, model_dir, name, config, s
         strategy=strategy,
         mixed_precision=schedule.mixed_precision,
         model_dir=os.path.join(model_dir, "train", name),
-        callbacks=[keras.callbacks.TensorBoard(log_dir)] if _is_chief(strategy) else [],
+        callbacks=[keras.callbacks.TensorBoard(log_dir)] if distribute.is_chief(strategy) else [],
         seed=schedule.seed,
         validation_fn=training.classification_accuracy(task.validation),
         early_stopping=training.EarlyStopping(
@@ -620,7 +616,6 @@ def finetune_minibert(
     # The labelled subset, the validation and the test data
     task = _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size, seed)
     num_labels = task.num_labels
-    labelled = task.labelled.cache()
     config = {
         "recipe": "finetune_minibert",
         "pretrained": _weights_fingerprint(backbone),
@@ -667,17 +662,17 @@ def finetune_minibert(
         (
             classifiers[name], validation_accuracy[name], epochs_run[name], accuracy[name]
         ) = _train_with_early_stopping(
-            build, labelled, task, model_dir, name, dict(config, arm=name), schedule
+            build, task.labelled, task, model_dir, name, dict(config, arm=name), schedule
         )
 
     # Save both classifiers; export the pre-trained one as a strings-in SavedModel
     files = {"logs": os.path.join(model_dir, "logs")}
     files["classifier"] = os.path.join(model_dir, CLASSIFIER_FILENAME)
     files["classifier_from_scratch"] = os.path.join(model_dir, SCRATCH_CLASSIFIER_FILENAME)
-    if _is_chief(strategy):
+    if distribute.is_chief(strategy):
         classifiers["pretrained"].save(files["classifier"])
         classifiers["from_scratch"].save(files["classifier_from_scratch"])
-    if export and _is_chief(strategy):
+    if export and distribute.is_chief(strategy):
         files["export"] = export_text_classifier(
             classifiers["pretrained"],
             os.path.join(model_dir, EXPORT_DIRNAME),
@@ -991,7 +986,7 @@ def distill_minibert(
         preprocessor, strategy, mixed_precision, batch_size, epochs, steps_per_epoch,
         patience, seed, verbose,
     )
-    runs = {"alone": labelled.cache(), "distilled": transfer}
+    runs = {"alone": labelled, "distilled": transfer}
     epochs_run, models = {}, {}
     for name, examples in runs.items():
 
@@ -1019,7 +1014,7 @@ def distill_minibert(
         "logs": os.path.join(model_dir, "logs"),
     }
     distilled_student = models["distilled"].student
-    if _is_chief(strategy):
+    if distribute.is_chief(strategy):
         distilled_student.save(files["student"])
     return DistillResult(
         accuracy=accuracy,

@@ -192,6 +192,14 @@ def scale_loss(loss):
     return loss if n == 1 else loss / n
 
 
+def is_chief(strategy):
+    """Whether this process writes files (checkpoints, models, logs).
+
+    True except on the non-chief workers of a MultiWorkerMirroredStrategy.
+    """
+    return getattr(strategy.extended, "should_checkpoint", True)
+
+
 def global_mean_results(metrics):
     """`{name: result}` of `keras.metrics.Mean` trackers over every replica.
 

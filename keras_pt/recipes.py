@@ -166,7 +166,7 @@ def pretrain_finetune(
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = distribute.get_strategy(strategy, tpu=tpu)
     replicas = strategy.num_replicas_in_sync
-    is_chief = getattr(strategy.extended, "should_checkpoint", True)
+    is_chief = distribute.is_chief(strategy)
     data = data_lib.load_image_dataset(dataset, data_dir=data_dir)
     os.makedirs(model_dir, exist_ok=True)
     log_dir = os.path.join(model_dir, "logs")

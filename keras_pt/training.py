@@ -294,13 +294,16 @@ class _Validation:
         ):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             for copy, weight in zip(self.best_weights, self.model.weights):
-                copy.assign(weight.value if hasattr(weight, "value") else weight)
+                copy.assign(weight.value)
         else:
             self.wait += 1
             self.stopped = self.wait >= int(stopping.patience)
+        if self.stopped:
+            self.model.stop_training = True  # both loops end at this step
         return self.stopped
 
     def restore_best(self):
+        """Sets the best epoch's weights (with `restore_best_weights`)."""
         if self.best_weights and self.best_epoch is not None:
             for weight, copy in zip(self.model.weights, self.best_weights):
                 weight.assign(copy)
@@ -542,8 +545,6 @@ class _FitCallback(keras.callbacks.Callback):
         # With steps_per_execution > 1, Keras reports the last execution of
         # an epoch as a full one even when fewer steps were left.
         self.guard.after_step(self.base + min(batch + 1, self.count), logs)
-        if self.guard.validation.stopped:
-            self.model.stop_training = True
         if self.preemption.requested:
             _stop_preempted(self.guard)
 
@@ -721,8 +722,6 @@ def _custom_loop(
             callback_list.on_train_batch_end(offset + done - 1, logs)
             if int(preempted) > 0:
                 _stop_preempted(guard)
-            if guard.validation.stopped:
-                model.stop_training = True
             if model.stop_training:
                 break
         epoch_logs = dict(guard.logs)
@@ -936,7 +935,7 @@ def train(
                 f"{str(model_dir).rstrip('/')}/{CHECKPOINT_SUBDIR}",
                 training_state(model) + validation.state(),
                 keep=keep_checkpoints,
-                is_writer=getattr(strategy.extended, "should_checkpoint", True),
+                is_writer=distribute.is_chief(strategy),
             )
             checkpointer.remove_partial()
             manifest = checkpointer.restore()
@@ -971,8 +970,7 @@ def train(
                     history = _fit_loop(model, *args, verbose)
         guard.save()
         # After the last checkpoint, which keeps the last step's weights.
-        if early_stopping is not None and early_stopping.restore_best_weights:
-            validation.restore_best()
+        validation.restore_best()
     finally:
         keras.config.set_dtype_policy(previous_policy)
     return TrainResult(

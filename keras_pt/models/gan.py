@@ -324,14 +324,10 @@ class GAN(keras.Model):
         """One discriminator phase on a real batch; returns (d_loss, penalty).
 
         `generated`: `(tape, fake, fake_labels)` from `_generate`, or None to
-        generate a fake batch here (outside any tape).
+        generate a fake batch here.
         """
         batch_size = self._batch_size(images)
-        if generated is None:
-            z, fake_labels = self._sample_inputs(batch_size)
-            fake = self.generator(self._generator_inputs(z, fake_labels), training=True)
-        else:
-            _, fake, fake_labels = generated
+        _, fake, fake_labels = generated or self._generate(batch_size)
         fake = tf.stop_gradient(fake)  # (b, *image_shape)
         weights = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
