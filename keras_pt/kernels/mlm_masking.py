@@ -208,13 +208,15 @@ def mask_tokens(
         )
     if padding_mask is None:
         padding_mask = tf.ones_like(token_ids)
-    seed = tf.cast(seed, tf.int32)
+    selection_seed, action_seed, replacement_seed = random.split(
+        seed, ("mlm_selection", "mlm_action", "mlm_replacement")
+    )
     # A dynamic batch size (e.g. a last partial batch) is drawn for as a tensor.
     shape = [shape[0] if shape[0] is not None else tf.shape(token_ids)[0], seq_len]
-    selection_scores = random.uniform(seed, shape)
-    action_draws = random.uniform(seed + tf.constant([0, 1], tf.int32), shape)
+    selection_scores = random.uniform(selection_seed, shape)
+    action_draws = random.uniform(action_seed, shape)
     random_tokens = NUM_SPECIAL_TOKENS + random.uniform_int(
-        seed + tf.constant([0, 2], tf.int32), shape, int(vocabulary_size) - NUM_SPECIAL_TOKENS
+        replacement_seed, shape, int(vocabulary_size) - NUM_SPECIAL_TOKENS
     )
     return apply_mlm_mask(
         token_ids,

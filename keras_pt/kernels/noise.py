@@ -33,8 +33,8 @@ def add_noise(x, seed, noise_stddev, mask_rate):
         noise_stddev: float. Standard deviation of the Gaussian noise.
         mask_rate: float. Fraction of entries set to zero.
     """
-    seed = tf.cast(seed, tf.int32)
+    normal_seed, mask_seed = random.split(seed, ("noise_normal", "noise_mask"))
     shape = x.shape
-    normal = random.normal(seed, shape)
-    uniform = random.uniform(seed + tf.constant([0, 1], tf.int32), shape)
+    normal = random.normal(normal_seed, shape)
+    uniform = random.uniform(mask_seed, shape)
     return corrupt(x, normal, uniform, noise_stddev, mask_rate)

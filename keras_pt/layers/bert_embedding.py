@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_pt import distribute
+from keras_pt.kernels import random
 from keras_pt.kernels import transformer as kernels
 
 
@@ -182,7 +183,10 @@ class BertEmbedding(keras.layers.Layer):
         else:
             segments = self.segment_embeddings[:1][None]  # (1, 1, hidden)
         rate = self.dropout if training else 0.0
-        seed = tf.cast(self.seed_generator.next(), tf.int32) if rate else tf.zeros([2], tf.int32)
+        if rate:
+            (seed,) = random.draw_seeds(self.seed_generator, ("embedding_dropout",))
+        else:
+            seed = tf.zeros([2], tf.int32)
         return kernels.embedding_layer_norm(
             tokens,
             tf.convert_to_tensor(positions),

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_pt.kernels import dropout as dropout_kernel
+from keras_pt.kernels import random
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
@@ -47,7 +48,8 @@ class FastDropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training or not self.rate:
             return inputs
-        return dropout_kernel.dropout(inputs, self.rate, self.seed_generator.next())
+        (seed,) = random.draw_seeds(self.seed_generator, ("dropout",))
+        return dropout_kernel.dropout(inputs, self.rate, seed)
 
     def compute_output_shape(self, input_shape):
         return input_shape

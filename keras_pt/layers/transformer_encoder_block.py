@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_pt import distribute
+from keras_pt.kernels import random
 from keras_pt.kernels import transformer as kernels
 from keras_pt.kernels.transformer import ACTIVATIONS
 
@@ -160,7 +161,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="feedforward_layer_norm",
         )
-        # Dropout masks: one fresh seed per call (counter-based masks).
+        # Dropout masks: fresh, independent seeds for each call's three
+        # masks (counter-based masks, `keras_pt.kernels.random.split`).
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
 
     def _kernel_initializer(self):
@@ -218,8 +220,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         if not rate:
             zero = tf.zeros([2], tf.int32)
             return zero, zero, zero
-        seed = tf.cast(self.seed_generator.next(), tf.int32)
-        return seed, seed + [0, 1], seed + [0, 2]
+        return random.draw_seeds(
+            self.seed_generator,
+            ("attention_dropout", "attention_output_dropout", "feedforward_dropout"),
+        )
 
     def call(
         self,

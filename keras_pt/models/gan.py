@@ -294,12 +294,14 @@ class GAN(keras.Model):
 
     def _sample_inputs(self, batch_size):
         """Latent vectors (and random labels) for this replica's batch."""
-        z = random.normal(self.seed_generator.next(), (batch_size, self.latent_dim))
         if not self.conditional:
-            return z, None
-        labels = random.uniform_int(
-            self.seed_generator.next(), (batch_size,), self.num_classes
+            (latent_seed,) = random.draw_seeds(self.seed_generator, ("latent",))
+            return random.normal(latent_seed, (batch_size, self.latent_dim)), None
+        latent_seed, label_seed = random.draw_seeds(
+            self.seed_generator, ("latent", "fake_labels")
         )
+        z = random.normal(latent_seed, (batch_size, self.latent_dim))
+        labels = random.uniform_int(label_seed, (batch_size,), self.num_classes)
         return z, labels
 
     def _generator_inputs(self, z, labels):
@@ -337,7 +339,8 @@ class GAN(keras.Model):
             d_loss = gan_losses.discriminator_loss(real_logits, fake_logits, self.loss_name)
             penalty = tf.zeros([], tf.float32)
             if self.loss_name == "wasserstein" and self.gradient_penalty_weight > 0:
-                alpha = random.uniform(self.seed_generator.next(), (batch_size,))
+                (alpha_seed,) = random.draw_seeds(self.seed_generator, ("interpolation",))
+                alpha = random.uniform(alpha_seed, (batch_size,))
                 penalty = gradient_penalty(
                     self._critic(labels, fake_labels, alpha),
                     images,
