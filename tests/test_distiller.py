@@ -86,6 +86,21 @@ class DistillerTest(TestCase):
                 {id(v) for v in distiller.trainable_variables},
                 {id(v) for v in student.trainable_variables},
             )
+            # The student is compiled by the Distiller: it evaluates alone.
+            logs = student.evaluate(x, y, verbose=0, return_dict=True)
+            self.assertAllClose(logs["accuracy"], np.mean(np.argmax(student.predict(x, verbose=0), 1) == y))
+
+    def test_student_of_plain_keras_is_compiled_for_evaluation(self):
+        x, y = labelled()
+        teacher = classifier(16, 32)
+        inputs = keras.Input((8, 8, 1))
+        student = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+        distiller = Distiller(teacher, student)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+        distiller.fit(x, y, batch_size=16, verbose=0)
+        logs = student.evaluate(x, y, verbose=0, return_dict=True)
+        self.assertIn("accuracy", logs)
+        self.assertTrue(np.isfinite(logs["loss"]))
 
     def test_logged_loss_is_the_objective(self):
         x, y = labelled(16)

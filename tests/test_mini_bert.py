@@ -3,6 +3,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import keras_pt
 from keras_pt import MiniBERT, MiniBERTClassifier
 from keras_pt.layers.special_tokens import CLS_ID, NUM_SPECIAL_TOKENS, PAD_ID, SEP_ID
 from tests.test_case import TestCase
@@ -277,12 +278,18 @@ class MiniBERTTest(TestCase):
         too_large = {**batch, "token_ids": np.where(batch["padding_mask"] > 0, VOCAB, 0).astype("int32")}
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "token ids must be < vocabulary_size=100"):
             model(too_large)
-        model.compile(optimizer="adam")  # plain graph on CPU: the checks run
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "token ids must be < vocabulary_size=100"):
+        model.compile(optimizer="adam")
+        # fit checks arrays on the host before any step.
+        with self.assertRaisesRegex(ValueError, r"token_ids must lie in \[0, vocabulary_size=100\)"):
             model.fit(too_large, batch_size=4, verbose=0)
         negative = {**batch, "token_ids": -batch["token_ids"]}
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "token ids must be >= 0"):
+        with self.assertRaisesRegex(ValueError, r"token_ids must lie in .*found \[-"):
             model.fit(negative, batch_size=4, verbose=0)
+        # In a plain graph step (a tensor the host check does not read) the
+        # layer's own assertions run.
+        step = tf.function(lambda ids: model(ids))
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "token ids must be >= 0"):
+            step({k: tf.constant(v) for k, v in negative.items()})
         long = packed(4, length=LENGTH + 4)
         with self.assertRaisesRegex(ValueError, "length 20 exceed max_sequence_length=16"):
             model(long)
@@ -291,6 +298,7 @@ class MiniBERTTest(TestCase):
         with self.assertRaisesRegex(ValueError, "length 20 exceed max_sequence_length=16"):
             fresh.fit(long, batch_size=4, verbose=0)
         # After batches of another length, Keras relaxes the traced length.
+        model.fit(batch, batch_size=4, verbose=0)
         with self.assertRaisesRegex(ValueError, "fixed sequence length.*max_sequence_length=16"):
             model.fit(long, batch_size=4, verbose=0)
         with self.assertRaisesRegex(ValueError, "takes a dict with 'token_ids'"):
@@ -361,3 +369,45 @@ class MiniBERTClassifierTest(TestCase):
         self.assertAllClose(a["loss"], b["loss"], atol=1e-4)
         for w1, w2 in zip(plain.get_weights(), xla.get_weights(), strict=True):
             self.assertAllClose(w1, w2, atol=1e-4)
+
+
+class HostTokenIdCheckTest(TestCase):
+    """Under XLA the step cannot assert: ids are checked on the host."""
+
+    def _model(self, cls=None):
+        from tests import strategy_cases
+
+        model = keras_pt.MiniBERT(
+            vocabulary_size=strategy_cases._VOCAB, num_layers=1, hidden_dim=16,
+            num_heads=2, intermediate_dim=32, max_sequence_length=strategy_cases._LENGTH,
+        )
+        model.compile(optimizer="sgd", jit_compile=True)
+        packed = strategy_cases._packed_texts()
+        packed["token_ids"][3, 2] = strategy_cases._VOCAB + 5
+        return model, packed
+
+    def test_arrays_are_refused_before_the_step(self):
+        model, packed = self._model()
+        for run in (model.fit, model.evaluate, model.predict):
+            with self.assertRaisesRegex(ValueError, r"token_ids must lie in \[0, vocabulary_size=40\); found \[45\]"):
+                run(packed, batch_size=16, verbose=0)
+
+    def test_data_sets_are_checked_in_the_pipeline(self):
+        model, packed = self._model()
+        dataset = tf.data.Dataset.from_tensor_slices(packed).batch(16, drop_remainder=True)
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "token_ids must lie in .0, vocabulary_size=40"):
+            model.fit(dataset, verbose=0)
+
+    def test_no_assert_ops_under_xla(self):
+        # XLA ignores assertions (with a log line per compile): none are built.
+        from keras_pt.layers.bert_embedding import BertEmbedding
+
+        layer = BertEmbedding(vocabulary_size=40, hidden_dim=16, max_sequence_length=12)
+        spec = tf.TensorSpec((4, 12), tf.int32)
+
+        def op_types(jit_compile):
+            fn = tf.function(lambda ids: layer(ids), jit_compile=jit_compile)
+            return {op.type for op in fn.get_concrete_function(spec).graph.get_operations()}
+
+        self.assertIn("Assert", op_types(False))
+        self.assertNotIn("Assert", op_types(True))

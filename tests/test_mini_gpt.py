@@ -163,6 +163,17 @@ class MiniGPTTest(TestCase):
         history = model.fit(batch, batch_size=8, verbose=0).history  # XLA-compiled step
         self.assertAllClose(history["loss"][0], want, atol=1e-4)
 
+    def test_evaluate_takes_a_short_last_batch(self):
+        batch = packed_batch(batch=10, seed=3)
+        model = tiny_gpt()
+        model.compile(optimizer="sgd")
+        want = numpy_next_token_loss(model(batch), batch)
+        dataset = tf.data.Dataset.from_tensor_slices(batch).batch(4)  # 4, 4, 2
+        result = model.evaluate(dataset, verbose=0, return_dict=True)
+        self.assertAllClose(result["loss"], want, atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "trains on static shapes.*drop_remainder=True"):
+            model.fit(dataset, verbose=0)
+
     def test_strategy_equivalence_uneven_tokens(self):
         # Replica 0 holds long texts, replica 1 short ones: the loss must be
         # the mean over the global batch's tokens, not a mean of means.

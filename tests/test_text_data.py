@@ -197,5 +197,14 @@ class LabeledTextSubsetTest(TestCase):
         # Every kept example keeps its own label.
         for x, y in a:
             self.assertEqual(int(x.decode().split()[1]) % 3, y)
-        with self.assertRaisesRegex(ValueError, "class 0 has only 10 examples"):
+        with self.assertRaisesRegex(ValueError, "class 0 has only 10 examples.*at_most=True"):
             data.labeled_text_subset(ds, 11, num_classes=3)
+
+    def test_at_most_takes_all_of_a_small_class(self):
+        labels = np.array([0] * 12 + [1] * 3 + [2] * 9, "int32")
+        texts = [f"text {i} {y}" for i, y in enumerate(labels)]
+        ds = tf.data.Dataset.from_tensor_slices((texts, labels))
+        subset = list(data.labeled_text_subset(ds, 5, seed=1, at_most=True).as_numpy_iterator())
+        self.assertEqual(np.bincount([y for _, y in subset]).tolist(), [5, 3, 5])
+        for x, y in subset:
+            self.assertEqual(int(x.decode().split()[2]), y)

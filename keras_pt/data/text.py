@@ -303,11 +303,13 @@ def preprocess_text_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def labeled_text_subset(dataset, labels_per_class, seed=0, num_classes=None):
+def labeled_text_subset(dataset, labels_per_class, seed=0, num_classes=None, at_most=False):
     """The first `labels_per_class` examples of each class after a seeded shuffle.
 
-    Deterministic given `seed`. Reads the data set once on the host, which
-    suits the few labels of limited-label fine-tuning.
+    Deterministic given `seed`. Reads the labels alone first, so that a
+    class with too few examples is refused before any text is collected,
+    then keeps only the chosen texts in memory, which suits the few labels
+    of limited-label fine-tuning on a large corpus.
 
     Args:
         dataset: unbatched `tf.data.Dataset` of `(text, label)` or
@@ -316,40 +318,50 @@ def labeled_text_subset(dataset, labels_per_class, seed=0, num_classes=None):
         seed: int. Seed of the shuffle. Defaults to 0.
         num_classes: int or None. Labels must lie in `[0, num_classes)`.
             Defaults to the labels seen.
+        at_most: bool. If True, a class with fewer than `labels_per_class`
+            examples contributes all of them instead of being refused.
+            Defaults to False.
 
     Returns:
         A `tf.data.Dataset` with the same structure, `num_classes *
-        labels_per_class` examples in shuffled order.
+        labels_per_class` examples (fewer with `at_most=True`) in shuffled
+        order.
 
     Raises:
-        ValueError: if a class has fewer than `labels_per_class` examples, a
-            label is out of range, or the data set is empty.
+        ValueError: if a class has fewer than `labels_per_class` examples
+            (and `at_most` is False), a label is out of range, or the data
+            set is empty.
     """
     if labels_per_class <= 0:
         raise ValueError(f"labels_per_class must be positive, got {labels_per_class}.")
-    inputs, labels = [], []
-    for x, y in dataset.as_numpy_iterator():
-        inputs.append(x)
-        labels.append(y)
-    if not labels:
+    label_batches = dataset.map(lambda x, y: y).batch(4096).as_numpy_iterator()
+    labels = np.concatenate([np.reshape(b, [-1]) for b in label_batches] or [np.zeros([0])])
+    if not len(labels):
         raise ValueError("the data set is empty: there is nothing to take labels from.")
-    labels = np.asarray(labels, dtype=np.int32)
+    labels = labels.astype(np.int32)
     num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
     check_labels(labels, num_classes)
     order = np.random.RandomState(seed).permutation(len(labels))
     chosen = np.zeros(len(labels), dtype=bool)
     for c in range(num_classes):
         members = order[labels[order] == c][:labels_per_class]
-        if len(members) < labels_per_class:
+        if len(members) < labels_per_class and not at_most:
             raise ValueError(
                 f"class {c} has only {len(members)} examples, fewer than "
-                f"labels_per_class={labels_per_class}; lower labels_per_class."
+                f"labels_per_class={labels_per_class}; lower labels_per_class, "
+                "or pass at_most=True to take all of a smaller class."
             )
         chosen[members] = True
     keep = order[chosen[order]]  # the chosen examples, in shuffled order
 
+    # Read only the chosen texts (in data set order), then put them in `keep` order.
+    mask = tf.constant(chosen)
+    picked = dataset.enumerate().filter(lambda i, example: tf.gather(mask, i))
+    inputs = [x for _, (x, _) in picked.as_numpy_iterator()]
+    position = {index: k for k, index in enumerate(np.flatnonzero(chosen))}
+
     def column(values):
-        return np.array([values[i] for i in keep], dtype=object)
+        return np.array([values[position[i]] for i in keep], dtype=object)
 
     if isinstance(inputs[0], tuple):
         x = tuple(column([pair[j] for pair in inputs]) for j in range(len(inputs[0])))

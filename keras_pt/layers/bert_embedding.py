@@ -1,11 +1,13 @@
 """BertEmbedding: token + position + segment embeddings, LayerNorm, dropout."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_pt import distribute
 from keras_pt.kernels import random
 from keras_pt.kernels import transformer as kernels
+from keras_pt.kernels.xla import in_xla_context
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
@@ -25,9 +27,11 @@ class BertEmbedding(keras.layers.Layer):
     a ValueError when its length is static (a graph assertion otherwise);
     token ids outside `[0, vocabulary_size)` and segment ids outside
     `[0, num_segments)` stop the step with an `InvalidArgumentError` in eager
-    and graph mode. XLA (`jit_compile=True`) drops assertions: there an
-    out-of-range id is clamped silently, so check data in the input
-    pipeline (`keras_pt` preprocessors only emit valid ids).
+    and graph mode. XLA (`jit_compile=True`) cannot assert, so under XLA the
+    layer adds no assertion and the ids are checked on the host instead:
+    the text models' `fit`, `evaluate` and `predict` run `check_token_ids`
+    on their inputs (arrays at once, `tf.data` sets element by element in
+    the input pipeline), and `keras_pt` preprocessors only emit valid ids.
 
     Args:
         vocabulary_size: int. Number of token ids.
@@ -174,7 +178,7 @@ class BertEmbedding(keras.layers.Layer):
             )
         length = token_ids.shape[1] if token_ids.shape[1] is not None else tf.shape(token_ids)[1]
         self.check_sequence_length(length)
-        if self.check_inputs:
+        if self.check_inputs and not in_xla_context():
             token_ids = self._checked(token_ids, segment_ids, length)
         tokens = tf.gather(self.token_embeddings, token_ids)  # (batch, seq, hidden)
         positions = self.position_embeddings[:length][None]  # (1, seq, hidden)
@@ -218,3 +222,119 @@ class BertEmbedding(keras.layers.Layer):
             }
         )
         return config
+
+
+def _id_error(name, bad, limit, limit_name, advice):
+    return (
+        f"{name} must lie in [0, {limit_name}={limit}); found {sorted(set(bad))[:5]}. "
+        + advice
+    )
+
+
+_TOKEN_ADVICE = (
+    "The data was tokenized with another vocabulary than the model's: use the "
+    "model's preprocessor, or build the model with the tokenizer's "
+    "vocabulary_size()."
+)
+_SEGMENT_ADVICE = "Pack at most num_segments texts per example."
+
+
+def _packed_of(element):
+    """The packed dict (with 'token_ids') in a batch or `(x, y, ...)` tuple."""
+    if isinstance(element, dict):
+        return element if "token_ids" in element else None
+    if isinstance(element, (tuple, list)) and element:
+        return _packed_of(element[0])
+    return None
+
+
+def check_token_ids(x, vocabulary_size, num_segments=None):
+    """Checks the token (and segment) ids of model inputs on the host.
+
+    XLA-compiled steps cannot assert, and a gather there clamps an
+    out-of-range id silently, so the text models check their inputs before
+    they reach the step.
+
+    Args:
+        x: what `fit`/`evaluate`/`predict` take: a packed dict (or an
+            `(x, y)` tuple of one) of arrays, checked now; a `tf.data.Dataset`
+            of such elements, returned with a check on each element (it runs
+            in the input pipeline, on the host); anything else is returned
+            as it is.
+        vocabulary_size: int. Token ids must lie in `[0, vocabulary_size)`.
+        num_segments: int or None. Segment ids must lie in `[0, num_segments)`.
+
+    Returns:
+        `x`, or the data set with the check mapped over it.
+
+    Raises:
+        ValueError: for out-of-range ids in arrays (an `InvalidArgumentError`
+            with the same message from a data set's iterator).
+    """
+    checks = [("token_ids", vocabulary_size, "vocabulary_size", _TOKEN_ADVICE)]
+    if num_segments is not None:
+        checks.append(("segment_ids", num_segments, "num_segments", _SEGMENT_ADVICE))
+    if isinstance(x, tf.data.Dataset):
+        if _packed_of(x.element_spec) is None:
+            return x
+
+        def check(*element):
+            packed = _packed_of(element)
+            asserts = []
+            for key, limit, limit_name, advice in checks:
+                if packed.get(key) is None:
+                    continue
+                ids = tf.cast(packed[key], tf.int64)
+                ok = tf.reduce_all((ids >= 0) & (ids < limit))
+                asserts.append(
+                    tf.debugging.Assert(
+                        ok,
+                        [f"{key} must lie in [0, {limit_name}={limit}); got values "
+                         f"from", tf.reduce_min(ids), "to", tf.reduce_max(ids), ". "
+                         + advice],
+                    )
+                )
+            with tf.control_dependencies(asserts):
+                element = tf.nest.map_structure(tf.identity, element)
+            return element[0] if len(element) == 1 else element
+
+        return x.map(check)
+    packed = _packed_of(x)
+    if packed is None:
+        return x
+    for key, limit, limit_name, advice in checks:
+        value = packed.get(key)
+        if value is None or (isinstance(value, tf.Tensor) and not tf.executing_eagerly()):
+            continue
+        ids = np.asarray(value)
+        if ids.dtype.kind not in "iu":
+            continue
+        bad = ids[(ids < 0) | (ids >= limit)]
+        if bad.size:
+            raise ValueError(_id_error(key, bad.tolist(), limit, limit_name, advice))
+    return x
+
+
+class TokenIdCheckMixin:
+    """Runs `check_token_ids` on the inputs of `fit`, `evaluate` and
+    `predict` of a model with a `BertEmbedding`. Mix in before `keras.Model`."""
+
+    def _checked_inputs(self, x):
+        embeddings = [
+            layer
+            for layer in self._flatten_layers(include_self=False)
+            if isinstance(layer, BertEmbedding)
+        ]
+        if not embeddings or x is None:
+            return x
+        embedding = embeddings[0]
+        return check_token_ids(x, embedding.vocabulary_size, embedding.num_segments)
+
+    def fit(self, x=None, *args, **kwargs):
+        return super().fit(self._checked_inputs(x), *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        return super().evaluate(self._checked_inputs(x), *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(self._checked_inputs(x), *args, **kwargs)

@@ -1,6 +1,7 @@
 """Distiller: knowledge distillation from a frozen teacher into a student."""
 
 import copy
+import inspect
 
 import keras
 import tensorflow as tf
@@ -27,6 +28,10 @@ class Distiller(keras.Model):
 
     `call(x)` returns the student's logits, so a trained `Distiller`
     predicts like its student; `distiller.student` is the model to keep.
+    `compile` also compiles an uncompiled student (with the Distiller's
+    optimizer, and a keras_pt classifier's own loss and metrics, else
+    cross-entropy from logits and accuracy), so `student.evaluate` works
+    after distillation.
     Teacher and student take the same inputs (e.g. the same images, or the
     same packed token ids) and predict the same `num_classes`.
 
@@ -121,6 +126,24 @@ class Distiller(keras.Model):
                     f"Distiller builds its own loss and metrics; do not pass {name}=."
                 )
         super().compile(optimizer=optimizer, **kwargs)
+        if not getattr(self.student, "compiled", False):
+            self._compile_student()
+
+    def _compile_student(self):
+        """Compiles an uncompiled student, so that `distiller.student` can be
+        evaluated (`student.evaluate`) and trained further on its own after
+        distillation. It shares the Distiller's optimizer: `student.fit`
+        continues from the distillation's optimizer state."""
+        loss = inspect.signature(self.student.compile).parameters.get("loss")
+        if loss is not None and loss.default == "auto":
+            # keras_pt classifiers choose their own loss and metrics.
+            self.student.compile(optimizer=self.optimizer)
+        else:
+            self.student.compile(
+                optimizer=self.optimizer,
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+            )
 
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
@@ -200,8 +223,8 @@ class Distiller(keras.Model):
         config = super().get_config()
         config.update(
             {
-                "teacher": keras.layers.serialize(self.teacher),
-                "student": keras.layers.serialize(self.student),
+                "teacher": _serialize_uncompiled(self.teacher),
+                "student": _serialize_uncompiled(self.student),
                 "temperature": self.temperature,
                 "alpha": self.alpha,
             }
@@ -214,3 +237,11 @@ class Distiller(keras.Model):
         config["teacher"] = keras.layers.deserialize(config["teacher"])
         config["student"] = keras.layers.deserialize(config["student"])
         return cls(**config)
+
+
+def _serialize_uncompiled(model):
+    """The model's serialized config without its compile settings (the
+    Distiller compiles its student itself)."""
+    config = keras.layers.serialize(model)
+    config.pop("compile_config", None)
+    return config

@@ -10,7 +10,7 @@ from keras_pt import distribute
 from keras_pt.kernels import mlm_masking
 from keras_pt.kernels import transformer as kernels
 from keras_pt.kernels.xla import in_xla_context
-from keras_pt.layers.bert_embedding import BertEmbedding
+from keras_pt.layers.bert_embedding import BertEmbedding, TokenIdCheckMixin
 from keras_pt.layers.masked_lm_head import MaskedLMHead
 from keras_pt.layers.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
 from keras_pt.layers.transformer_encoder_block import ACTIVATIONS, TransformerEncoderBlock
@@ -63,12 +63,14 @@ def text_dataset(inputs, batch_size=None):
     return tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size or 32)
 
 
-class TextInputsMixin:
+class TextInputsMixin(TokenIdCheckMixin):
     """Lets a Keras model take raw strings in `__call__` and `predict`.
 
     Python strings become string tensors before Keras sees them, and
     `predict` batches them as a `tf.data` set (Keras's array adapters take
-    no string arrays). Mix in before `keras.Model`.
+    no string arrays). Token ids given to `fit`, `evaluate` and `predict`
+    are checked on the host (`TokenIdCheckMixin`). Mix in before
+    `keras.Model`.
     """
 
     def __call__(self, inputs, *args, **kwargs):

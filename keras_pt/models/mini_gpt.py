@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_pt import distribute
 from keras_pt.kernels import sampling
-from keras_pt.layers.bert_embedding import BertEmbedding
+from keras_pt.layers.bert_embedding import BertEmbedding, TokenIdCheckMixin
 from keras_pt.layers.masked_lm_head import MaskedLMHead
 from keras_pt.layers.special_tokens import (
     CLS_ID,
@@ -86,7 +86,7 @@ def _dense_gradients(grads):
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class MiniGPT(keras.Model):
+class MiniGPT(TokenIdCheckMixin, keras.Model):
     """A small decoder-only transformer language model (next-token prediction).
 
     Token and position embeddings (`BertEmbedding` with one segment:
@@ -320,14 +320,22 @@ class MiniGPT(keras.Model):
 
     # === Next-token steps ===
 
-    def _batch(self, data):
+    def _batch(self, data, training=True):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         packed = self.pack(x)
         shape = packed["token_ids"].shape
-        if shape[0] is None or shape[1] is None:
+        if shape[1] is None:
+            verb = "trains" if training else "evaluates"
+            raise ValueError(
+                f"MiniGPT {verb} on a fixed sequence length; got token_ids of shape "
+                f"{shape}. Pad every batch to the same sequence_length."
+            )
+        if training and shape[0] is None:
+            # Evaluation accepts a last, shorter batch; training keeps static
+            # shapes (TPUs, and replicas splitting the batch evenly).
             raise ValueError(
                 f"MiniGPT trains on static shapes; got token_ids of shape {shape}. "
-                "Pad to a fixed sequence_length and batch with drop_remainder=True."
+                "Batch with drop_remainder=True."
             )
         if shape[1] < 2:
             raise ValueError(
@@ -382,7 +390,7 @@ class MiniGPT(keras.Model):
         return self._update_trackers(losses, weights)
 
     def test_step(self, data):
-        packed = self._batch(data)
+        packed = self._batch(data, training=False)
         losses, weights = self.token_losses(packed, training=False)
         return self._update_trackers(losses, weights)
 

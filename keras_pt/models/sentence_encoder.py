@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_pt import distribute
 from keras_pt.kernels import contrastive
+from keras_pt.layers.bert_embedding import TokenIdCheckMixin
 from keras_pt.utils.nearest_neighbors import NearestNeighborIndex
 
 POOLINGS = ("mean", "cls", "pooled")
@@ -30,7 +31,7 @@ def _dense_gradients(grads):
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class SentenceEncoder(keras.Model):
+class SentenceEncoder(TokenIdCheckMixin, keras.Model):
     """Sentence embeddings trained contrastively with in-batch negatives.
 
     Wraps a text encoder — `MiniBERT(...).encoder` (or `MiniGPT(...).encoder`):
