@@ -2,7 +2,8 @@
 
 Runs offline on the embedded stdlib_docs corpus by default, in a few minutes
 on 2 CPU cores: in-batch-negative training on (first sentence, remainder)
-pairs of docstrings, or SimCSE (`--objective=unsupervised`), then prints
+pairs of docstrings, or two random crops of each docstring
+(`--objective=unsupervised`; `--views=dropout` is SimCSE), then prints
 held-out retrieval accuracy — a docstring's first sentence must find its
 own remainder among N candidates — beside chance, the untrained encoder
 and a TF-IDF baseline, and a few nearest-neighbour searches:
@@ -22,7 +23,9 @@ flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs
 flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
 flags.DEFINE_string("model_dir", "runs/sentence_embeddings", "Output: sentence_encoder.keras.")
 flags.DEFINE_enum("objective", "supervised", ["supervised", "unsupervised"],
-                  "supervised: sentence pairs; unsupervised: SimCSE (two dropouts).")
+                  "supervised: sentence pairs; unsupervised: two views of each text (--views).")
+flags.DEFINE_enum("views", "crop", ["crop", "dropout"],
+                  "Unsupervised views: two random crops of a text, or the text under two dropouts (SimCSE).")
 flags.DEFINE_string("preset", "tiny", "MiniBERT preset: tiny, mini or small.")
 flags.DEFINE_integer("hidden_dim", None, "Override the preset's hidden size (heads = hidden / 64).")
 flags.DEFINE_integer("num_layers", None, "Override the preset's number of layers.")
@@ -67,6 +70,7 @@ def main(argv):
         num_candidates=FLAGS.num_candidates,
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
+        views=FLAGS.views,
     )
     n = result.num_candidates
     print(f"\nHeld-out retrieval ({FLAGS.dataset}, {result.num_pairs} pairs, "

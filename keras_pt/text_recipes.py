@@ -291,19 +291,23 @@ def train_sentence_embeddings(
     num_candidates=32,
     seed=0,
     verbose=0,
+    views="crop",
 ):
     """Trains contrastive sentence embeddings on a MiniBERT encoder; pair retrieval.
 
     Training pairs are `(first sentence, remainder)` of the pre-training
     texts (`keras_pt.data.load_sentence_pairs`); held-out pairs come from
     the held-out split. `objective="supervised"` trains on the pairs;
-    `"unsupervised"` is SimCSE on the raw pre-training texts (each text
-    against itself under another dropout). With `mlm_steps > 0` the MiniBERT
-    is first pre-trained by masked-LM on the same texts.
+    `"unsupervised"` contrasts two views of each raw pre-training text:
+    two random crops (`views="crop"`) or the text under two dropouts
+    (`views="dropout"`, SimCSE). With `mlm_steps > 0` the MiniBERT is first
+    pre-trained by masked-LM on the same texts.
 
     Args:
         objective: str. `"supervised"` or `"unsupervised"`.
         mlm_steps: int. Masked-LM pre-training steps first. Defaults to 0.
+        views: str. The unsupervised objective's views, `"crop"` or
+            `"dropout"` (see `SentenceEncoder`). Defaults to `"crop"`.
         num_candidates: int. Candidates per retrieval query (chance is
             `1 / num_candidates`).
         Others: as in `pretrain_minigpt`; `temperature` and `pooling` as in
@@ -315,7 +319,7 @@ def train_sentence_embeddings(
     if objective not in ("supervised", "unsupervised"):
         raise ValueError(
             f"unknown objective {objective!r}; choose 'supervised' (first sentence vs "
-            "remainder pairs) or 'unsupervised' (SimCSE: each text under two dropouts)."
+            "remainder pairs) or 'unsupervised' (two views of each text, see views=)."
         )
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
@@ -341,7 +345,12 @@ def train_sentence_embeddings(
             **_shape(hidden_dim, num_layers, dropout, sequence_length),
         )
         embedder = SentenceEncoder(
-            bert.encoder, pooling=pooling, temperature=temperature, preprocessor=preprocessor
+            bert.encoder,
+            pooling=pooling,
+            temperature=temperature,
+            preprocessor=preprocessor,
+            views=views,
+            seed=seed,
         )
         embedder.compile(optimizer=keras.optimizers.Adam(learning_rate))
         if mlm_steps:

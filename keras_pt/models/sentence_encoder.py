@@ -7,11 +7,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pt import distribute
-from keras_pt.kernels import contrastive
+from keras_pt.kernels import contrastive, random
 from keras_pt.layers.bert_embedding import TokenIdCheckMixin
+from keras_pt.layers.special_tokens import PAD_ID, SEP_ID
 from keras_pt.utils.nearest_neighbors import NearestNeighborIndex
 
 POOLINGS = ("mean", "cls", "pooled")
+VIEWS = ("dropout", "crop")
 
 
 def _is_text(inputs):
@@ -46,10 +48,13 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
 
     - supervised, data `(texts_a, texts_b)` (two packed dicts): each `a_i`
       must pick its own `b_i` among all `b` of the batch;
-    - unsupervised (SimCSE), data a packed dict alone (or `(x, None)`): the
-      batch is encoded twice, each pass with its own dropout masks, and each
-      text must pick its own second view among the second views of the
-      batch.
+    - unsupervised, data a packed dict alone (or `(x, None)`): each text
+      must pick its own second view among the second views of the batch.
+      With `views="dropout"` (SimCSE) the views are the same text encoded
+      twice, each pass with its own dropout masks; with `views="crop"` they
+      are two independent random spans of the text (each a fraction
+      `U(crop_ratio)` of it, as in Contriever's independent cropping), also
+      under dropout.
 
     Under a `tf.distribute` strategy the candidates are all-gathered across
     replicas (`ReplicaContext.all_gather`, whose gradient sums the replicas'
@@ -61,11 +66,11 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
     for pairs; two views of a text are then identical). The step compiles
     with XLA (`compile(jit_compile="auto")` turns it on for one device).
 
-    In short runs on stdlib_docs, the supervised objective (a docstring's
-    first sentence against its remainder) lifted held-out pair retrieval far
-    above the untrained encoder; SimCSE on a tiny MiniBERT, from scratch or
-    after a short masked-LM pre-training, did not (SimCSE relies on a well
-    pre-trained encoder).
+    Two dropout views of the same text are told apart by surface identity
+    alone, which a small encoder trained from scratch learns without
+    learning meaning (SimCSE relies on a well pre-trained encoder); two
+    crops of a text share topic and vocabulary but few tokens, so they make
+    the encoder match content. BUILD_NOTES has the measured comparison.
 
     `embed(texts)` gives NumPy embeddings of raw strings; `build_index(texts)`
     a `keras_pt.utils.NearestNeighborIndex` over them, and `search(queries,
@@ -84,6 +89,13 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
         preprocessor: Keras layer or None. Packs raw strings
             (`MiniBERTPreprocessor`); saved with the model. Needed by `embed`.
             Defaults to None.
+        views: str. The unsupervised views: `"dropout"` (SimCSE, the text
+            twice) or `"crop"` (two random spans). Pairs ignore it. Defaults
+            to `"dropout"`.
+        crop_ratio: `(low, high)`, `0 < low <= high <= 1`. The fraction of a
+            text's tokens each crop keeps is drawn uniformly from it.
+            Defaults to `(0.1, 0.5)`.
+        seed: int or None. Seed of the crop draws. Defaults to None.
 
     Example:
 
@@ -105,7 +117,17 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
         Reimers & Gurevych, "Sentence-BERT", 2019.
     """
 
-    def __init__(self, encoder, pooling="mean", temperature=0.05, preprocessor=None, **kwargs):
+    def __init__(
+        self,
+        encoder,
+        pooling="mean",
+        temperature=0.05,
+        preprocessor=None,
+        views="dropout",
+        crop_ratio=(0.1, 0.5),
+        seed=None,
+        **kwargs,
+    ):
         if not isinstance(encoder, keras.Model):
             raise ValueError(
                 "encoder must be a keras Model from packed token ids to "
@@ -116,6 +138,14 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
             raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be positive, got {temperature}.")
+        if views not in VIEWS:
+            raise ValueError(f"unknown views {views!r}; choose one of {', '.join(VIEWS)}.")
+        crop_ratio = tuple(float(r) for r in crop_ratio)
+        if len(crop_ratio) != 2 or not 0.0 < crop_ratio[0] <= crop_ratio[1] <= 1.0:
+            raise ValueError(
+                "crop_ratio must be (low, high) with 0 < low <= high <= 1, the range "
+                f"of the fraction of each text a crop keeps; got {crop_ratio}."
+            )
         super().__init__(**kwargs)
         # Raw strings are valid inputs: no float conversion.
         self._convert_input_args = False
@@ -128,6 +158,11 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
         # === Config ===
         self.pooling = pooling
         self.temperature = float(temperature)
+        self.views = views
+        self.crop_ratio = crop_ratio
+        self.seed = seed
+        # Crop positions: fresh, replica-consistent draws every step.
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         inputs = encoder.input
         self._input_keys = tuple(inputs) if isinstance(inputs, dict) else None
 
@@ -232,8 +267,60 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
         # dropout layer draws new masks, so this is a second view.
         return self.embeddings(anchors if positives is None else positives, training=training)
 
+    def crop(self, packed, seed):
+        """A random contiguous span of each text, repacked `[CLS] span [SEP]`.
+
+        The span keeps a fraction `U(crop_ratio)` of the text's ordinary
+        tokens (at least one) from a uniform start. Shapes are unchanged
+        (static); draws are for the global batch, so one device and N
+        replicas crop alike.
+        """
+        token_ids = packed["token_ids"]  # (batch, seq)
+        shape = token_ids.shape
+        batch = shape[0] if shape[0] is not None else tf.shape(token_ids)[0]
+        seq_len = shape[1]
+        draws = random.uniform(seed, (batch, 2))  # (batch, 2)
+        # Ordinary tokens sit at positions 1..n ([CLS] first, [SEP] after).
+        n = tf.maximum(tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1) - 2, 1)
+        low, high = self.crop_ratio
+        ratio = low + (high - low) * draws[:, 0]
+        length = tf.clip_by_value(
+            tf.cast(tf.math.ceil(ratio * tf.cast(n, tf.float32)), tf.int32), 1, n
+        )  # (batch,)
+        start = tf.minimum(
+            tf.cast(draws[:, 1] * tf.cast(n - length + 1, tf.float32), tf.int32), n - length
+        )  # (batch,) offset of the span among the n tokens
+        positions = tf.range(seq_len, dtype=tf.int32)[None]  # (1, seq)
+        source = tf.clip_by_value(start[:, None] + positions, 0, seq_len - 1)
+        span = tf.gather(token_ids, source, batch_dims=1)  # (batch, seq): position p holds token start + p
+        length = length[:, None]
+        cropped = tf.where(
+            positions == 0,
+            token_ids[:, :1],
+            tf.where(
+                positions <= length,
+                span,
+                tf.where(positions == length + 1, SEP_ID, PAD_ID),
+            ),
+        )
+        out = dict(packed)
+        out["token_ids"] = cropped
+        out["padding_mask"] = tf.cast(positions <= length + 1, packed["padding_mask"].dtype)
+        if "segment_ids" in out:
+            out["segment_ids"] = tf.zeros_like(cropped)
+        return out
+
+    def _training_views(self, anchors, positives):
+        """The two views of a training step (crops when `views="crop"`)."""
+        if positives is not None or self.views == "dropout":
+            return anchors, positives
+        anchor_seed, positive_seed = random.draw_seeds(
+            self.seed_generator, ("crop_anchor", "crop_positive")
+        )
+        return self.crop(anchors, anchor_seed), self.crop(anchors, positive_seed)
+
     def train_step(self, data):
-        anchors, positives = self._views(data)
+        anchors, positives = self._training_views(*self._views(data))
         variables = self.trainable_variables
         # Contrast each text with the global batch
         with tf.GradientTape() as tape:
@@ -329,6 +416,9 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
                 "encoder": keras.layers.serialize(self.encoder),
                 "pooling": self.pooling,
                 "temperature": self.temperature,
+                "views": self.views,
+                "crop_ratio": list(self.crop_ratio),
+                "seed": self.seed,
                 "preprocessor": (
                     None
                     if self.preprocessor is None
