@@ -113,8 +113,8 @@ def _mini_gpt():
     return _fit_two_steps(model, {k: packed[k] for k in ("token_ids", "padding_mask")})
 
 
-def _sentence_encoder(supervised):
-    model = keras_pt.SentenceEncoder(_tiny_backbone().encoder)
+def _sentence_encoder(supervised, views="dropout"):
+    model = keras_pt.SentenceEncoder(_tiny_backbone().encoder, views=views, seed=4)
     model.compile(optimizer="sgd", run_eagerly=True)
     anchors = strategy_cases._packed_texts()
     positives = _shuffled_packed(1) if supervised else None
@@ -182,6 +182,7 @@ CASES = [
     # Two passes (anchor and positive view) per step.
     ("sentence_encoder_supervised", lambda: _sentence_encoder(True), {"embedding_dropout": 4, **{n: 8 for n in _DROPOUT}}),
     ("sentence_encoder_unsupervised", lambda: _sentence_encoder(False), {"embedding_dropout": 4, **{n: 8 for n in _DROPOUT}}),
+    ("sentence_encoder_crops", lambda: _sentence_encoder(False, "crop"), {"crop_anchor": 2, "crop_positive": 2, "embedding_dropout": 4, **{n: 8 for n in _DROPOUT}}),
     ("distiller", _distiller, {"dropout": 2, "embedding_dropout": 2, **{n: 4 for n in _DROPOUT}}),
     ("denoising_autoencoder", _denoising_autoencoder, {"noise_normal": 2, "noise_mask": 2}),
     ("gan_conditional", lambda: _gan("non_saturating"), {"latent": 2, "fake_labels": 2}),

@@ -38,12 +38,14 @@ def packed(batch=8, length=10, seed=0):
     return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
 
 
-def tiny_embedder(dropout=0.0, pooling="mean", preprocessor=None, temperature=0.1):
+def tiny_embedder(dropout=0.0, pooling="mean", preprocessor=None, temperature=0.1, **kwargs):
     bert = MiniBERT(
         vocabulary_size=V, num_layers=1, hidden_dim=16, num_heads=2,
         intermediate_dim=32, max_sequence_length=16, dropout=dropout,
     )
-    return SentenceEncoder(bert.encoder, pooling=pooling, temperature=temperature, preprocessor=preprocessor)
+    return SentenceEncoder(
+        bert.encoder, pooling=pooling, temperature=temperature, preprocessor=preprocessor, **kwargs
+    )
 
 
 class ContrastiveKernelTest(TestCase):
@@ -182,6 +184,41 @@ class SentenceEncoderTest(TestCase):
         same, _ = numpy_info_nce(*(2 * [embedder(packed(seed=6)).numpy().astype("float64")]), np.arange(8), 0.1)
         self.assertGreater(logs["loss"][0], same.mean() + 0.05)
 
+    def test_crops_are_spans_of_the_text(self):
+        embedder = tiny_embedder(views="crop", crop_ratio=(0.25, 0.5), seed=1)
+        batch = packed(64, length=16, seed=3)
+        out = embedder.crop({k: tf.constant(v) for k, v in batch.items()}, tf.constant([4, 5]))
+        lengths = []
+        for ids, mask, new_ids, new_mask in zip(
+            batch["token_ids"], batch["padding_mask"],
+            out["token_ids"].numpy(), out["padding_mask"].numpy(), strict=True,
+        ):
+            tokens = ids[1 : mask.sum() - 1]  # between [CLS] and [SEP]
+            k = new_mask.sum() - 2
+            self.assertEqual(new_ids[0], special_tokens.CLS_ID)
+            self.assertEqual(new_ids[k + 1], special_tokens.SEP_ID)
+            self.assertTrue(np.all(new_ids[k + 2 :] == special_tokens.PAD_ID))
+            self.assertTrue(np.all(new_mask[: k + 2] == 1) and np.all(new_mask[k + 2 :] == 0))
+            span = new_ids[1 : k + 1]
+            starts = [i for i in range(len(tokens) - k + 1) if np.array_equal(tokens[i : i + k], span)]
+            self.assertNotEmpty(starts, f"{span} is not a span of {tokens}")
+            self.assertBetween(k, max(1, int(np.floor(0.25 * len(tokens)))), int(np.ceil(0.5 * len(tokens))))
+            lengths.append(k / len(tokens))
+        self.assertGreater(np.std(lengths), 0.02)  # the crop ratio is drawn per text
+        self.assertAllEqual(out["segment_ids"], np.zeros_like(batch["token_ids"]))
+
+    def test_crop_views_train_and_save(self):
+        embedder = tiny_embedder(views="crop", seed=2, dropout=0.1)
+        embedder.compile(optimizer=keras.optimizers.Adam(1e-3))
+        history = embedder.fit(packed(16, seed=4), batch_size=8, epochs=2, verbose=0).history
+        self.assertTrue(np.all(np.isfinite(history["loss"])))
+        restored = SentenceEncoder.from_config(embedder.get_config())
+        self.assertEqual((restored.views, restored.crop_ratio, restored.seed), ("crop", (0.1, 0.5), 2))
+        with self.assertRaisesRegex(ValueError, "unknown views 'mask'"):
+            tiny_embedder(views="mask")
+        with self.assertRaisesRegex(ValueError, "crop_ratio must be"):
+            tiny_embedder(views="crop", crop_ratio=(0.6, 0.2))
+
     def test_strategy_equivalence(self):
         # Candidates are all-gathered: 2 replicas of 4 contrast against all 8.
         pairs = tf.data.Dataset.from_tensor_slices((packed(16, seed=7), packed(16, seed=8)))
@@ -204,6 +241,14 @@ class SentenceEncoderTest(TestCase):
         self.run_strategy_equivalence(build(0.0), pairs, steps=2, atol=1e-4, reference_loss=reference)
         texts = tf.data.Dataset.from_tensor_slices(packed(16, seed=9)).batch(8, drop_remainder=True).repeat()
         self.run_strategy_equivalence(build(0.2), texts, steps=2, atol=1e-4)
+
+        def build_crops():
+            keras.utils.set_random_seed(0)
+            embedder = tiny_embedder(dropout=0.2, views="crop", seed=3)
+            embedder.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+            return embedder
+
+        self.run_strategy_equivalence(build_crops, texts, steps=2, atol=1e-4)
 
     def test_text_api_saving_and_search(self):
         preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(VOCABULARY), 12)
