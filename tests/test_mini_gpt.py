@@ -245,6 +245,18 @@ class MiniGPTTest(TestCase):
         self.assertIn("while", hlo)
         self.assertIn("dynamic-update-slice", hlo)
 
+    def test_cached_generation_under_mixed_precision(self):
+        model = tiny_gpt(max_sequence_length=16, dtype="mixed_bfloat16")
+        prompts = [[2, 5, 9], [2, 7, 8, 9, 10, 11], [2]]
+        cached = model.generate(prompts, 16, strategy="greedy")
+        ids = tf.constant(cached)
+        caches = model.prefill_cache(ids)
+        self.assertEqual(caches[0].dtype, tf.bfloat16)
+        full = tf.cast(model({"token_ids": cached}), tf.float32)
+        for index in (2, 9, 15):
+            logits, caches = model.cached_next_token_logits(ids, tf.constant(index), caches)
+            self.assertAllClose(tf.cast(logits, tf.float32), full[:, index], atol=2e-3)
+
     def test_generate_deterministic_given_seed_and_xla(self):
         model = tiny_gpt()
         prompts = [[2, 5], [2, 6, 7, 8]]

@@ -363,24 +363,30 @@ class TransformerEncoderBlock(keras.layers.Layer):
         zero_seed = tf.zeros([2], tf.int32)
         replica = tf.zeros([], tf.int32)
 
+        def weight(variable):
+            # In the compute dtype: called directly, not through `__call__`'s autocast.
+            return tf.cast(tf.convert_to_tensor(variable), x.dtype)
+
         # Self-attention over the cache
         rows = tf.reshape(x, [-1, hidden])  # (batch·n, hidden)
-        qkv = tf.reshape(tf.matmul(rows, self.qkv_kernel), [batch, length, 3 * hidden])
+        qkv = tf.reshape(tf.matmul(rows, weight(self.qkv_kernel)), [batch, length, 3 * hidden])
         context, key_cache, value_cache = kernels.cached_attention(
             qkv,
-            tf.convert_to_tensor(self.qkv_bias),
+            weight(self.qkv_bias),
             key_cache,
             value_cache,
             cache_index,
             self.num_heads,
         )  # (batch, n, hidden)
-        attended = tf.matmul(tf.reshape(context, [-1, hidden]), self.attention_output_kernel)
+        attended = tf.matmul(
+            tf.reshape(context, [-1, hidden]), weight(self.attention_output_kernel)
+        )
         h = kernels.residual_layer_norm(
             attended,
-            tf.convert_to_tensor(self.attention_output_bias),
+            weight(self.attention_output_bias),
             rows,
-            tf.convert_to_tensor(self.attention_layer_norm.gamma),
-            tf.convert_to_tensor(self.attention_layer_norm.beta),
+            weight(self.attention_layer_norm.gamma),
+            weight(self.attention_layer_norm.beta),
             self.layer_norm_epsilon,
             0.0,
             zero_seed,
@@ -389,16 +395,16 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
         # Feed-forward
         inner = kernels.bias_activation(
-            tf.matmul(h, self.intermediate_kernel),
-            tf.convert_to_tensor(self.intermediate_bias),
+            tf.matmul(h, weight(self.intermediate_kernel)),
+            weight(self.intermediate_bias),
             self.activation,
         )  # (batch·n, intermediate)
         y = kernels.residual_layer_norm(
-            tf.matmul(inner, self.output_kernel),
-            tf.convert_to_tensor(self.output_bias),
+            tf.matmul(inner, weight(self.output_kernel)),
+            weight(self.output_bias),
             h,
-            tf.convert_to_tensor(self.feedforward_layer_norm.gamma),
-            tf.convert_to_tensor(self.feedforward_layer_norm.beta),
+            weight(self.feedforward_layer_norm.gamma),
+            weight(self.feedforward_layer_norm.beta),
             self.layer_norm_epsilon,
             0.0,
             zero_seed,
