@@ -244,6 +244,7 @@ class MiniGPTTest(TestCase):
         )(stage="hlo")
         self.assertIn("while", hlo)
         self.assertIn("dynamic-update-slice", hlo)
+        self.assertNotIn("f64", hlo)
 
     def test_cached_generation_under_mixed_precision(self):
         model = tiny_gpt(max_sequence_length=16, dtype="mixed_bfloat16")
