@@ -169,8 +169,11 @@ def main(argv):
         print(f"{name}: jit_compile resolved to {model.jit_compile}")
     print(f"cached and uncached MiniGPT tokens equal: {same:.4f} of positions")
     print()
-    print(f"| generator | new tokens/s | new tokens per CPU-s | s per call | calls | first call (s) |")
-    print(f"|---|---:|---:|---:|---:|---:|")
+    print(
+        "| generator | new tokens/s | new tokens per CPU-s | s per call | calls "
+        "| first call (s) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for name in generators:
         print(
             f"| {name} | {rate[name]:.1f} | {cpu_rate[name]:.1f} | "
