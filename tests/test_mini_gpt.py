@@ -18,10 +18,10 @@ VOCABULARY = list(special_tokens.SPECIAL_TOKENS) + [
 V = len(VOCABULARY)
 
 
-def tiny_gpt(dropout=0.0, preprocessor=None, max_sequence_length=12, **kwargs):
+def tiny_gpt(dropout=0.0, preprocessor=None, max_sequence_length=12, num_layers=2, **kwargs):
     return MiniGPT(
         vocabulary_size=None if preprocessor else V,
-        num_layers=2,
+        num_layers=num_layers,
         hidden_dim=16,
         num_heads=2,
         intermediate_dim=32,
@@ -222,6 +222,52 @@ class MiniGPTTest(TestCase):
         self.assertAllEqual(
             model.generate(prompts, max_length=10, strategy="top_k", top_k=1, seed=5), out
         )
+
+    def test_cached_generation_equals_uncached(self):
+        model = tiny_gpt(max_sequence_length=32, num_layers=3)
+        # Prompts of different lengths, padded with [PAD] into one int array.
+        prompts = np.zeros((5, 9), np.int32)
+        for b, n in enumerate([1, 3, 9, 5, 2]):
+            prompts[b, :n] = [2] + list(np.random.default_rng(b).integers(5, V, n - 1))
+        kwargs = dict(temperature=1.5, top_k=6, seed=7)
+        for strategy in ("greedy", "top_k", "temperature"):
+            cached = model.generate(prompts, 32, strategy=strategy, **kwargs)
+            uncached = model.generate(prompts, 32, strategy=strategy, use_cache=False, **kwargs)
+            self.assertAllEqual(cached, uncached)
+        # Without [SEP], every sequence runs to max_length.
+        bias = model.lm_head.output_bias
+        bias.assign(bias.numpy() - 100.0 * (np.arange(V) == special_tokens.SEP_ID))
+        for strategy in ("greedy", "temperature"):
+            cached = model.generate(prompts, 32, strategy=strategy, **kwargs)
+            self.assertTrue((cached != 0).all())
+            uncached = model.generate(prompts, 32, strategy=strategy, use_cache=False, **kwargs)
+            self.assertAllEqual(cached, uncached)
+        self.assertAllEqual(cached[:, :9][prompts != 0], prompts[prompts != 0])
+        # Logits of one cached step equal the full model's at that position.
+        ids = tf.constant(cached)
+        caches = model.prefill_cache(ids)
+        for index in (0, 13, 31):
+            logits, caches = model.cached_next_token_logits(ids, tf.constant(index), caches)
+            self.assertAllClose(logits, model({"token_ids": cached})[:, index], atol=1e-4)
+        # The cached loop compiles with XLA and updates its caches in place.
+        hlo = model.generate_fn("greedy").experimental_get_compiler_ir(
+            ids, tf.constant([2] * 5), tf.constant(1), tf.constant(1.0)
+        )(stage="hlo")
+        self.assertIn("while", hlo)
+        self.assertIn("dynamic-update-slice", hlo)
+        self.assertNotIn("f64", hlo)
+
+    def test_cached_generation_under_mixed_precision(self):
+        model = tiny_gpt(max_sequence_length=16, dtype="mixed_bfloat16")
+        prompts = [[2, 5, 9], [2, 7, 8, 9, 10, 11], [2]]
+        cached = model.generate(prompts, 16, strategy="greedy")
+        ids = tf.constant(cached)
+        caches = model.prefill_cache(ids)
+        self.assertEqual(caches[0].dtype, tf.bfloat16)
+        full = tf.cast(model({"token_ids": cached}), tf.float32)
+        for index in (2, 9, 15):
+            logits, caches = model.cached_next_token_logits(ids, tf.constant(index), caches)
+            self.assertAllClose(tf.cast(logits, tf.float32), full[:, index], atol=2e-3)
 
     def test_generate_deterministic_given_seed_and_xla(self):
         model = tiny_gpt()

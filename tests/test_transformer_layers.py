@@ -136,6 +136,27 @@ class TransformerEncoderBlockTest(TestCase):
             self.assertEqual(some.shape, (3, 3, 32))
             self.assertAllClose(some, np.take_along_axis(full, positions[:, :, None], 1), atol=1e-5)
 
+    def test_call_with_cache_equals_causal_call(self):
+        rng = np.random.default_rng(11)
+        block, _ = self._block(rng, causal=True)
+        x = rng.standard_normal((2, 10, 32)).astype("float32")
+        full = block(x).numpy()
+        empty = tf.zeros((2, 4, 10, 8))
+        # Prefill the first 4 positions, then one position per step.
+        y, keys, values = block.call_with_cache(x[:, :4], empty, empty, 0)
+        self.assertAllClose(y, full[:, :4], atol=1e-5)
+        for i in range(4, 10):
+            y, keys, values = block.call_with_cache(x[:, i : i + 1], keys, values, tf.constant(i))
+            self.assertAllClose(y[:, 0], full[:, i], atol=1e-5)
+        # The whole sequence at once fills every cache position.
+        y, all_keys, all_values = block.call_with_cache(x, empty, empty, 0)
+        self.assertAllClose(y, full, atol=1e-5)
+        self.assertAllClose(keys, all_keys, atol=1e-5)
+        self.assertAllClose(values, all_values, atol=1e-5)
+        bidirectional, _ = self._block(rng)
+        with self.assertRaisesRegex(ValueError, "causal"):
+            bidirectional.call_with_cache(x, empty, empty, 0)
+
     def test_query_positions_in_training_share_the_dropout_masks(self):
         rng = np.random.default_rng(8)
         x = rng.standard_normal((3, 10, 32)).astype("float32")
@@ -265,6 +286,15 @@ class BertEmbeddingTest(TestCase):
             w["layer_norm/gamma"], w["layer_norm/beta"], 1e-6,
         )
         self.assertAllClose(layer(ids), no_segments, atol=1e-4)
+
+    def test_start_index(self):
+        layer = BertEmbedding(vocabulary_size=50, hidden_dim=16, max_sequence_length=12)
+        ids = np.random.default_rng(1).integers(0, 50, size=(2, 9)).astype("int32")
+        full = layer(ids).numpy()
+        self.assertAllClose(layer(ids[:, 5:8], start_index=5), full[:, 5:8], atol=1e-6)
+        self.assertAllClose(
+            layer(ids[:, 3:4], start_index=tf.constant(3)), full[:, 3:4], atol=1e-6
+        )
 
     def test_dropout_rate(self):
         layer = BertEmbedding(vocabulary_size=50, hidden_dim=64, max_sequence_length=16, dropout=0.25, seed=1)

@@ -20,6 +20,7 @@ replicas). A `rate` of 0 (e.g. at inference) skips it.
 import math
 
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla as tf_xla
 
 from keras_pt.kernels import dropout as dropout_kernel
 from keras_pt.kernels.xla import fused_kernel, xla_kernel
@@ -244,6 +245,44 @@ def _query_attention_backward(
     return d_query, tf.reduce_sum(d_query, [0, 1]), d_kv, tf.reduce_sum(d_kv, [0, 1])
 
 
+def cached_attention(qkv, qkv_bias, key_cache, value_cache, index, num_heads):
+    """Causal multi-head attention of new positions over a key/value cache.
+
+    For autoregressive inference (no dropout, no gradient). The inputs are
+    the rows at positions `index, ..., index + n - 1`; their keys and values
+    are written into the caches there (`dynamic_update_slice`, static
+    shapes), then each query attends to every cached position up to its
+    own. Cache positions after the new rows may hold anything: they are
+    masked.
+
+    Args:
+        qkv: `(batch, n, 3·hidden)`, the new rows times the fused Q|K|V
+            kernel (before the bias).
+        qkv_bias: `(3·hidden,)`.
+        key_cache: `(batch, heads, max_length, head_dim)`.
+        value_cache: `(batch, heads, max_length, head_dim)`.
+        index: int32 scalar (may be a tensor), the first new row's position.
+        num_heads: int (static).
+
+    Returns:
+        `(context, key_cache, value_cache)`: the attention context `(batch,
+        n, hidden)` before the output projection, and the updated caches.
+    """
+    query, key, value = _split_qkv(qkv, qkv_bias, num_heads)  # (batch, heads, n, head_dim)
+    index = tf.cast(index, tf.int32)
+    zero = tf.zeros([], tf.int32)
+    start = tf.stack([zero, zero, index, zero])
+    key_cache = tf_xla.dynamic_update_slice(key_cache, tf.cast(key, key_cache.dtype), start)
+    value_cache = tf_xla.dynamic_update_slice(
+        value_cache, tf.cast(value, value_cache.dtype), start
+    )
+    num_new, max_length = query.shape[2], key_cache.shape[2]
+    later = tf.range(max_length)[None, :] > index + tf.range(num_new)[:, None]  # (n, max_length)
+    bias = tf.cast(later, query.dtype) * (0.5 * query.dtype.min)  # as mask_value(dtype)
+    context, _ = _attend(query, key_cache, value_cache, bias[None, None], 0.0, None, None)
+    return _merge_heads(context), key_cache, value_cache
+
+
 def residual_layer_norm(
     x, bias, residual, gamma, beta, epsilon, rate, seed, replica, rows=None, total_rows=None
 ):
@@ -311,3 +350,5 @@ bias_activation = fused_kernel(bias_activation, 2)
 bias_activation_layer_norm = fused_kernel(bias_activation_layer_norm, 4)
 embedding_layer_norm = fused_kernel(embedding_layer_norm, 5)
 sparse_cross_entropy = fused_kernel(sparse_cross_entropy, 1)
+# Inference only: one XLA cluster (or inlined in an XLA loop), no gradient.
+cached_attention = xla_kernel(cached_attention)

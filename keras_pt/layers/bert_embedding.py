@@ -17,9 +17,11 @@ class BertEmbedding(keras.layers.Layer):
     The sum, LayerNorm and (counter-based, see `FastDropout`) dropout run in
     one fused XLA kernel.
 
-    `call(token_ids, segment_ids=None)` maps int ids `(batch, seq_len)` to
-    `(batch, seq_len, hidden_dim)`. Positions are `0 .. seq_len-1` (learned
-    absolute embeddings). `segment_ids=None` means segment 0 everywhere.
+    `call(token_ids, segment_ids=None, start_index=0)` maps int ids
+    `(batch, seq_len)` to `(batch, seq_len, hidden_dim)`. Positions are
+    `start_index .. start_index + seq_len - 1` (learned absolute
+    embeddings; `start_index` may be a tensor, e.g. one decoding step's
+    position). `segment_ids=None` means segment 0 everywhere.
     The token embedding matrix, `token_embeddings` `(vocabulary_size,
     hidden_dim)`, is the one a tied `MaskedLMHead` projects onto.
 
@@ -169,7 +171,7 @@ class BertEmbedding(keras.layers.Layer):
             token_ids = tf.identity(token_ids)
         return token_ids
 
-    def call(self, token_ids, segment_ids=None, training=None):
+    def call(self, token_ids, segment_ids=None, start_index=0, training=None):
         token_ids = tf.convert_to_tensor(token_ids)
         if not token_ids.dtype.is_integer:
             raise ValueError(
@@ -181,7 +183,14 @@ class BertEmbedding(keras.layers.Layer):
         if self.check_inputs and not in_xla_context():
             token_ids = self._checked(token_ids, segment_ids, length)
         tokens = tf.gather(self.token_embeddings, token_ids)  # (batch, seq, hidden)
-        positions = self.position_embeddings[:length][None]  # (1, seq, hidden)
+        if isinstance(start_index, int) and start_index == 0:
+            positions = self.position_embeddings[:length][None]  # (1, seq, hidden)
+        else:
+            positions = tf.slice(
+                self.position_embeddings,
+                tf.stack([tf.cast(start_index, tf.int32), 0]),
+                [length, self.hidden_dim],
+            )[None]  # (1, seq, hidden)
         if segment_ids is not None:
             segments = tf.gather(self.segment_embeddings, segment_ids)  # (batch, seq, hidden)
         else:

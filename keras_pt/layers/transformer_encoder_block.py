@@ -85,6 +85,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
     position — which is how a masked-LM step skips the last block's work at
     positions it does not predict.
 
+    `call_with_cache(x, key_cache, value_cache, cache_index)` runs a causal
+    block at new positions only, reading and updating fixed-shape key/value
+    caches `(batch, num_heads, max_length, head_dim)`: autoregressive
+    decoding (`MiniGPT.generate`).
+
     Args:
         num_heads: int. Attention heads; must divide the hidden size.
         intermediate_dim: int. Width of the feed-forward layer.
@@ -328,6 +333,88 @@ class TransformerEncoderBlock(keras.layers.Layer):
             total_rows,
         )  # (batch·queries, hidden)
         return tf.reshape(y, [batch, num_queries, hidden])
+
+    def call_with_cache(self, x, key_cache, value_cache, cache_index):
+        """The causal block at new positions, with a key/value cache (inference).
+
+        `x` `(batch, n, hidden_dim)` holds the inputs at positions
+        `cache_index, ..., cache_index + n - 1`. Their keys and values are
+        written into the caches at those positions, and each attends to the
+        cached positions up to its own, so the outputs equal `call`'s rows
+        there when the caches hold the keys and values of every earlier
+        position. No dropout. With `n = seq_len` and `cache_index = 0` it
+        is `call(x)` that also fills the caches (a prompt's prefill); with
+        `n = 1` it is one decoding step.
+
+        Args:
+            x: `(batch, n, hidden_dim)`.
+            key_cache: `(batch, num_heads, max_length, head_dim)`.
+            value_cache: `(batch, num_heads, max_length, head_dim)`.
+            cache_index: int32 scalar (may be a tensor), the position of `x`'s
+                first row.
+
+        Returns:
+            `(outputs (batch, n, hidden_dim), key_cache, value_cache)`.
+        """
+        if not self.causal:
+            raise ValueError(
+                "call_with_cache needs a causal block (causal=True): a key/value "
+                "cache only holds earlier positions."
+            )
+        batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+        length = x.shape[1]
+        hidden = self.hidden_dim
+        zero_seed = tf.zeros([2], tf.int32)
+        replica = tf.zeros([], tf.int32)
+
+        def weight(variable):
+            # In the compute dtype: called directly, not through `__call__`'s autocast.
+            return tf.cast(tf.convert_to_tensor(variable), x.dtype)
+
+        # Self-attention over the cache
+        rows = tf.reshape(x, [-1, hidden])  # (batch·n, hidden)
+        qkv = tf.reshape(tf.matmul(rows, weight(self.qkv_kernel)), [batch, length, 3 * hidden])
+        context, key_cache, value_cache = kernels.cached_attention(
+            qkv,
+            weight(self.qkv_bias),
+            key_cache,
+            value_cache,
+            cache_index,
+            self.num_heads,
+        )  # (batch, n, hidden)
+        attended = tf.matmul(
+            tf.reshape(context, [-1, hidden]), weight(self.attention_output_kernel)
+        )
+        h = kernels.residual_layer_norm(
+            attended,
+            weight(self.attention_output_bias),
+            rows,
+            weight(self.attention_layer_norm.gamma),
+            weight(self.attention_layer_norm.beta),
+            self.layer_norm_epsilon,
+            0.0,
+            zero_seed,
+            replica,
+        )  # (batch·n, hidden)
+
+        # Feed-forward
+        inner = kernels.bias_activation(
+            tf.matmul(h, weight(self.intermediate_kernel)),
+            weight(self.intermediate_bias),
+            self.activation,
+        )  # (batch·n, intermediate)
+        y = kernels.residual_layer_norm(
+            tf.matmul(inner, weight(self.output_kernel)),
+            weight(self.output_bias),
+            h,
+            weight(self.feedforward_layer_norm.gamma),
+            weight(self.feedforward_layer_norm.beta),
+            self.layer_norm_epsilon,
+            0.0,
+            zero_seed,
+            replica,
+        )  # (batch·n, hidden)
+        return tf.reshape(y, [batch, length, hidden]), key_cache, value_cache
 
     def compute_output_shape(self, input_shape):
         return input_shape

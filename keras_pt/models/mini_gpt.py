@@ -128,7 +128,8 @@ class MiniGPT(TokenIdCheckMixin, keras.Model):
 
     `generate(prompts, max_length, strategy, ...)` continues prompts with
     greedy, top-k or temperature sampling in a fixed-length loop compiled
-    with `jit_compile=True` (see `generate`).
+    with `jit_compile=True`, keeping each block's keys and values in
+    fixed-shape caches (see `generate`).
 
     Args:
         vocabulary_size: int or None. Token ids lie in `[0,
@@ -417,25 +418,84 @@ class MiniGPT(TokenIdCheckMixin, keras.Model):
         x = blocks[-1](x, query_positions=positions, training=False)  # (batch, P, hidden)
         return self.lm_head(x, self.embedding.token_embeddings)
 
-    def _generate_loop(self, token_ids, prompt_lengths, seed, temperature, strategy, top_k):
+    def prefill_cache(self, token_ids):
+        """Key/value caches of every block for a whole `(batch, max_length)` buffer.
+
+        One causal forward pass over the buffer (the prompts' prefill).
+        Returns a list of `2 · num_layers` tensors, each block's keys then
+        values, `(batch, num_heads, max_length, head_dim)`; a position's
+        entries are exact for the buffer's tokens up to that position.
+        """
+        batch, length = token_ids.shape
+        heads = self.num_heads
+        empty = tf.zeros([batch, heads, length, self.hidden_dim // heads], self.compute_dtype)
+        x = self.embedding(token_ids, training=False)  # (batch, max_length, hidden)
+        caches = []
+        for block in self.transformer_layers:
+            x, keys, values = block.call_with_cache(x, empty, empty, 0)
+            caches += [keys, values]
+        return caches
+
+    def cached_next_token_logits(self, token_ids, index, caches):
+        """Next-token logits after position `index`, reading and updating caches.
+
+        Runs the model on the tokens at `index` only, `token_ids[:, index]`:
+        their keys and values go into `caches` (from `prefill_cache`) at
+        `index` and they attend to the cached positions `<= index`.
+
+        Args:
+            token_ids: int32 `(batch, max_length)`.
+            index: int32 scalar.
+            caches: list of `2 · num_layers` float tensors `(batch,
+                num_heads, max_length, head_dim)`.
+
+        Returns:
+            `(logits (batch, vocabulary_size), caches)`.
+        """
+        batch = token_ids.shape[0]
+        tokens = tf.slice(token_ids, tf.stack([0, index]), [batch, 1])  # (batch, 1)
+        x = self.embedding(tokens, start_index=index, training=False)  # (batch, 1, hidden)
+        updated = []
+        for b, block in enumerate(self.transformer_layers):
+            x, keys, values = block.call_with_cache(x, caches[2 * b], caches[2 * b + 1], index)
+            updated += [keys, values]
+        logits = self.lm_head(x, self.embedding.token_embeddings)  # (batch, 1, V)
+        return logits[:, 0], updated
+
+    def _generate_loop(
+        self, token_ids, prompt_lengths, seed, temperature, strategy, top_k, use_cache=True
+    ):
         """Fills `token_ids` after each prompt, one position per iteration.
 
         `token_ids` `(batch, max_length)` holds each prompt at its start and
         `[PAD]` after it. Iteration `i` (from the shortest prompt's length to
-        `max_length - 1`) runs the model on the whole fixed-shape buffer —
-        the causal mask keeps position `i - 1` blind to the padding after it
-        — and writes a token at position `i` for every sequence whose prompt
-        is shorter than `i + 1` and which has not yet emitted `[SEP]`. Shapes
-        never change, so XLA compiles the loop once per buffer shape.
+        `max_length - 1`) computes the next-token logits at position `i - 1`
+        and writes a token at position `i` for every sequence whose prompt
+        is shorter than `i + 1` and which has not yet emitted `[SEP]`.
+
+        With `use_cache`, one pass over the buffer fills per-block key/value
+        caches (`prefill_cache`), and iteration `i` runs the model on the
+        tokens at position `i - 1` only, writing their keys and values into
+        the caches (`cached_next_token_logits`): the caches hold exact
+        entries for every position before it (the prompt tokens from the
+        prefill, the rest from earlier iterations), and positions after it
+        are masked. Without, iteration `i` re-runs the model on the whole
+        buffer (`next_token_logits`); the causal mask keeps position `i - 1`
+        blind to the padding after it. Shapes never change, so XLA compiles
+        the loop once per buffer shape.
         """
         batch, length = token_ids.shape
         positions = tf.range(length)[None, :]  # (1, max_length)
 
-        def cond(i, ids, done):
+        def cond(i, ids, done, caches):
             return tf.logical_and(i < length, tf.logical_not(tf.reduce_all(done)))
 
-        def body(i, ids, done):
-            logits = self.next_token_logits(ids, tf.fill([batch, 1], i - 1))[:, 0]  # (batch, V)
+        def body(i, ids, done, caches):
+            if use_cache:
+                logits, caches = self.cached_next_token_logits(ids, i - 1, caches)
+            else:
+                logits = self.next_token_logits(ids, tf.fill([batch, 1], i - 1))[:, 0]
+            # (batch, V)
             token = sampling.next_token(
                 logits,
                 tf.stack([seed, i]),
@@ -449,29 +509,37 @@ class MiniGPT(TokenIdCheckMixin, keras.Model):
             token = tf.where(in_prompt, tf.gather(ids, i, axis=1), token)
             done = tf.logical_or(done, tf.logical_and(~in_prompt, tf.equal(token, EOS_ID)))
             ids = tf.where(tf.equal(positions, i), token[:, None], ids)
-            return i + 1, ids, done
+            return i + 1, ids, done, caches
 
         start = tf.maximum(tf.reduce_min(prompt_lengths), 1)
         done = tf.zeros([batch], tf.bool)
-        _, token_ids, _ = tf.while_loop(
-            cond, body, (start, token_ids, done), maximum_iterations=length
+        caches = self.prefill_cache(token_ids) if use_cache else []
+        _, token_ids, _, _ = tf.while_loop(
+            cond, body, (start, token_ids, done, caches), maximum_iterations=length
         )
         return token_ids
 
-    def generate_fn(self, strategy="greedy", top_k=10):
+    def generate_fn(self, strategy="greedy", top_k=10, use_cache=True):
         """The XLA-compiled generation loop for a strategy (cached).
 
         A `tf.function(jit_compile=True)` of `(token_ids (batch, max_length)
         int32, prompt_lengths (batch,) int32, seed int32 scalar, temperature
-        float32 scalar) -> token_ids`.
+        float32 scalar) -> token_ids`; `use_cache=False` gives the loop
+        that re-runs the model on the whole buffer at every step.
         """
-        key = (strategy, int(top_k) if strategy == "top_k" else None)
+        key = (strategy, int(top_k) if strategy == "top_k" else None, bool(use_cache))
         if key not in self._generate_fns:
             strategy, k = key[0], key[1] or 1
 
             def loop(token_ids, prompt_lengths, seed, temperature):
                 return self._generate_loop(
-                    token_ids, prompt_lengths, seed, temperature, strategy=strategy, top_k=k
+                    token_ids,
+                    prompt_lengths,
+                    seed,
+                    temperature,
+                    strategy=strategy,
+                    top_k=k,
+                    use_cache=key[2],
                 )
 
             self._generate_fns[key] = tf.function(loop, jit_compile=True)
@@ -520,6 +588,7 @@ class MiniGPT(TokenIdCheckMixin, keras.Model):
         temperature=1.0,
         top_k=10,
         seed=None,
+        use_cache=True,
     ):
         """Continues prompts token by token until `[SEP]` or `max_length`.
 
@@ -531,9 +600,15 @@ class MiniGPT(TokenIdCheckMixin, keras.Model):
         after it emits `[SEP]` and is padded with `[PAD]`. `[PAD]`, `[CLS]`
         and `[MASK]` are never sampled.
 
-        The loop re-runs the model on the whole `(batch, max_length)`
-        buffer at each step (no key/value cache): simple and static-shaped,
-        quadratic in `max_length`, which suits short texts.
+        One causal pass over the `(batch, max_length)` buffer fills a
+        key/value cache per block, `(batch, num_heads, max_length,
+        head_dim)`; each step then runs the model on one position per
+        sequence and attends to the cache (static shapes: the caches are
+        updated in place with `dynamic_update_slice` and later positions
+        are masked). `use_cache=False` re-runs the model on the whole buffer
+        at each step instead (quadratic in `max_length`); both give the same
+        tokens up to float rounding (the sums are ordered differently, which
+        can only matter where two tokens' logits all but tie).
 
         Args:
             prompts: str, list of str, list of lists of int, or int array.
@@ -550,6 +625,9 @@ class MiniGPT(TokenIdCheckMixin, keras.Model):
             seed: int or None. The same prompts and seed always give the same
                 output. Defaults to None (a seed from NumPy's global
                 generator).
+            use_cache: bool. Keep the prefix's keys and values in fixed-shape
+                caches (one model position per step); False re-runs the
+                whole buffer at each step. Defaults to True.
 
         Returns:
             For string prompts, a list of str (prompt and continuation,
@@ -594,7 +672,7 @@ class MiniGPT(TokenIdCheckMixin, keras.Model):
         lengths = np.array([len(row) for row in rows], np.int32)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        token_ids = self.generate_fn(strategy, top_k)(
+        token_ids = self.generate_fn(strategy, top_k, use_cache)(
             tf.constant(buffer),
             tf.constant(lengths),
             tf.constant(int(seed), tf.int32),
