@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from keras_pt import data as data_lib
 from keras_pt import distribute, training
-from keras_pt.layers import special_tokens
+from keras_pt import special_tokens
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
 from keras_pt.models.distiller import Distiller

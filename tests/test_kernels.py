@@ -85,3 +85,28 @@ class NoiseTest(TestCase):
         draws = kr.uniform_int(tf.constant([1, 2]), (1000,), 13).numpy()
         self.assertEqual(draws.min(), 0)
         self.assertEqual(draws.max(), 12)
+
+
+class KernelImportsTest(TestCase):
+    def test_kernels_import_nothing_above_them(self):
+        # kernels/ is the bottom layer: it may import keras_pt.kernels,
+        # keras_pt.distribute and the keras_pt.special_tokens leaf, never
+        # layers/, models/ or the rest.
+        import ast
+        import pathlib
+
+        allowed = {"keras_pt.kernels", "keras_pt.distribute", "keras_pt.special_tokens", "keras_pt"}
+        root = pathlib.Path(__file__).resolve().parents[1] / "keras_pt" / "kernels"
+        for path in sorted(root.glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_pt"):
+                    names = [f"{node.module}.{a.name}" if node.module == "keras_pt" else node.module for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names if a.name.startswith("keras_pt")]
+                else:
+                    continue
+                for name in names:
+                    self.assertTrue(
+                        any(name == a or name.startswith(a + ".") for a in allowed - {"keras_pt"}),
+                        f"{path.name} imports {name}",
+                    )

@@ -5,7 +5,7 @@ import tensorflow as tf
 from tensorflow_text.python.ops import bert_tokenizer
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
-from keras_pt.layers import special_tokens
+from keras_pt import special_tokens
 
 # The learner accepts vocabularies between (1 - SLACK_RATIO) and 1 times the
 # target size.

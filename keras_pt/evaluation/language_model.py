@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_pt.layers.special_tokens import CLS_ID, MASK_ID, PAD_ID
+from keras_pt.special_tokens import CLS_ID, MASK_ID, PAD_ID
 
 # Ids that are never a next-token target of a packed text.
 NON_TARGET_IDS = (PAD_ID, CLS_ID, MASK_ID)

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from keras_pt.kernels import random
 from keras_pt.kernels.xla import xla_kernel
-from keras_pt.layers.special_tokens import MASK_ID, NUM_SPECIAL_TOKENS
+from keras_pt.special_tokens import MASK_ID, NUM_SPECIAL_TOKENS
 
 
 def default_max_predictions(sequence_length, mask_selection_rate=0.15):

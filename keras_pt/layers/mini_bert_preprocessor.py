@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from keras_pt.layers import special_tokens
+from keras_pt import special_tokens
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from keras_pt.layers import special_tokens
+from keras_pt import special_tokens
 
 
 def normalize(strings, lowercase=True):

@@ -12,7 +12,7 @@ from keras_pt.kernels import transformer as kernels
 from keras_pt.kernels.xla import in_xla_context
 from keras_pt.layers.bert_embedding import BertEmbedding, TokenIdCheckMixin
 from keras_pt.layers.masked_lm_head import MaskedLMHead
-from keras_pt.layers.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
+from keras_pt.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
 from keras_pt.layers.transformer_encoder_block import ACTIVATIONS, TransformerEncoderBlock
 
 # The miniature BERT shapes of Turc et al. (2019): layers and hidden size;

@@ -10,7 +10,7 @@ from keras_pt import distribute
 from keras_pt.kernels import sampling
 from keras_pt.layers.bert_embedding import BertEmbedding, TokenIdCheckMixin
 from keras_pt.layers.masked_lm_head import MaskedLMHead
-from keras_pt.layers.special_tokens import (
+from keras_pt.special_tokens import (
     CLS_ID,
     MASK_ID,
     NUM_SPECIAL_TOKENS,

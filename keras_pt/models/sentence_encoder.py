@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras_pt import distribute
 from keras_pt.kernels import contrastive, random
 from keras_pt.layers.bert_embedding import TokenIdCheckMixin
-from keras_pt.layers.special_tokens import PAD_ID, SEP_ID
+from keras_pt.special_tokens import PAD_ID, SEP_ID
 from keras_pt.utils.nearest_neighbors import NearestNeighborIndex
 
 POOLINGS = ("mean", "cls", "pooled")
