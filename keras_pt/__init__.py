@@ -2,7 +2,20 @@
 
 __version__ = "0.1.0"
 
-from keras_pt import checkpointing, data, distribute, kernels, recipes, training, utils
+from keras_pt import (
+    callbacks,
+    checkpointing,
+    data,
+    distribute,
+    evaluation,
+    kernels,
+    layers,
+    models,
+    recipes,
+    special_tokens,
+    training,
+    utils,
+)
 from keras_pt.distribute import get_strategy
 from keras_pt.models.autoencoder import Autoencoder
 from keras_pt.models.denoising_autoencoder import DenoisingAutoencoder

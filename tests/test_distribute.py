@@ -72,3 +72,13 @@ class GetStrategyTest(TestCase):
         with strategy.scope():
             self.assertEqual(distribute.num_replicas(), 2)
             self.assertEqual(float(distribute.scale_loss(tf.constant(3.0))), 1.5)
+
+
+def test_import_keras_pt_exposes_every_documented_module():
+    import keras_pt
+
+    for name in ("callbacks", "checkpointing", "data", "distribute", "evaluation", "kernels",
+                 "layers", "metrics", "models", "recipes", "special_tokens", "training", "utils"):
+        assert hasattr(keras_pt, name), name
+    assert callable(keras_pt.evaluation.frechet_distance)
+    assert keras_pt.callbacks.SampleGrid is not None
