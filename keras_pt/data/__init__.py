@@ -11,6 +11,14 @@ from keras_pt.data.images import (
     load_image_dataset,
     unlabeled,
 )
+from keras_pt.data.image_sources import (
+    image_data_from_arrays,
+    load_idx_images,
+    load_image_folder,
+    load_images,
+    load_numpy_images,
+    read_idx,
+)
 from keras_pt.data.stdlib_docs import StdlibDocs
 from keras_pt.data.text import (
     TEXT_DATASETS,

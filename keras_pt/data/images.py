@@ -32,6 +32,9 @@ class ImageData:
         num_classes: int.
         num_train: int. Examples in `train`.
         num_test: int. Examples in `test`.
+        unlabeled: unbatched `tf.data.Dataset` of images, or None. Extra
+            images without labels (pre-training only).
+        class_names: list of str, or None. The class of each label id.
     """
 
     name: str
@@ -41,6 +44,13 @@ class ImageData:
     num_classes: int
     num_train: int
     num_test: int
+    unlabeled: tf.data.Dataset = None
+    class_names: list = None
+
+    def pretraining_images(self):
+        """Every image without its label: `train`, then `unlabeled`."""
+        images = unlabeled(self.train)
+        return images if self.unlabeled is None else images.concatenate(self.unlabeled)
 
 
 def load_image_dataset(name="digits", data_dir=None, download=True):
@@ -74,6 +84,15 @@ def load_image_dataset(name="digits", data_dir=None, download=True):
         )
     if download or name in EMBEDDED_IMAGE_DATASETS:
         builder.download_and_prepare()
+    elif not builder.is_prepared():
+        raise ValueError(
+            f"data set {name!r} is not prepared in {builder.data_dir_root!r} and "
+            "download=False. Where the machine reaches the internet, allow the "
+            "download (download=True, or the examples' --download); offline, point "
+            "to local files instead: a folder with one sub-folder of images per "
+            "class, a .npz file (x_train, y_train[, x_test, y_test]) or a folder of "
+            "MNIST-format IDX files (keras_pt.data.load_images)."
+        )
     image_shape = tuple(features["image"].shape)
     if None in image_shape:
         raise ValueError(
