@@ -232,3 +232,12 @@ def global_mean_results(metrics):
         result_from_mean = getattr(m, "result_from_mean", None)
         results[m.name] = result_from_mean(mean) if result_from_mean else mean
     return results
+
+
+def dense_gradients(grads):
+    """Gradients with `tf.IndexedSlices` (embedding lookups) made dense.
+
+    Dense tensors keep the cross-replica gradient reduction one uniform
+    all-reduce, and the optimizer's update one code path.
+    """
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]

@@ -9,6 +9,7 @@ from keras_pt.kernels import random
 from keras_pt.kernels.gradient_penalty import gradient_penalty
 from keras_pt.models.discriminator import Discriminator
 from keras_pt.models.generator import Generator
+from keras_pt.models.seed_state import SeedStateMixin
 
 
 def _dense(grads):
@@ -31,7 +32,7 @@ def _default_optimizer():
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class GAN(keras.Model):
+class GAN(SeedStateMixin, keras.Model):
     """Generative adversarial network with its own two-phase `train_step`.
 
     `call(z)` (or `call((z, labels))` when conditional) returns generated
@@ -444,18 +445,6 @@ class GAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         self.total_loss_tracker.update_state(d_loss + g_loss)
         return {m.name: m.result() for m in self.metrics}
-
-    def save_own_variables(self, store):
-        # The seed state is saved too, so a reloaded GAN continues the same
-        # sequence of latent vectors.
-        super().save_own_variables(store)
-        store["seed_generator_state"] = self.seed_generator.state.numpy()
-
-    def load_own_variables(self, store):
-        keys = [k for k in store.keys() if k != "seed_generator_state"]
-        if "seed_generator_state" in store.keys():
-            self.seed_generator.state.assign(store["seed_generator_state"])
-        super().load_own_variables({k: store[k] for k in keys})
 
     def get_config(self):
         config = super().get_config()

@@ -14,6 +14,7 @@ from keras_pt.layers.bert_embedding import BertEmbedding, TokenIdCheckMixin
 from keras_pt.layers.masked_lm_head import MaskedLMHead
 from keras_pt.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
 from keras_pt.layers.transformer_encoder_block import ACTIVATIONS, TransformerEncoderBlock
+from keras_pt.models.seed_state import SeedStateMixin
 
 # The miniature BERT shapes of Turc et al. (2019): layers and hidden size;
 # heads = hidden / 64, intermediate = 4 · hidden.
@@ -161,14 +162,8 @@ def _build_encoder(embedding, transformer_layers, pooled_dense):
     )
 
 
-def _dense_gradients(grads):
-    # Embedding gradients arrive as IndexedSlices; dense tensors keep the
-    # cross-replica reduction one uniform all-reduce.
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-
-
 @keras.saving.register_keras_serializable(package="keras_pt")
-class MiniBERT(TextInputsMixin, keras.Model):
+class MiniBERT(SeedStateMixin, TextInputsMixin, keras.Model):
     """A small BERT encoder with masked-LM pre-training in its `train_step`.
 
     Token, position and segment embeddings (LayerNorm, dropout), then
@@ -536,7 +531,7 @@ class MiniBERT(TextInputsMixin, keras.Model):
             # the replica gradients sum to the global-mean gradient.
             loss = tf.reduce_sum(losses * weights) / tf.maximum(global_count, 1.0)
             scaled_loss = self.optimizer.scale_loss(loss)
-        grads = _dense_gradients(tape.gradient(scaled_loss, variables))
+        grads = distribute.dense_gradients(tape.gradient(scaled_loss, variables))
         self._apply_gradients(grads, variables)
         self.loss_tracker.update_state(losses, sample_weight=weights)
         self.accuracy_tracker.update_state(correct, sample_weight=weights)
@@ -577,18 +572,6 @@ class MiniBERT(TextInputsMixin, keras.Model):
 
     def compile_from_config(self, config):
         compile_from_config(self, config)
-
-    def save_own_variables(self, store):
-        # The seed state is saved too, so a reloaded MiniBERT continues the
-        # same sequence of masks.
-        super().save_own_variables(store)
-        store["seed_generator_state"] = self.seed_generator.state.numpy()
-
-    def load_own_variables(self, store):
-        keys = [k for k in store.keys() if k != "seed_generator_state"]
-        if "seed_generator_state" in store.keys():
-            self.seed_generator.state.assign(store["seed_generator_state"])
-        super().load_own_variables({k: store[k] for k in keys})
 
     def get_config(self):
         config = super().get_config()

@@ -79,12 +79,6 @@ def _build_encoder(embedding, transformer_layers):
     )
 
 
-def _dense_gradients(grads):
-    # Embedding gradients arrive as IndexedSlices; dense tensors keep the
-    # cross-replica reduction one uniform all-reduce.
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-
-
 @keras.saving.register_keras_serializable(package="keras_pt")
 class MiniGPT(TokenIdCheckMixin, keras.Model):
     """A small decoder-only transformer language model (next-token prediction).
@@ -386,7 +380,7 @@ class MiniGPT(TokenIdCheckMixin, keras.Model):
             # the replica gradients sum to the gradient of the global mean.
             loss = tf.reduce_sum(losses * weights) / tf.maximum(global_count, 1.0)
             scaled_loss = self.optimizer.scale_loss(loss)
-        grads = _dense_gradients(tape.gradient(scaled_loss, variables))
+        grads = distribute.dense_gradients(tape.gradient(scaled_loss, variables))
         self.optimizer.apply(grads, variables)
         return self._update_trackers(losses, weights)
 

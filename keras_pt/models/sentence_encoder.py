@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_pt import distribute
 from keras_pt.kernels import contrastive, random
 from keras_pt.layers.bert_embedding import TokenIdCheckMixin
+from keras_pt.models.seed_state import SeedStateMixin
 from keras_pt.special_tokens import PAD_ID, SEP_ID
 from keras_pt.utils.nearest_neighbors import NearestNeighborIndex
 
@@ -28,12 +29,8 @@ def _is_text(inputs):
     return False
 
 
-def _dense_gradients(grads):
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-
-
 @keras.saving.register_keras_serializable(package="keras_pt")
-class SentenceEncoder(TokenIdCheckMixin, keras.Model):
+class SentenceEncoder(SeedStateMixin, TokenIdCheckMixin, keras.Model):
     """Sentence embeddings trained contrastively with in-batch negatives.
 
     Wraps a text encoder — `MiniBERT(...).encoder` (or `MiniGPT(...).encoder`):
@@ -332,7 +329,7 @@ class SentenceEncoder(TokenIdCheckMixin, keras.Model):
         grads = tape.gradient(scaled_loss, variables)
         # Unused encoder outputs (e.g. the pooler under mean pooling) get none.
         used = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
-        grads = _dense_gradients([g for g, _ in used])
+        grads = distribute.dense_gradients([g for g, _ in used])
         self.optimizer.apply(grads, [v for _, v in used])
         self.loss_tracker.update_state(terms["loss"])
         self.accuracy_tracker.update_state(terms["correct"])
