@@ -20,6 +20,7 @@ from keras_pt.distribute import get_strategy
 from keras_pt.models.autoencoder import Autoencoder
 from keras_pt.models.denoising_autoencoder import DenoisingAutoencoder
 from keras_pt.models.mlp_classifier import MLPClassifier
+from keras_pt.models.sim_clr import SimCLR
 from keras_pt.models.svm_classifier import SVMClassifier
 
 # GAN pre-training.

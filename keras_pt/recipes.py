@@ -1,8 +1,10 @@
 """End-to-end recipes that the example binaries call.
 
-`pretrain_finetune` is the main job: pre-train an autoencoder on unlabelled
-images, then fine-tune MLP and SVM heads on a few labels, beside the same
-heads on an untrained encoder.
+`pretrain_finetune` is the main job: pre-train an image encoder on
+unlabelled images (SimCLR by default, or a (denoising) autoencoder), then
+train MLP and SVM heads on a few labels, beside the same heads on an
+untrained encoder and linear classifiers on the raw pixels, over several
+label draws.
 """
 
 import dataclasses
@@ -15,13 +17,20 @@ import tensorflow as tf
 
 from keras_pt import data as data_lib
 from keras_pt import distribute, training
+from keras_pt.evaluation import baselines as baselines_lib
 from keras_pt.models.autoencoder import Autoencoder
 from keras_pt.models.denoising_autoencoder import DenoisingAutoencoder
 from keras_pt.models.mlp_classifier import MLPClassifier
+from keras_pt.models.sim_clr import SimCLR
 from keras_pt.models.svm_classifier import SVMClassifier
 from keras_pt.utils.image_grid import save_image_grid
 
 HEADS = {"mlp": MLPClassifier, "svm": SVMClassifier}
+PRETRAINING = ("simclr", "denoising_autoencoder", "autoencoder")
+BASELINE_NAMES = {
+    "linear_svm": "linear SVM (LinearSVC)",
+    "logistic_regression": "logistic regression",
+}
 
 
 @dataclasses.dataclass
@@ -29,33 +38,43 @@ class PretrainFinetuneResult:
     """What `pretrain_finetune` measured.
 
     Attributes:
-        accuracy: dict mapping `(encoder, head, mode)` to test accuracy, with
-            encoder in `("untrained", "pretrained")`, head in `("mlp", "svm")`
-            and mode in `("frozen", "fine-tuned")`.
-        reconstruction_loss: float. Test reconstruction loss after pre-training.
-        mean_image_loss: float. The same loss for predicting the mean
-            training image (the baseline a useful code must beat).
+        accuracy: dict mapping `(encoder, head, mode)` to a
+            `keras_pt.evaluation.baselines.Spread` of test accuracies over
+            the label draws (`.mean`, `.std`, `.values`), with encoder in
+            `("untrained", "pretrained")`, head in `("mlp", "svm")` and mode
+            in `("frozen", "fine-tuned")`.
+        baselines: dict mapping `"linear_svm"` and `"logistic_regression"`
+            (scikit-learn, on the raw pixels, the same label draws) to a
+            `Spread`.
+        reconstruction_loss: float or None. Test reconstruction loss after
+            pre-training (autoencoders).
+        mean_image_loss: float or None. The same loss for predicting the
+            mean training image (the baseline a useful code must beat).
         seconds: float. Wall-clock time of the whole job.
         files: dict of the paths written (model, PNG grid, TensorBoard logs).
     """
 
     accuracy: dict
-    reconstruction_loss: float
-    mean_image_loss: float
+    baselines: dict
+    reconstruction_loss: object
+    mean_image_loss: object
     seconds: float
     files: dict
 
     def table(self):
-        """The accuracy table as text, one row per head and mode."""
+        """The accuracy table as text: heads, then the raw-pixel baselines."""
         lines = [
-            f"{'head':<6}{'encoder mode':<14}{'untrained':>11}{'pretrained':>12}",
-            "-" * 43,
+            f"{'head':<6}{'encoder mode':<14}{'untrained':>16}{'pretrained':>16}",
+            "-" * 52,
         ]
         for head in HEADS:
             for mode in ("frozen", "fine-tuned"):
                 untrained = self.accuracy[("untrained", head, mode)]
                 pretrained = self.accuracy[("pretrained", head, mode)]
-                lines.append(f"{head:<6}{mode:<14}{untrained:>11.3f}{pretrained:>12.3f}")
+                lines.append(f"{head:<6}{mode:<14}{str(untrained):>16}{str(pretrained):>16}")
+        lines.append("raw pixels (same label draws):")
+        for name, spread in self.baselines.items():
+            lines.append(f"  {BASELINE_NAMES[name]:<34}{str(spread):>16}")
         return "\n".join(lines)
 
 
@@ -98,19 +117,25 @@ def batches_fn(dataset, passes=1):
     return dataset_fn
 
 
+def _arrays(dataset):
+    pairs = list(dataset.as_numpy_iterator())
+    return np.stack([x for x, _ in pairs]), np.asarray([y for _, y in pairs])
+
+
 def pretrain_finetune(
     dataset="digits",
     data_dir=None,
     strategy="auto",
     tpu=None,
     model_dir="runs/pretrain_finetune",
-    architecture="dense",
+    pretraining="simclr",
+    architecture="auto",
     latent_dim=32,
-    denoising=True,
-    pretrain_epochs=40,
+    pretrain_epochs=None,
     finetune_steps=300,
     labels_per_class=10,
-    batch_size=64,
+    label_draws=3,
+    batch_size=None,
     learning_rate=1e-3,
     svm_c=1.0,
     finetune_lr_scale=0.1,
@@ -120,10 +145,18 @@ def pretrain_finetune(
     seed=0,
     verbose=1,
 ):
-    """Pre-trains an autoencoder, then fine-tunes MLP and SVM heads.
+    """Pre-trains an image encoder, then trains MLP and SVM heads on a few labels.
 
-    Every phase runs through `keras_pt.training.train`, so it works under
-    every strategy (including `multi_worker`), checkpoints into
+    For each of `label_draws` draws of `labels_per_class` labelled examples
+    per class (seeds `seed`, `seed + 1`, ...), on the pre-trained encoder
+    and on the same model at its initial weights: the SVM head frozen (the
+    linear probe, solved to its optimum by `SVMClassifier.adapt`), then
+    fine-tuned from there; the MLP head frozen, then fine-tuned. On the same
+    draws, scikit-learn's `LinearSVC` and `LogisticRegression` on the raw
+    pixels (`keras_pt.evaluation.baselines`).
+
+    Every training phase runs through `keras_pt.training.train`, so it works
+    under every strategy (including `multi_worker`), checkpoints into
     `model_dir/<phase>/checkpoints`, and resumes exactly when run again
     with the same `model_dir` (finished phases are restored, not retrained).
 
@@ -133,17 +166,23 @@ def pretrain_finetune(
         strategy: str or `tf.distribute.Strategy`. A
             `keras_pt.distribute.get_strategy` name.
         tpu: str or None. TPU name or `grpc://` address for `"tpu"`/`"auto"`.
-        model_dir: str. Where the autoencoder (`autoencoder.keras`), the
-            reconstruction grid (`reconstructions.png`), TensorBoard logs
-            (`logs/`) and the checkpoints of each phase go.
-        architecture: str. `"dense"` or `"conv"` autoencoder.
-        latent_dim: int. Size of the code the heads see.
-        denoising: bool. Pre-train a `DenoisingAutoencoder`.
-        pretrain_epochs: int. Epochs over the unlabelled training images.
-        finetune_steps: int. Optimizer steps of the linear probe, and again
-            of fine-tuning (the encoder unfrozen, after the probe).
+        model_dir: str. Where the pre-trained model (`pretrained.keras`), a
+            PNG grid (`views.png`: images and two random views each, or
+            `reconstructions.png`), TensorBoard logs (`logs/`) and the
+            checkpoints of each phase go.
+        pretraining: str. `"simclr"` (contrastive, `SimCLR`),
+            `"denoising_autoencoder"` or `"autoencoder"`.
+        architecture: str. `"conv"`, `"dense"` or `"auto"` (conv for
+            SimCLR, dense for the autoencoders).
+        latent_dim: int. Code size of the autoencoders.
+        pretrain_epochs: int or None. Epochs over the unlabelled training
+            images. Defaults to 20 for SimCLR, 40 for the autoencoders.
+        finetune_steps: int. Optimizer steps of each head phase that trains
+            (the MLP probe; fine-tuning of both heads).
         labels_per_class: int. Labelled training examples per class.
-        batch_size: int. Global batch size of pre-training.
+        label_draws: int. Draws of the labelled examples.
+        batch_size: int or None. Global batch size of pre-training.
+            Defaults to 128 for SimCLR (more negatives), 64 otherwise.
         learning_rate: float. Adam learning rate.
         svm_c: float. `C` of the SVM head.
         finetune_lr_scale: float. Learning rate of fine-tuning relative to
@@ -155,12 +194,17 @@ def pretrain_finetune(
         checkpoint_every: int or None. Pre-training steps between
             checkpoints. Defaults to once per epoch. The heads checkpoint at
             the end of each phase.
-        seed: int. Seed of weights, noise, data order and the labelled subset.
+        seed: int. Seed of weights, views/noise, data order and the first
+            label draw.
         verbose: int. Keras verbosity (1: progress bars).
 
     Returns:
         A `PretrainFinetuneResult`.
     """
+    if pretraining not in PRETRAINING:
+        raise ValueError(f"unknown pretraining {pretraining!r}; choose one of {', '.join(PRETRAINING)}.")
+    if int(label_draws) < 1:
+        raise ValueError(f"label_draws must be at least 1, got {label_draws}.")
     start = time.time()
     keras.utils.set_random_seed(seed)
     if not isinstance(strategy, tf.distribute.Strategy):
@@ -170,31 +214,40 @@ def pretrain_finetune(
     data = data_lib.load_image_dataset(dataset, data_dir=data_dir)
     os.makedirs(model_dir, exist_ok=True)
     log_dir = os.path.join(model_dir, "logs")
+    contrastive = pretraining == "simclr"
+    if architecture == "auto":
+        architecture = "conv" if contrastive else "dense"
+    if pretrain_epochs is None:
+        pretrain_epochs = 20 if contrastive else 40
+    if batch_size is None:
+        batch_size = 128 if contrastive else 64
 
     def tensorboard(name):
         # One writer: the chief's (workers would write the same files).
         return [keras.callbacks.TensorBoard(os.path.join(log_dir, name))] if is_chief else []
 
-    def new_autoencoder():
+    def new_model():
+        if contrastive:
+            return SimCLR(image_shape=data.image_shape, architecture=architecture, seed=seed)
         kwargs = dict(image_shape=data.image_shape, latent_dim=latent_dim, architecture=architecture)
-        if denoising:
+        if pretraining == "denoising_autoencoder":
             return DenoisingAutoencoder(seed=seed, **kwargs)
         return Autoencoder(**kwargs)
 
-    def build_autoencoder():
-        model = new_autoencoder()
+    def build_model():
+        model = new_model()
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         return model
 
     # The untrained baseline: the pre-trained model's initial weights.
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        untrained = new_autoencoder()
+        untrained = new_model()
         untrained(np.zeros((1,) + data.image_shape, np.float32))
 
-    # Pre-train the autoencoder on unlabelled images
-    autoencoder = training.train(
-        build_autoencoder,
+    # Pre-train on unlabelled images
+    pretrained = training.train(
+        build_model,
         batches_fn(data_lib.unlabeled(data.train)),
         batch_size=batch_size,
         epochs=pretrain_epochs,
@@ -208,73 +261,100 @@ def pretrain_finetune(
         seed=seed,
         verbose=verbose,
     ).model
-    model_path = os.path.join(model_dir, "autoencoder.keras")
+    model_path = os.path.join(model_dir, "pretrained.keras")
     test_images = np.stack([x for x, _ in data.test.take(16).as_numpy_iterator()])
-    reconstructions = keras.ops.convert_to_numpy(autoencoder(test_images)).astype(np.float32)
-    grid = np.concatenate([test_images[:8], reconstructions[:8], test_images[8:], reconstructions[8:]])
-    grid_path = os.path.join(model_dir, "reconstructions.png")
+    if contrastive:
+        first = keras.ops.convert_to_numpy(pretrained.view(test_images[:8]))
+        second = keras.ops.convert_to_numpy(pretrained.view(test_images[:8]))
+        grid = np.concatenate([test_images[:8], first, second]).astype(np.float32)
+        grid_path, rows = os.path.join(model_dir, "views.png"), 3
+    else:
+        reconstructions = keras.ops.convert_to_numpy(pretrained(test_images)).astype(np.float32)
+        grid = np.concatenate(
+            [test_images[:8], reconstructions[:8], test_images[8:], reconstructions[8:]]
+        )
+        grid_path, rows = os.path.join(model_dir, "reconstructions.png"), 4
     if is_chief:
-        autoencoder.save(model_path)
-        save_image_grid(grid, grid_path, rows=4, columns=8)
-    test_images_only = data_lib.unlabeled(data.test)
-    reconstruction_loss = _reconstruction_loss(autoencoder, test_images_only, batch_size)
-    mean_image_loss = _mean_image_loss(data.train, data.test, autoencoder.per_example_loss)
+        pretrained.save(model_path)
+        save_image_grid(grid, grid_path, rows=rows, columns=8)
+    reconstruction_loss = mean_image_loss = None
+    if not contrastive:
+        test_images_only = data_lib.unlabeled(data.test)
+        reconstruction_loss = _reconstruction_loss(pretrained, test_images_only, batch_size)
+        mean_image_loss = _mean_image_loss(data.train, data.test, pretrained.per_example_loss)
 
-    # Fine-tune each head on a few labels, on both encoders, frozen and not
-    labelled = data_lib.labeled_subset(
-        data.train, labels_per_class, seed=seed, num_classes=data.num_classes
-    )
+    # Heads on a few labels, on both encoders, frozen and fine-tuned; and the
+    # raw-pixel baselines, on every label draw
     num_labelled = labels_per_class * data.num_classes
     head_batch = min(32, num_labelled - num_labelled % replicas)
     # An epoch of the heads is several passes over the few labels (about 50
     # steps), not a handful of steps.
     passes = max(1, (50 * head_batch) // num_labelled)
+    test_x, test_y = _arrays(data.test)
     accuracy = {}
-    for source, trained in (("untrained", untrained), ("pretrained", autoencoder)):
-        for head_name, head_cls in HEADS.items():
-            name = f"{head_name}_{source}"
+    draws = []
+    for draw in range(int(label_draws)):
+        draw_seed = seed + draw
+        labelled = data_lib.labeled_subset(
+            data.train, labels_per_class, seed=draw_seed, num_classes=data.num_classes
+        )
+        draws.append(_arrays(labelled))
+        for source, trained in (("untrained", untrained), ("pretrained", pretrained)):
+            for head_name, head_cls in HEADS.items():
+                name = f"{head_name}_{source}_draw{draw}"
 
-            def build_head(head_cls=head_cls, trained=trained, name=name, head_name=head_name):
-                encoder = keras.models.clone_model(trained.encoder)
-                encoder.set_weights(trained.encoder.get_weights())
-                kwargs = {"C": svm_c} if head_name == "svm" else {}
-                head = head_cls(encoder, data.num_classes, name=name, **kwargs)
-                head.compile(optimizer=keras.optimizers.Adam(learning_rate))
-                return head
+                def build_head(head_cls=head_cls, trained=trained, name=name, head_name=head_name,
+                               labelled=labelled):
+                    kwargs = {"C": svm_c} if head_name == "svm" else {}
+                    # The head copies the encoder; adapt sets the feature
+                    # statistics and, for the SVM, solves the linear probe.
+                    head = head_cls(trained.encoder, data.num_classes, name=name, **kwargs)
+                    head.adapt(labelled)
+                    head.compile(optimizer=keras.optimizers.Adam(learning_rate))
+                    return head
 
-            phases = (
-                ("frozen", build_head),
+                def train_head(build, mode):
+                    if verbose:
+                        print(f"Training the {head_name} head on the {source} encoder ({mode}, draw {draw})")
+                    return training.train(
+                        build,
+                        batches_fn(labelled, passes),
+                        batch_size=head_batch,
+                        steps=finetune_steps,
+                        strategy=strategy,
+                        mixed_precision=mixed_precision,
+                        model_dir=os.path.join(model_dir, "heads", f"{name}_{mode}"),
+                        checkpoint_every=finetune_steps,
+                        callbacks=tensorboard(name),
+                        seed=draw_seed,
+                    ).model
+
+                if head_name == "svm":
+                    # The frozen probe is the solved objective: nothing to train.
+                    with strategy.scope():
+                        head = build_head()
+                else:
+                    head = train_head(build_head, "frozen")
+                accuracy.setdefault((source, head_name, "frozen"), []).append(
+                    _accuracy(head, data.test, 256)
+                )
+
                 # Fine-tune: unfreeze the encoder, continue at a lower learning rate
-                ("fine-tuned", None),
-            )
-            head = None
-            for mode, build in phases:
-                if build is None:
+                def unfreeze(head=head):
+                    head.set_encoder_trainable(True)
+                    head.compile(optimizer=keras.optimizers.Adam(learning_rate * finetune_lr_scale))
+                    return head
 
-                    def build(head=head):
-                        head.set_encoder_trainable(True)
-                        head.compile(optimizer=keras.optimizers.Adam(learning_rate * finetune_lr_scale))
-                        return head
-
-                if verbose:
-                    print(f"Training the {head_name} head on the {source} encoder ({mode})")
-                head = training.train(
-                    build,
-                    batches_fn(labelled, passes),
-                    batch_size=head_batch,
-                    steps=finetune_steps,
-                    strategy=strategy,
-                    mixed_precision=mixed_precision,
-                    model_dir=os.path.join(model_dir, "heads", f"{name}_{mode}"),
-                    checkpoint_every=finetune_steps,
-                    callbacks=tensorboard(name),
-                    seed=seed,
-                ).model
-                accuracy[(source, head_name, mode)] = _accuracy(head, data.test, batch_size)
+                head = train_head(unfreeze, "fine-tuned")
+                accuracy.setdefault((source, head_name, "fine-tuned"), []).append(
+                    _accuracy(head, data.test, 256)
+                )
+    baselines = baselines_lib.raw_input_baselines(draws, test_x, test_y)
     return PretrainFinetuneResult(
-        accuracy=accuracy,
+        accuracy={key: baselines_lib.Spread(values) for key, values in accuracy.items()},
+        baselines=baselines,
         reconstruction_loss=reconstruction_loss,
         mean_image_loss=mean_image_loss,
         seconds=time.time() - start,
-        files={"model": model_path, "reconstructions": grid_path, "logs": log_dir},
+        files={"model": model_path, "grid": grid_path, "logs": log_dir},
     )

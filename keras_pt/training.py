@@ -921,6 +921,14 @@ def train(
         # Build every variable (weights, optimizer slots) before restoring.
         with strategy.scope():
             model._symbolic_build(data_batch=first.element_spec)
+        # Fine-tuning heads set their feature statistics (and the SVM head
+        # its solved probe) from the first epoch's data, as their own `fit`
+        # would, so every loop starts alike; a restored checkpoint then
+        # overwrites them.
+        adapt = getattr(model, "adapt", None)
+        if callable(adapt) and getattr(model, "adapted", True) is False:
+            with strategy.scope():
+                adapt(first)
         if scale_learning_rate and replicas > 1:
             scale_learning_rates(model, replicas)
 

@@ -68,17 +68,18 @@ def _softmax_reference(model, batch):
 
 
 def _svm_reference(model, batch):
-    # Crammer-Singer: xi = max(0, 1 + max_{j != y} s_j - s_y); objective
-    # 0.5 ||W||^2 / B + C mean(xi).
+    # The per-step objective 0.5 ||W||^2 / N + C mean(xi), N the examples
+    # adapt counted; xi the squared one-vs-rest hinge (the default):
+    # sum_j max(0, 1 - t_j s_j)^2 with t_j = +1 for the true class, -1 else.
     x, y = batch
     y = np.asarray(y)
     s = np.asarray(model(x), "float64")
-    true = s[np.arange(len(y)), y]
-    others = s.copy()
-    others[np.arange(len(y)), y] = -np.inf
-    xi = np.maximum(0.0, 1.0 + others.max(axis=1) - true)
+    t = -np.ones_like(s)
+    t[np.arange(len(y)), y] = 1.0
+    xi = np.sum(np.maximum(0.0, 1.0 - t * s) ** 2, axis=1)
     w = np.asarray(model.svm.kernel, "float64")
-    return float(0.5 * np.sum(w**2) / len(y) + model.C * np.mean(xi))
+    n = float(np.asarray(model.num_train_examples)) or len(y)
+    return float(0.5 * np.sum(w**2) / n + model.C * np.mean(xi))
 
 
 def _autoencoder():

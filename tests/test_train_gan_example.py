@@ -35,6 +35,7 @@ class TrainGANExampleTest(TestCase):
         self.assertBetween(result["svm_accuracy"], 0.0, 1.0)
         self.assertLen(result["svm_accuracies"], 2)
         self.assertLen(result["untrained_svm_accuracies"], 2)
+        self.assertLen(result["raw_linear_svm_accuracies"], 2)
         self.assertLen(glob.glob(os.path.join(model_dir, "samples", "*.png")), 2)
         for name in ("gan.keras", "feature_classifier.keras", "generator_savedmodel"):
             self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)

@@ -1,6 +1,13 @@
-"""Evaluation: distances in a classifier's feature space (generative models),
-unigram perplexity (language models), pair retrieval (sentence embeddings)."""
+"""Evaluation: raw-input baselines (linear SVM, logistic regression),
+distances in a classifier's feature space (generative models), unigram
+perplexity (language models), pair retrieval (sentence embeddings)."""
 
+from keras_pt.evaluation.baselines import (
+    Spread,
+    linear_svm_accuracy,
+    logistic_regression_accuracy,
+    raw_input_baselines,
+)
 from keras_pt.evaluation.distances import frechet_distance, kernel_distance
 from keras_pt.evaluation.feature_classifier import (
     FeatureClassifier,

@@ -4,6 +4,7 @@ from keras_pt.models.autoencoder import Autoencoder
 from keras_pt.models.denoising_autoencoder import DenoisingAutoencoder
 from keras_pt.models.encoder_classifier import EncoderClassifier
 from keras_pt.models.mlp_classifier import MLPClassifier
+from keras_pt.models.sim_clr import SimCLR
 from keras_pt.models.svm_classifier import SVMClassifier
 from keras_pt.models.discriminator import Discriminator
 from keras_pt.models.gan import GAN

@@ -10,7 +10,14 @@ class MLPClassifier(EncoderClassifier):
     """Softmax classifier: `encoder` → Dense(relu) × n → Dense(num_classes).
 
     `call(x)` returns logits `(batch, num_classes)`; training minimises
-    sparse categorical cross-entropy (the default `compile` loss).
+    sparse categorical cross-entropy (the default `compile` loss; the
+    default optimizer is Adam at `1e-3`). The head trains a copy of the
+    encoder (the model passed in is never changed) on features
+    standardised with the training examples' statistics (`adapt`, which
+    the first `fit` runs), so the same learning rate suits encoders of any
+    feature scale. Unlike the SVM head its objective is not convex, so no
+    solver runs at `adapt`: train it for a few hundred steps (shuffled
+    batches; `keras_pt.recipes.pretrain_finetune` uses 300).
 
     Args:
         encoder: keras.Model. Maps inputs to `(batch, features)`.
@@ -19,6 +26,10 @@ class MLPClassifier(EncoderClassifier):
         dropout: float. Dropout after each hidden layer. Defaults to 0.0.
         trainable_encoder: bool. Fine-tune the encoder (True) or keep it
             frozen (False, a probe). Defaults to False.
+        standardize: bool. Standardise the features with the training
+            set's statistics. Defaults to True.
+        copy_encoder: bool. Train a copy of `encoder` (True) or `encoder`
+            itself (False). Defaults to True.
 
     Example:
 
@@ -39,9 +50,18 @@ class MLPClassifier(EncoderClassifier):
         hidden_dims=(128,),
         dropout=0.0,
         trainable_encoder=False,
+        standardize=True,
+        copy_encoder=True,
         **kwargs,
     ):
-        super().__init__(encoder, num_classes, trainable_encoder, **kwargs)
+        super().__init__(
+            encoder,
+            num_classes,
+            trainable_encoder=trainable_encoder,
+            standardize=standardize,
+            copy_encoder=copy_encoder,
+            **kwargs,
+        )
 
         # === Layers ===
         self.head_layers = []
