@@ -135,6 +135,16 @@ def _denoising_autoencoder():
     return _fit_two_steps(model, strategy_cases._images())
 
 
+def _sim_clr():
+    model = keras_pt.SimCLR(image_shape=(8, 8, 1), filters=(4, 8), feature_dim=8, projection_dim=4, seed=3)
+    model.compile(optimizer="sgd", run_eagerly=True)
+    return _fit_two_steps(model, strategy_cases._images())
+
+
+_VIEW = ("view_crop_area", "view_aspect_ratio", "view_crop_top", "view_crop_left", "view_flip",
+         "view_brightness", "view_contrast", "view_noise")
+
+
 def _gan(loss):
     gan = keras_pt.GAN(
         keras_pt.Generator([8, 8, 1], latent_dim=8, base_filters=4, num_classes=4),
@@ -185,6 +195,8 @@ CASES = [
     ("sentence_encoder_crops", lambda: _sentence_encoder(False, "crop"), {"crop_anchor": 2, "crop_positive": 2, "embedding_dropout": 4, **{n: 8 for n in _DROPOUT}}),
     ("distiller", _distiller, {"dropout": 2, "embedding_dropout": 2, **{n: 4 for n in _DROPOUT}}),
     ("denoising_autoencoder", _denoising_autoencoder, {"noise_normal": 2, "noise_mask": 2}),
+    # Two views per step.
+    ("sim_clr", _sim_clr, {n: 4 for n in _VIEW}),
     ("gan_conditional", lambda: _gan("non_saturating"), {"latent": 2, "fake_labels": 2}),
     ("gan_wasserstein", lambda: _gan("wasserstein"), {"latent": 2, "fake_labels": 2, "interpolation": 2}),
 ]

@@ -7,7 +7,7 @@ The crop is separable, `view = A_y · image · A_xᵀ` per channel with
 per-example `(H, H)` and `(W, W)` interpolation matrices, so it is a pair
 of batched matrix products: static shapes, differentiable, and compiled by
 XLA. Every draw comes from one stateless seed through
-`tf.random.experimental.stateless_fold_in` and `keras_pt.kernels.random`
+`keras_pt.kernels.random.split` (one independent seed per draw)
 (global-batch draws, this replica's slice), so one device and N replicas
 make the same views.
 """
@@ -15,6 +15,19 @@ make the same views.
 import tensorflow as tf
 
 from keras_pt.kernels import random
+from keras_pt.kernels.xla import xla_kernel
+
+
+_DRAWS = (
+    "view_crop_area",
+    "view_aspect_ratio",
+    "view_crop_top",
+    "view_crop_left",
+    "view_flip",
+    "view_brightness",
+    "view_contrast",
+    "view_noise",
+)
 
 
 def _interpolation(size, start, length):
@@ -26,7 +39,6 @@ def _interpolation(size, start, length):
     return tf.nn.relu(1.0 - tf.abs(source[:, :, None] - grid[None, None, :]))  # (b, out, src)
 
 
-@tf.function(jit_compile=True)
 def random_view(
     images,
     seed,
@@ -55,14 +67,31 @@ def random_view(
     Returns:
         float32 tensor of the shape of `images`, clipped to [0, 1].
     """
+    # The seeds are split outside the compiled kernel (where `record_seeds`
+    # sees them); the kernel draws from them.
+    seeds = tf.stack(random.split(seed, _DRAWS))  # (draws, 2)
+    return _random_view(
+        images,
+        seeds,
+        float(min_crop_area),
+        float(max_aspect_ratio),
+        bool(flip),
+        float(brightness),
+        float(contrast),
+        float(noise_stddev),
+    )
+
+
+def _random_view_kernel(
+    images, seeds, min_crop_area, max_aspect_ratio, flip, brightness, contrast, noise_stddev
+):
     images = tf.cast(images, tf.float32)
     batch = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
     height, width, channels = images.shape[1], images.shape[2], images.shape[3]
-    seed = tf.cast(seed, tf.int32)
 
     def draw(k):
-        # One U[0, 1) value per example from its own sub-seed of `seed`.
-        return random.uniform(tf.random.experimental.stateless_fold_in(seed, k), [batch])
+        # One U[0, 1) value per example from the k-th draw's seed.
+        return random.uniform(seeds[k], [batch])
 
     # Random resized crop: area fraction and log aspect ratio per example
     area = min_crop_area + (1.0 - min_crop_area) * draw(0)
@@ -84,6 +113,8 @@ def random_view(
     factor = 1.0 + contrast * (2.0 * draw(6) - 1.0)
     mean = tf.reduce_mean(views, axis=[1, 2, 3], keepdims=True)
     views = (views - mean) * factor[:, None, None, None] + mean + shift[:, None, None, None]
-    noise_seed = tf.random.experimental.stateless_fold_in(seed, 7)
-    views = views + noise_stddev * random.normal(noise_seed, [batch, height, width, channels])
+    views = views + noise_stddev * random.normal(seeds[7], [batch, height, width, channels])
     return tf.clip_by_value(views, 0.0, 1.0)
+
+
+_random_view = xla_kernel(_random_view_kernel)
