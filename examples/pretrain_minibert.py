@@ -34,6 +34,10 @@ flags.DEFINE_integer(
     "vocabulary_size", 8192,
     "The most WordPiece tokens to learn (special tokens included); stdlib_docs offers ~5.1k.",
 )
+flags.DEFINE_string(
+    "vocabulary", None,
+    "A vocabulary file (one token per line, special tokens first) to use instead of learning one.",
+)
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("steps", 6000, "Pre-training steps (an epoch is one pass over the text).")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate (linear warm-up and decay).")
@@ -55,6 +59,7 @@ def main(argv):
         preset=FLAGS.preset,
         sequence_length=FLAGS.sequence_length,
         vocabulary_size=FLAGS.vocabulary_size,
+        vocabulary=FLAGS.vocabulary,
         batch_size=FLAGS.batch_size,
         steps=FLAGS.steps,
         learning_rate=FLAGS.learning_rate,

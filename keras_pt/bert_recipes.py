@@ -196,6 +196,7 @@ def pretrain_minibert(
     preset="tiny",
     sequence_length=128,
     vocabulary_size=8192,
+    vocabulary=None,
     batch_size=32,
     steps=6000,
     learning_rate=1e-3,
@@ -239,6 +240,11 @@ def pretrain_minibert(
         vocabulary_size: int. The most WordPiece tokens to learn. A small
             corpus may give fewer (pieces must be seen twice):
             `stdlib_docs` offers about 5,100.
+        vocabulary: list of str, str or None. A vocabulary (or the path of
+            a file with one token per line, e.g. the `vocabulary.txt` of an
+            earlier run) to use instead of learning one; it must start with
+            the special tokens. Defaults to None (learn `vocabulary_size`
+            tokens).
         batch_size: int. Global batch size.
         steps: int. Optimizer steps (an epoch is one pass over the text).
         learning_rate: float. Peak AdamW learning rate.
@@ -273,7 +279,10 @@ def pretrain_minibert(
 
     # Learn the vocabulary from the pre-training text
     texts = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
-    vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size)
+    if vocabulary is None:
+        vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size)
+    else:
+        vocabulary = WordPieceTokenizer(vocabulary).get_vocabulary()  # a file, or checked
     vocabulary_path = os.path.join(model_dir, VOCABULARY_FILENAME)
     if is_chief:
         with tf.io.gfile.GFile(vocabulary_path, "w") as f:

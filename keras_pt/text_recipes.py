@@ -150,7 +150,7 @@ def pretrain_minigpt(
             one; it must start with the special tokens. Defaults to None
             (learn `vocabulary_size` tokens).
         vocabulary_texts: int or None. Learn the vocabulary from at most
-            this many texts. Defaults to all (up to 100,000).
+            this many texts. Defaults to None: all of them.
         verbose: int. Keras verbosity of `fit`.
         Others: as their names say; `strategy` is a
             `keras_pt.get_strategy` name.
@@ -163,7 +163,7 @@ def pretrain_minigpt(
     strategy = distribute.get_strategy(strategy)
     os.makedirs(model_dir, exist_ok=True)
     texts, preprocessor = _preprocessor(
-        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts or 100_000, sequence_length
+        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts, sequence_length
     )
     heldout_texts = data_lib.load_pretraining_texts(dataset, heldout_split(dataset), data_dir)
     heldout = data_lib.preprocess_text_dataset(heldout_texts, preprocessor, batch_size).cache()
@@ -322,7 +322,7 @@ def train_sentence_embeddings(
     strategy = distribute.get_strategy(strategy)
     os.makedirs(model_dir, exist_ok=True)
     texts, preprocessor = _preprocessor(
-        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts or 100_000, sequence_length
+        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts, sequence_length
     )
     pairs = data_lib.load_sentence_pairs(dataset, data_lib.text_dataset_spec(dataset).pretraining_split, data_dir)
     heldout = list(data_lib.load_sentence_pairs(dataset, heldout_split(dataset), data_dir).as_numpy_iterator())
