@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras_pt import data as data_lib
 from keras_pt import distribute
 from keras_pt import evaluation, training
+from keras_pt.evaluation.text_baselines import tfidf_retrieval_accuracy
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
 from keras_pt.models.mini_bert import MiniBERT
@@ -257,15 +258,18 @@ class SentenceEmbeddingResult:
     seconds: float
     files: dict
 
-
-def tfidf_retrieval_accuracy(queries, candidates, num_candidates, seed=0):
-    """Pair retrieval accuracy of TF-IDF vectors (scikit-learn), the lexical baseline."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer().fit(list(queries) + list(candidates))
-    q = vectorizer.transform(queries).toarray()
-    c = vectorizer.transform(candidates).toarray()
-    return evaluation.retrieval_accuracy(q, c, num_candidates, seed=seed)
+    def table(self, trained_name="trained embeddings"):
+        """Held-out retrieval accuracy of the embeddings and the baselines as text."""
+        rows = [
+            (trained_name, self.accuracy),
+            ("encoder before training", self.untrained_accuracy),
+            ("TF-IDF cosine", self.tfidf_accuracy),
+            (f"chance (1/{self.num_candidates})", self.chance),
+        ]
+        width = max(len(name) for name, _ in rows) + 2
+        lines = [f"{'embeddings':<{width}}{'top-1':>7}", "-" * (width + 7)]
+        lines += [f"{name:<{width}}{value:>7.3f}" for name, value in rows]
+        return "\n".join(lines)
 
 
 def train_sentence_embeddings(

@@ -218,6 +218,10 @@ class ExamplesTest(TestCase):
         )
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         self.assertRegex(proc.stdout, r"Test accuracy: pre-trained \d\.\d{3}, from scratch \d\.\d{3}")
+        # The TF-IDF baseline rows: the run's label draw, then 5 draws.
+        self.assertRegex(proc.stdout, r"tfidf_svm +\d\.\d{3} +\d\.\d{3} +-")
+        self.assertRegex(proc.stdout, r"tfidf_svm over 5 label draws \(seeds 0-4\): test \d\.\d{3} ± \d\.\d{3}")
+        self.assertRegex(proc.stdout, r"TF-IDF \+ linear SVM on the same labels: \d\.\d{3}")
         self.assertTrue(os.path.exists(os.path.join(finetune_dir, "classifier.keras")))
         for name in ("pretrained", "from_scratch"):
             self.assertTrue(os.listdir(os.path.join(finetune_dir, "logs", name)))
@@ -243,6 +247,8 @@ class ExamplesTest(TestCase):
             proc.stdout,
             r"Test accuracy: teacher \d\.\d{3}, distilled student \d\.\d{3}, student alone \d\.\d{3}",
         )
+        self.assertRegex(proc.stdout, r"tfidf_svm +- +\d\.\d{3} +\d\.\d{3} +-")
+        self.assertRegex(proc.stdout, r"tfidf_svm over 5 label draws")
         student = keras.saving.load_model(os.path.join(distill_dir, "student.keras"))
         self.assertEqual(student.predict(TEXTS[:2], verbose=0).shape, (2, 10))
         for name in ("distilled", "alone"):
