@@ -1,5 +1,6 @@
 """Evaluation: distances in a classifier's feature space (generative models),
-unigram perplexity (language models), pair retrieval (sentence embeddings)."""
+unigram perplexity (language models), pair retrieval (sentence embeddings),
+TF-IDF baselines for text classification and retrieval."""
 
 from keras_pt.evaluation.distances import frechet_distance, kernel_distance
 from keras_pt.evaluation.feature_classifier import (
@@ -10,3 +11,8 @@ from keras_pt.evaluation.feature_classifier import (
 from keras_pt.evaluation.generator_evaluator import GeneratorEvaluator
 from keras_pt.evaluation.language_model import next_token_counts, unigram_perplexity
 from keras_pt.evaluation.retrieval import retrieval_accuracy
+from keras_pt.evaluation.text_baselines import (
+    TfidfSVM,
+    tfidf_retrieval_accuracy,
+    tfidf_svm_accuracy,
+)
