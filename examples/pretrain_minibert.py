@@ -32,7 +32,7 @@ flags.DEFINE_enum("preset", "tiny", ["tiny", "mini", "small"], "MiniBERT shape (
 flags.DEFINE_integer("sequence_length", 128, "Tokens per packed text, [CLS] and [SEP] included.")
 flags.DEFINE_integer(
     "vocabulary_size", 8192,
-    "The most WordPiece tokens to learn (special tokens included); stdlib_docs offers ~5.1k.",
+    "The most WordPiece tokens to learn (special tokens included); stdlib_docs offers ~7.5k.",
 )
 flags.DEFINE_string(
     "vocabulary", None,

@@ -239,8 +239,8 @@ def pretrain_minibert(
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small
-            corpus may give fewer (pieces must be seen twice):
-            `stdlib_docs` offers about 5,100.
+            corpus may give fewer (merged pairs must be seen twice):
+            `stdlib_docs` offers about 7,500.
         vocabulary: list of str, str or None. A vocabulary (or the path of
             a file with one token per line, e.g. the `vocabulary.txt` of an
             earlier run) to use instead of learning one; it must start with

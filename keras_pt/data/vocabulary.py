@@ -9,15 +9,15 @@ from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_li
 
 from keras_pt.layers import special_tokens
 
-# The learner accepts vocabularies between (1 - SLACK_RATIO) and 1 times the
-# target size.
+# tensorflow-text's learner accepts vocabularies between (1 - SLACK_RATIO)
+# and 1 times the target size.
 SLACK_RATIO = 0.05
 
 
 def _trim(vocabulary, vocabulary_size):
     """Drops the least frequent multi-character pieces down to `vocabulary_size`.
 
-    The learner's output is the special tokens, the characters, then the
+    tensorflow-text's learner's output is the special tokens, the characters, then the
     longer pieces by decreasing count — with the single-character
     continuations (`##x`) among them, so those are kept by rule, not by
     position: with every character as a word start and a continuation,
@@ -84,35 +84,6 @@ def _words(texts, lowercase, batch_size):
     """
     splitter = bert_tokenizer.BasicTokenizer(lower_case=bool(lowercase))
     return texts.batch(batch_size).map(splitter.tokenize, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _complete_and_trim(tokens, vocabulary_size):
-    """Every character as a word start and a continuation; at most `vocabulary_size` tokens.
-
-    `tokens` are the special tokens followed by learned pieces, the most
-    useful multi-character pieces first. Returns the special tokens, every
-    character seen (as `c` and `##c`, sorted), then the multi-character
-    pieces in their order, the last ones dropped to fit: with every
-    character in both forms, every word stays spellable without `[UNK]`.
-    """
-    num_special = special_tokens.NUM_SPECIAL_TOKENS
-    pieces = tokens[num_special:]
-    characters = sorted({t.removeprefix("##") for t in pieces if len(t.removeprefix("##")) == 1})
-    required = num_special + 2 * len(characters)
-    if required > vocabulary_size:
-        raise ValueError(
-            f"vocabulary_size={vocabulary_size} is too small for this corpus: its "
-            f"characters alone (each as a word start and as a continuation) and "
-            f"the special tokens need {required} tokens. Raise "
-            "vocabulary_size."
-        )
-    longer = [t for t in pieces if len(t.removeprefix("##")) > 1]
-    return (
-        list(tokens[:num_special])
-        + characters
-        + ["##" + c for c in characters]
-        + longer[: vocabulary_size - required]
-    )
 
 
 def _word_counts(texts, lowercase, batch_size):
@@ -193,7 +164,9 @@ def _learn_with_tokenizers(texts, vocabulary_size, lowercase, min_frequency, bat
     tokens = sorted(ids, key=ids.get)
     if tokens[: len(reserved)] != reserved:
         raise AssertionError(f"the trainer reordered the reserved tokens: {tokens[:8]}")
-    return _complete_and_trim(tokens, int(vocabulary_size))
+    # Every character is there as a word start and as a continuation, so
+    # every word stays spellable without [UNK] whatever merges are kept.
+    return tokens[: int(vocabulary_size)]
 
 
 def _learn_with_tensorflow_text(texts, vocabulary_size, lowercase, min_frequency, batch_size):
