@@ -5,7 +5,8 @@ a small MiniBERTClassifier (1 encoder block of width 64 by default) on the
 teacher's softened predictions over the labelled examples plus the task's
 training split with its labels hidden, trains the same student on the
 labels alone, and prints the test accuracy of the teacher and of both
-students:
+students beside TF-IDF + a linear SVM on the same labels (and its spread
+over --baseline_draws label draws):
 
     python examples/pretrain_minibert.py --model_dir=runs/minibert
     python examples/finetune_minibert.py --pretrained=runs/minibert/mini_bert.keras \
