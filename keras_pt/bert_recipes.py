@@ -462,17 +462,19 @@ def tfidf_svm_baseline(dataset, data_dir, labels_per_class, seed=0, draws=5, lab
 
 
 def _baseline_rows(baselines):
-    """The table rows of the TF-IDF baseline: the recipe's draw, then the spread."""
+    """The table rows of the TF-IDF baseline: the recipe's draw, then the spread over draws."""
     if "tfidf_svm" not in baselines:
         return []
     tfidf = baselines["tfidf_svm"]
-    mean, sd = text_baselines.mean_and_sd(tfidf["draws"])
+    rows = [("tfidf_svm", tfidf["validation"], tfidf["test"])]
     seeds = tfidf["seeds"]
-    return [
-        ("tfidf_svm", tfidf["validation"], tfidf["test"]),
-        f"tfidf_svm over {len(seeds)} label draws (seeds {seeds[0]}-{seeds[-1]}): "
-        f"test {mean:.3f} ± {sd:.3f}",
-    ]
+    if len(seeds) > 1:
+        mean, sd = text_baselines.mean_and_sd(tfidf["draws"])
+        rows.append(
+            f"tfidf_svm over {len(seeds)} label draws (seeds {seeds[0]}-{seeds[-1]}): "
+            f"test {mean:.3f} ± {sd:.3f}"
+        )
+    return rows
 
 
 @dataclasses.dataclass

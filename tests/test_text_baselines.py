@@ -137,6 +137,11 @@ class RecipeBaselineTest(TestCase):
             baselines={"tfidf_svm": result},
         )
         self.assertRegex(distill.table(), rf"tfidf_svm +- +{result['validation']:.3f} +{result['test']:.3f}")
+        # One draw: no spread row.
+        one = dict(result, draws=result["draws"][:1], seeds=result["seeds"][:1])
+        single = bert_recipes.FinetuneResult(**dict(vars(finetune), baselines={"tfidf_svm": one}))
+        self.assertIn("tfidf_svm ", single.table())
+        self.assertNotIn("label draws", single.table())
         # Without baselines, the tables are as before.
         self.assertNotIn("tfidf", bert_recipes.FinetuneResult(**dict(vars(finetune), baselines={})).table())
 
