@@ -86,6 +86,14 @@ def _words(texts, lowercase, batch_size):
     return texts.batch(batch_size).map(splitter.tokenize, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _check_not_empty(word_counts):
+    if not word_counts:
+        raise ValueError(
+            "the corpus is empty (no non-blank text), so no vocabulary can be "
+            "learned from it; pass a data set of texts."
+        )
+
+
 def _word_counts(texts, lowercase, batch_size):
     """A `collections.Counter` of the texts' words (bytes), split as the tokenizer splits."""
     counts = collections.Counter()
@@ -129,6 +137,7 @@ def _learn_with_tokenizers(texts, vocabulary_size, lowercase, min_frequency, bat
         word.decode("utf-8"): count
         for word, count in _word_counts(texts, lowercase, batch_size).items()
     }
+    _check_not_empty(word_counts)
     num_special = special_tokens.NUM_SPECIAL_TOKENS
     characters = sorted({c for word in word_counts for c in word})
     required = num_special + 2 * len(characters)
@@ -173,6 +182,7 @@ def _learn_with_tensorflow_text(texts, vocabulary_size, lowercase, min_frequency
     """tensorflow-text's BERT vocabulary learner (as `bert_vocab_from_dataset` runs it)."""
     num_special = special_tokens.NUM_SPECIAL_TOKENS
     word_counts = learner.count_words(_words(texts, lowercase, batch_size))
+    _check_not_empty(word_counts)
     reserved = list(special_tokens.SPECIAL_TOKENS)
 
     def learn(lower, upper=None):
@@ -286,12 +296,6 @@ def learn_vocabulary(
     texts = texts_only(dataset)
     if max_texts is not None:
         texts = texts.take(max_texts)
-    texts = texts.filter(lambda text: tf.strings.length(tf.strings.strip(text)) > 0)
-    if not any(True for _ in texts.take(1)):
-        raise ValueError(
-            "the corpus is empty (no non-blank text), so no vocabulary can be "
-            "learned from it; pass a data set of texts."
-        )
     learn = _learn_with_tokenizers if method == "tokenizers" else _learn_with_tensorflow_text
     return learn(texts, int(vocabulary_size), lowercase, int(min_frequency), int(batch_size))
 
