@@ -32,7 +32,11 @@ flags.DEFINE_enum("preset", "tiny", ["tiny", "mini", "small"], "MiniBERT shape (
 flags.DEFINE_integer("sequence_length", 128, "Tokens per packed text, [CLS] and [SEP] included.")
 flags.DEFINE_integer(
     "vocabulary_size", 8192,
-    "The most WordPiece tokens to learn (special tokens included); stdlib_docs offers ~5.1k.",
+    "The most WordPiece tokens to learn (special tokens included); stdlib_docs offers ~7.5k.",
+)
+flags.DEFINE_string(
+    "vocabulary", None,
+    "A vocabulary file (one token per line, special tokens first) to use instead of learning one.",
 )
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("steps", 6000, "Pre-training steps (an epoch is one pass over the text).")
@@ -55,6 +59,7 @@ def main(argv):
         preset=FLAGS.preset,
         sequence_length=FLAGS.sequence_length,
         vocabulary_size=FLAGS.vocabulary_size,
+        vocabulary=FLAGS.vocabulary,
         batch_size=FLAGS.batch_size,
         steps=FLAGS.steps,
         learning_rate=FLAGS.learning_rate,

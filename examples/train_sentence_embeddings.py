@@ -75,10 +75,7 @@ def main(argv):
     n = result.num_candidates
     print(f"\nHeld-out retrieval ({FLAGS.dataset}, {result.num_pairs} pairs, "
           f"first sentence -> its remainder among {n} candidates):")
-    print(f"  {FLAGS.objective} embeddings       {result.accuracy:.3f}")
-    print(f"  encoder before training    {result.untrained_accuracy:.3f}")
-    print(f"  TF-IDF baseline            {result.tfidf_accuracy:.3f}")
-    print(f"  chance (1/{n})              {result.chance:.3f}")
+    print(result.table(f"{FLAGS.objective} embeddings"))
     print("\nNearest held-out remainder of a few first sentences:")
     for query, hits in result.examples:
         text, score = hits[0]

@@ -34,6 +34,7 @@ import tensorflow as tf
 from keras_pt import data as data_lib
 from keras_pt import distribute, training
 from keras_pt import special_tokens
+from keras_pt.evaluation import text_baselines
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
 from keras_pt.models.distiller import Distiller
@@ -196,6 +197,7 @@ def pretrain_minibert(
     preset="tiny",
     sequence_length=128,
     vocabulary_size=8192,
+    vocabulary=None,
     batch_size=32,
     steps=6000,
     learning_rate=1e-3,
@@ -237,8 +239,13 @@ def pretrain_minibert(
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small
-            corpus may give fewer (pieces must be seen twice):
-            `stdlib_docs` offers about 5,100.
+            corpus may give fewer (merged pairs must be seen twice):
+            `stdlib_docs` offers about 7,500.
+        vocabulary: list of str, str or None. A vocabulary (or the path of
+            a file with one token per line, e.g. the `vocabulary.txt` of an
+            earlier run) to use instead of learning one; it must start with
+            the special tokens. Defaults to None (learn `vocabulary_size`
+            tokens).
         batch_size: int. Global batch size.
         steps: int. Optimizer steps (an epoch is one pass over the text).
         learning_rate: float. Peak AdamW learning rate.
@@ -273,7 +280,10 @@ def pretrain_minibert(
 
     # Learn the vocabulary from the pre-training text
     texts = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
-    vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size)
+    if vocabulary is None:
+        vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size)
+    else:
+        vocabulary = WordPieceTokenizer(vocabulary).get_vocabulary()  # a file, or checked
     vocabulary_path = os.path.join(model_dir, VOCABULARY_FILENAME)
     if is_chief:
         with tf.io.gfile.GFile(vocabulary_path, "w") as f:
@@ -399,6 +409,74 @@ def _accuracy(model, packed):
     return training.classification_accuracy(packed, "accuracy")(model)["accuracy"]
 
 
+def tfidf_svm_baseline(dataset, data_dir, labels_per_class, seed=0, draws=5, labelled=None):
+    """TF-IDF + a linear SVM on a recipe's labels and splits (`finetune_splits`).
+
+    Trains `keras_pt.evaluation.text_baselines.TfidfSVM` on
+    `labels_per_class` examples per class drawn as the recipes draw them
+    (`keras_pt.data.labeled_text_subset` with `seed`) and scores it on the
+    validation and test splits; then repeats the test score for the draws
+    of `seed + 1`, ..., `seed + draws - 1`, for the spread over label draws.
+
+    Args:
+        dataset: str. A `keras_pt.data.TEXT_DATASETS` name.
+        data_dir: str or None. TFDS data directory.
+        labels_per_class: int. Labelled training examples per class.
+        seed: int. Seed of the first draw (the recipe's).
+        draws: int. Label draws scored on the test split, the first one the
+            recipe's (at least 1).
+        labelled: `tf.data.Dataset` or None. The recipe's drawn examples
+            (`(text, label)`), to reuse instead of drawing them again.
+
+    Returns:
+        dict with `"validation"` and `"test"` (the `seed` draw), `"draws"`
+        (test accuracy per draw) and `"seeds"`.
+    """
+    _check_positive(labels_per_class=labels_per_class, draws=draws)
+    spec = data_lib.text_dataset_spec(dataset)
+    train_split, validation_split, test_split = finetune_splits(dataset)
+    train = data_lib.load_text_dataset(dataset, train_split, data_dir)
+    validation = text_baselines.texts_and_labels(
+        data_lib.load_text_dataset(dataset, validation_split, data_dir)
+    )
+    test = text_baselines.texts_and_labels(data_lib.load_text_dataset(dataset, test_split, data_dir))
+    seeds = [seed + i for i in range(draws)]
+    scores = []
+    for i, draw_seed in enumerate(seeds):
+        if i == 0 and labelled is not None:
+            examples = labelled
+        else:
+            examples = data_lib.labeled_text_subset(
+                train, labels_per_class, seed=draw_seed, num_classes=spec.num_classes
+            )
+        model = text_baselines.TfidfSVM().fit(*text_baselines.texts_and_labels(examples))
+        scores.append(model.accuracy(*test))
+        if i == 0:
+            validation_accuracy = model.accuracy(*validation)
+    return {
+        "validation": validation_accuracy,
+        "test": scores[0],
+        "draws": scores,
+        "seeds": seeds,
+    }
+
+
+def _baseline_rows(baselines):
+    """The table rows of the TF-IDF baseline: the recipe's draw, then the spread over draws."""
+    if "tfidf_svm" not in baselines:
+        return []
+    tfidf = baselines["tfidf_svm"]
+    rows = [("tfidf_svm", tfidf["validation"], tfidf["test"])]
+    seeds = tfidf["seeds"]
+    if len(seeds) > 1:
+        mean, sd = text_baselines.mean_and_sd(tfidf["draws"])
+        rows.append(
+            f"tfidf_svm over {len(seeds)} label draws (seeds {seeds[0]}-{seeds[-1]}): "
+            f"test {mean:.3f} ± {sd:.3f}"
+        )
+    return rows
+
+
 @dataclasses.dataclass
 class _Schedule:
     """How `_train_with_early_stopping` trains (the recipes' shared arguments)."""
@@ -473,6 +551,8 @@ class FinetuneResult:
         files: dict of the paths written (`classifier`: the pre-trained
             one, `classifier_from_scratch`, `export`: the pre-trained one's
             SavedModel, `logs`).
+        baselines: dict. `"tfidf_svm"`: TF-IDF + a linear SVM on the same
+            labels and splits (`tfidf_svm_baseline`), when computed.
     """
 
     accuracy: dict
@@ -481,15 +561,22 @@ class FinetuneResult:
     num_labels: int
     seconds: float
     files: dict
+    baselines: dict = dataclasses.field(default_factory=dict)
 
     def table(self):
-        """Validation and test accuracy of both classifiers as text."""
+        """Validation and test accuracy of both classifiers and the baselines as text."""
         lines = [f"{'encoder':<14}{'validation':>11}{'test':>8}{'epochs':>8}", "-" * 41]
         for name in ("pretrained", "from_scratch"):
             lines.append(
                 f"{name:<14}{self.validation_accuracy[name]:>11.3f}"
                 f"{self.accuracy[name]:>8.3f}{self.epochs[name]:>8d}"
             )
+        for row in _baseline_rows(self.baselines):
+            if isinstance(row, str):
+                lines.append(row)
+            else:
+                name, validation, test = row
+                lines.append(f"{name:<14}{validation:>11.3f}{test:>8.3f}{'-':>8}")
         return "\n".join(lines)
 
 
@@ -512,6 +599,7 @@ def finetune_minibert(
     pooling="mean",
     seed=0,
     export=True,
+    baseline_draws=5,
     verbose=1,
 ):
     """Fine-tunes a classifier on a pre-trained MiniBERT and on a fresh one.
@@ -533,7 +621,10 @@ def finetune_minibert(
     another pre-trained model is refused (use a new `model_dir`).
     Both classifiers are saved (`classifier.keras`,
     `classifier_from_scratch.keras`) and, with `export`, the pre-trained
-    one is exported as a SavedModel taking raw strings.
+    one is exported as a SavedModel taking raw strings. TF-IDF + a linear
+    SVM is trained on the same labelled examples and scored on the same
+    splits (`tfidf_svm_baseline`), and on `baseline_draws` label draws in
+    all, for the spread.
 
     Args:
         pretrained: str or `MiniBERT`. The pre-trained model or its `.keras`
@@ -569,6 +660,8 @@ def finetune_minibert(
             `"cls"`.
         seed: int. Seed of the label draw, the head and the data order.
         export: bool. Write the SavedModel export.
+        baseline_draws: int. Label draws (seeds `seed`, `seed + 1`, ...) the
+            TF-IDF baseline is tested on; 0 skips the baseline.
         verbose: int. Keras verbosity (1: progress bars).
 
     Returns:
@@ -616,6 +709,11 @@ def finetune_minibert(
     # The labelled subset, the validation and the test data
     task = _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size, seed)
     num_labels = task.num_labels
+    baselines = {}
+    if baseline_draws:
+        baselines["tfidf_svm"] = tfidf_svm_baseline(
+            dataset, data_dir, labels_per_class, seed, baseline_draws, labelled=task.labelled
+        )
     config = {
         "recipe": "finetune_minibert",
         "pretrained": _weights_fingerprint(backbone),
@@ -685,6 +783,7 @@ def finetune_minibert(
         num_labels=num_labels,
         seconds=time.perf_counter() - start,
         files=files,
+        baselines=baselines,
     )
 
 
@@ -781,6 +880,8 @@ class DistillResult:
             included).
         seconds: float. Wall-clock time of the whole job.
         files: dict of the paths written (student, logs).
+        baselines: dict. `"tfidf_svm"`: TF-IDF + a linear SVM on the same
+            labels and splits (`tfidf_svm_baseline`), when computed.
     """
 
     accuracy: dict
@@ -791,6 +892,7 @@ class DistillResult:
     num_transfer: int
     seconds: float
     files: dict
+    baselines: dict = dataclasses.field(default_factory=dict)
 
     def table(self):
         """Parameters, validation and test accuracy of the three models as text."""
@@ -805,6 +907,12 @@ class DistillResult:
                 f"{name:<11}{size:>11,d}{self.validation_accuracy[name]:>11.3f}"
                 f"{self.accuracy[name]:>8.3f}{epochs}"
             )
+        for row in _baseline_rows(self.baselines):
+            if isinstance(row, str):
+                lines.append(row)
+            else:
+                name, validation, test = row
+                lines.append(f"{name:<11}{'-':>11}{validation:>11.3f}{test:>8.3f}{'-':>8}")
         return "\n".join(lines)
 
 
@@ -829,6 +937,7 @@ def distill_minibert(
     alpha=0.5,
     dropout=0.1,
     seed=0,
+    baseline_draws=5,
     verbose=1,
 ):
     """Distils a fine-tuned MiniBERT classifier into a smaller student.
@@ -851,7 +960,9 @@ def distill_minibert(
     steps, stop when the validation accuracy has not improved for
     `patience` epochs and keep the best weights. The teacher and both
     students are then tested on the test split. The distilled student is
-    saved as `student.keras` (raw strings in, like the teacher).
+    saved as `student.keras` (raw strings in, like the teacher). TF-IDF + a
+    linear SVM is trained on the same labelled examples and scored on the
+    same splits (`tfidf_svm_baseline`, over `baseline_draws` label draws).
 
     Args:
         teacher: str or `MiniBERTClassifier`. The fine-tuned teacher or its
@@ -884,6 +995,8 @@ def distill_minibert(
         alpha: float in `[0, 1]`. Weight of the label cross-entropy.
         dropout: float. Dropout of the student.
         seed: int. Seed of the label draw, the student and the data order.
+        baseline_draws: int. Label draws (seeds `seed`, `seed + 1`, ...) the
+            TF-IDF baseline is tested on; 0 skips the baseline.
         verbose: int. Keras verbosity (1: progress bars).
 
     Returns:
@@ -930,6 +1043,11 @@ def distill_minibert(
     # Labelled examples, the transfer set, validation and test data
     task = _labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size, seed)
     labelled, num_labels = task.labelled, task.num_labels
+    baselines = {}
+    if baseline_draws:
+        baselines["tfidf_svm"] = tfidf_svm_baseline(
+            dataset, data_dir, labels_per_class, seed, baseline_draws, labelled=labelled
+        )
     # The training split with its labels hidden: text of the task's classes.
     # (stdlib_docs' other pre-training text, docstrings of other modules,
     # would teach the student the teacher's guesses on out-of-task text.)
@@ -1028,4 +1146,5 @@ def distill_minibert(
         num_transfer=num_transfer,
         seconds=time.perf_counter() - start,
         files=files,
+        baselines=baselines,
     )

@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras_pt import data as data_lib
 from keras_pt import distribute
 from keras_pt import evaluation, training
+from keras_pt.evaluation.text_baselines import tfidf_retrieval_accuracy
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
 from keras_pt.models.mini_bert import MiniBERT
@@ -150,7 +151,7 @@ def pretrain_minigpt(
             one; it must start with the special tokens. Defaults to None
             (learn `vocabulary_size` tokens).
         vocabulary_texts: int or None. Learn the vocabulary from at most
-            this many texts. Defaults to all (up to 100,000).
+            this many texts. Defaults to None: all of them.
         verbose: int. Keras verbosity of `fit`.
         Others: as their names say; `strategy` is a
             `keras_pt.get_strategy` name.
@@ -163,7 +164,7 @@ def pretrain_minigpt(
     strategy = distribute.get_strategy(strategy)
     os.makedirs(model_dir, exist_ok=True)
     texts, preprocessor = _preprocessor(
-        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts or 100_000, sequence_length
+        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts, sequence_length
     )
     heldout_texts = data_lib.load_pretraining_texts(dataset, heldout_split(dataset), data_dir)
     heldout = data_lib.preprocess_text_dataset(heldout_texts, preprocessor, batch_size).cache()
@@ -257,15 +258,18 @@ class SentenceEmbeddingResult:
     seconds: float
     files: dict
 
-
-def tfidf_retrieval_accuracy(queries, candidates, num_candidates, seed=0):
-    """Pair retrieval accuracy of TF-IDF vectors (scikit-learn), the lexical baseline."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer().fit(list(queries) + list(candidates))
-    q = vectorizer.transform(queries).toarray()
-    c = vectorizer.transform(candidates).toarray()
-    return evaluation.retrieval_accuracy(q, c, num_candidates, seed=seed)
+    def table(self, trained_name="trained embeddings"):
+        """Held-out retrieval accuracy of the embeddings and the baselines as text."""
+        rows = [
+            (trained_name, self.accuracy),
+            ("encoder before training", self.untrained_accuracy),
+            ("TF-IDF cosine", self.tfidf_accuracy),
+            (f"chance (1/{self.num_candidates})", self.chance),
+        ]
+        width = max(len(name) for name, _ in rows) + 2
+        lines = [f"{'embeddings':<{width}}{'top-1':>7}", "-" * (width + 7)]
+        lines += [f"{name:<{width}}{value:>7.3f}" for name, value in rows]
+        return "\n".join(lines)
 
 
 def train_sentence_embeddings(
@@ -326,7 +330,7 @@ def train_sentence_embeddings(
     strategy = distribute.get_strategy(strategy)
     os.makedirs(model_dir, exist_ok=True)
     texts, preprocessor = _preprocessor(
-        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts or 100_000, sequence_length
+        dataset, data_dir, vocabulary, vocabulary_size, vocabulary_texts, sequence_length
     )
     pairs = data_lib.load_sentence_pairs(dataset, data_lib.text_dataset_spec(dataset).pretraining_split, data_dir)
     heldout = list(data_lib.load_sentence_pairs(dataset, heldout_split(dataset), data_dir).as_numpy_iterator())

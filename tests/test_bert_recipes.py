@@ -162,16 +162,19 @@ class PiecesTest(TestCase):
 class VocabularyTrimTest(TestCase):
     def test_overshoot_is_trimmed_keeping_every_character(self):
         texts = tf.data.Dataset.from_tensor_slices(TEXTS * 2)
-        full = data.learn_vocabulary(texts, 10_000, min_frequency=1)
-        size = len(full) - 3  # the one-pass vocabulary overshoots by 3: trimmed
-        trimmed = data.learn_vocabulary(texts, size, min_frequency=1)
-        self.assertLessEqual(len(trimmed), size)
-        self.assertGreaterEqual(len(trimmed), int(0.95 * size))
-        singles = {t for t in full if len(t.removeprefix("##")) == 1}
-        self.assertTrue(singles <= set(trimmed))
-        # Every text is still spelled without [UNK].
-        ids = WordPieceTokenizer(trimmed)(tf.constant(TEXTS)).flat_values.numpy()
-        self.assertNotIn(special_tokens.UNK_ID, ids)
+        for method in data.vocabulary.METHODS:
+            full = data.learn_vocabulary(texts, 10_000, min_frequency=1, method=method)
+            # tensorflow_text: the one-pass vocabulary overshoots by 3 and is
+            # trimmed; tokenizers: fewer merges are kept.
+            size = len(full) - 3
+            trimmed = data.learn_vocabulary(texts, size, min_frequency=1, method=method)
+            self.assertLessEqual(len(trimmed), size)
+            self.assertGreaterEqual(len(trimmed), int(0.95 * size))
+            singles = {t for t in full if len(t.removeprefix("##")) == 1}
+            self.assertTrue(singles <= set(trimmed))
+            # Every text is still spelled without [UNK].
+            ids = WordPieceTokenizer(trimmed)(tf.constant(TEXTS)).flat_values.numpy()
+            self.assertNotIn(special_tokens.UNK_ID, ids)
 
     def test_too_small_for_the_characters(self):
         texts = tf.data.Dataset.from_tensor_slices(TEXTS)
@@ -215,6 +218,10 @@ class ExamplesTest(TestCase):
         )
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         self.assertRegex(proc.stdout, r"Test accuracy: pre-trained \d\.\d{3}, from scratch \d\.\d{3}")
+        # The TF-IDF baseline rows: the run's label draw, then 5 draws.
+        self.assertRegex(proc.stdout, r"tfidf_svm +\d\.\d{3} +\d\.\d{3} +-")
+        self.assertRegex(proc.stdout, r"tfidf_svm over 5 label draws \(seeds 0-4\): test \d\.\d{3} ± \d\.\d{3}")
+        self.assertRegex(proc.stdout, r"TF-IDF \+ linear SVM on the same labels: \d\.\d{3}")
         self.assertTrue(os.path.exists(os.path.join(finetune_dir, "classifier.keras")))
         for name in ("pretrained", "from_scratch"):
             self.assertTrue(os.listdir(os.path.join(finetune_dir, "logs", name)))
@@ -240,6 +247,8 @@ class ExamplesTest(TestCase):
             proc.stdout,
             r"Test accuracy: teacher \d\.\d{3}, distilled student \d\.\d{3}, student alone \d\.\d{3}",
         )
+        self.assertRegex(proc.stdout, r"tfidf_svm +- +\d\.\d{3} +\d\.\d{3} +-")
+        self.assertRegex(proc.stdout, r"tfidf_svm over 5 label draws")
         student = keras.saving.load_model(os.path.join(distill_dir, "student.keras"))
         self.assertEqual(student.predict(TEXTS[:2], verbose=0).shape, (2, 10))
         for name in ("distilled", "alone"):

@@ -58,6 +58,7 @@ class TextExamplesTest(TestCase):
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         self.assertRegex(proc.stdout, r"unsupervised embeddings +\d\.\d{3}")
         self.assertRegex(proc.stdout, r"chance \(1/8\) +0\.125")
+        self.assertRegex(proc.stdout, r"TF-IDF cosine +\d\.\d{3}")
         self.assertTrue(os.path.exists(os.path.join(model_dir, "sentence_encoder.keras")))
 
     def test_bad_flags(self):

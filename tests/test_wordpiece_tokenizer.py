@@ -116,6 +116,71 @@ class LearnVocabularyTest(TestCase):
         self.assertLess(len(small), len(vocabulary))
         self.assertEqual(small[:5], SPECIALS)
 
+    def test_special_tokens_and_characters_in_both_methods(self):
+        corpus = tf.data.Dataset.from_tensor_slices(CORPUS)
+        for method in data.vocabulary.METHODS:
+            vocabulary = data.learn_vocabulary(corpus, 150, min_frequency=1, method=method)
+            tokenizer = WordPieceTokenizer(vocabulary)  # FastWordpieceTokenizer loads it
+            self.assertEqual(vocabulary[:5], SPECIALS, method)
+            for token, id in [
+                (special_tokens.PAD_TOKEN, special_tokens.PAD_ID),
+                (special_tokens.UNK_TOKEN, special_tokens.UNK_ID),
+                (special_tokens.CLS_TOKEN, special_tokens.CLS_ID),
+                (special_tokens.SEP_TOKEN, special_tokens.SEP_ID),
+                (special_tokens.MASK_TOKEN, special_tokens.MASK_ID),
+            ]:
+                self.assertEqual(tokenizer.token_to_id(token), id)
+            # Every character both as a word start and as a continuation.
+            characters = {t for t in vocabulary[5:] if len(t) == 1}
+            self.assertEqual({t[2:] for t in vocabulary if t.startswith("##") and len(t) == 3}, characters)
+            # The tokenizer's normalization: lowercase, accents stripped.
+            self.assertIn("e", characters)
+            self.assertFalse(characters & set("RTAÉéï"), method)
+            ids = tokenizer(["RÉSUMÉ OF THE NAÏVE CAFÉ", "pieces, characters; words!"])
+            self.assertNotIn(special_tokens.UNK_ID, ids.flat_values.numpy(), method)
+            with self.subTest(method=method):
+                self.assertLen(vocabulary, len(set(vocabulary)))
+
+    def test_cased_vocabulary(self):
+        corpus = tf.data.Dataset.from_tensor_slices(CORPUS)
+        vocabulary = data.learn_vocabulary(corpus, 200, lowercase=False, min_frequency=1)
+        self.assertIn("T", vocabulary)
+        self.assertIn("é", vocabulary)
+        tokenizer = WordPieceTokenizer(vocabulary, lowercase=False)
+        ids = tokenizer(tf.constant(CORPUS[:4])).flat_values.numpy()
+        self.assertNotIn(special_tokens.UNK_ID, ids)
+
+    def test_reads_the_whole_corpus_unless_told(self):
+        # A character seen only after the first 100,000 texts.
+        texts = ["the cat sat"] * 100_000 + ["zq quiz"] * 3
+        corpus = tf.data.Dataset.from_tensor_slices(texts)
+        vocabulary = data.learn_vocabulary(corpus, 100)
+        self.assertIn("z", vocabulary)
+        self.assertIn("##q", vocabulary)
+        tokenizer = WordPieceTokenizer(vocabulary)
+        self.assertNotIn(special_tokens.UNK_ID, tokenizer(["zq quiz"]).flat_values.numpy())
+        first = data.learn_vocabulary(corpus, 100, max_texts=100_000)
+        self.assertNotIn("z", first)
+        self.assertIn(special_tokens.UNK_ID, WordPieceTokenizer(first)(["zq"]).flat_values.numpy())
+        with self.assertRaisesRegex(ValueError, "max_texts must be a positive int"):
+            data.learn_vocabulary(corpus, 100, max_texts=0)
+
+    def test_deterministic(self):
+        texts = [
+            f"{w} of the {v}s"
+            for w in ("module", "function", "class", "method")
+            for v in ("value", "object", "string", "file")
+        ]
+        corpus = tf.data.Dataset.from_tensor_slices(texts * 3 + CORPUS)
+        first = data.learn_vocabulary(corpus, 120, min_frequency=1)
+        for _ in range(3):
+            self.assertEqual(data.learn_vocabulary(corpus, 120, min_frequency=1), first)
+
+    def test_unknown_method(self):
+        corpus = tf.data.Dataset.from_tensor_slices(CORPUS)
+        with self.assertRaisesRegex(ValueError, "unknown method 'bpe'.*tokenizers, tensorflow_text"):
+            data.learn_vocabulary(corpus, 100, method="bpe")
+
     def test_labeled_and_pair_data_sets(self):
         pairs = tf.data.Dataset.from_tensor_slices(((CORPUS[:4], CORPUS[4:8]), [0, 1, 0, 1]))
         self.assertLen(list(data.texts_only(pairs)), 8)

@@ -1,6 +1,7 @@
 """Evaluation: raw-input baselines (linear SVM, logistic regression),
-distances in a classifier's feature space (generative models), unigram
-perplexity (language models), pair retrieval (sentence embeddings)."""
+TF-IDF baselines for text classification and retrieval, distances in a
+classifier's feature space (generative models), unigram perplexity
+(language models), pair retrieval (sentence embeddings)."""
 
 from keras_pt.evaluation.baselines import (
     Spread,
@@ -17,3 +18,8 @@ from keras_pt.evaluation.feature_classifier import (
 from keras_pt.evaluation.generator_evaluator import GeneratorEvaluator
 from keras_pt.evaluation.language_model import next_token_counts, unigram_perplexity
 from keras_pt.evaluation.retrieval import retrieval_accuracy
+from keras_pt.evaluation.text_baselines import (
+    TfidfSVM,
+    tfidf_retrieval_accuracy,
+    tfidf_svm_accuracy,
+)
