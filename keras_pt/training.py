@@ -487,7 +487,9 @@ def optimizer_settings(model):
         name: {"class": type(optimizer).__name__, **optimizer.get_config()}
         for name, optimizer in find_optimizers(model)
     }
-    return _without_names(json.loads(json.dumps(settings, default=str)))
+    # Values JSON cannot hold are compared by type (a repr has addresses).
+    encoded = json.dumps(settings, default=lambda value: f"<{type(value).__name__}>")
+    return _without_names(json.loads(encoded))
 
 
 def _constant_learning_rates(model):
@@ -601,7 +603,8 @@ class _Guard:
                     DivergenceError,
                     f"training stopped: {name} = {value:.4g} {where} is more than "
                     f"divergence_factor={factor:g} times the best {name} so far "
-                    f"({best:.4g}): training diverged.",
+                    f"({best:.4g}): training diverged (if this loss may rise that "
+                    "much in a healthy run, pass a larger divergence_factor, or None).",
                 )
         for name, value in losses.items():
             best = self.best_losses.get(name)

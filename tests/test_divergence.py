@@ -137,6 +137,18 @@ class DivergenceTest(TestCase):
         _, arrays = reader.read(result.checkpoint)
         self.assertTrue(all_finite(arrays))
 
+    def test_a_saturating_rise_needs_a_smaller_factor(self):
+        # SGD at 1e6 on the plain Autoencoder: the sigmoid output saturates
+        # and the loss rises ~4x to a plateau, below the default factor.
+        def build():
+            model = keras_pt.Autoencoder(image_shape=(8, 8, 1), latent_dim=4, hidden_dims=(16,))
+            model.compile(optimizer=keras.optimizers.SGD(1e6))
+            return model
+
+        self.assertEqual(base.run(build=build).step, 12)
+        with self.assertRaisesRegex(training.DivergenceError, r"at step 2 .*divergence_factor=2 "):
+            base.run(build=build, divergence_factor=2)
+
     def test_resume_with_other_optimizer_settings_is_refused_unless_allowed(self):
         model_dir = self.get_temp_dir()
         base.run(model_dir, steps=2)  # Adam(1e-2)
