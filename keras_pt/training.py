@@ -553,11 +553,12 @@ class _Guard:
         checkpoint,
         validation,
         divergence_factor=None,
-        best_losses=None,
+        loss_history=None,
         divergence_file=None,
     ):
         self.divergence_factor = divergence_factor
-        self.best_losses = dict(best_losses or {})
+        # name -> [first, best] logged value, for the divergence check.
+        self.loss_history = {k: list(v) for k, v in (loss_history or {}).items()}
         self.divergence_file = divergence_file
         self.validation = validation
         self.checkpointer = checkpointer
@@ -587,9 +588,22 @@ class _Guard:
             self.save()
         self.previous = step
 
+    def _reference(self, name):
+        """The divergence reference of a loss: its best value so far, but at
+        least its first value / `divergence_factor` (a loss that fell by
+        more than the factor counts as diverged only above its first value).
+        None before the first value, or once a value <= 0 was seen (a signed
+        objective, for which ratios mean nothing)."""
+        if name not in self.loss_history:
+            return None
+        first, best = self.loss_history[name]
+        if best <= 0:
+            return None
+        return max(best, first / self.divergence_factor)
+
     def _check_losses(self, step):
-        """Raises at a NaN/Inf loss or one above `divergence_factor` x the
-        best so far; otherwise lowers the best losses."""
+        """Raises at a NaN/Inf loss or one above `divergence_factor` x its
+        reference; otherwise records the values."""
         where = f"at step {step} (epoch {(step - 1) // self.steps_per_epoch})"
         losses = {k: v for k, v in self.logs.items() if "loss" in k}
         for name, value in losses.items():
@@ -597,18 +611,20 @@ class _Guard:
                 raise self._diverged(
                     NonFiniteLossError, f"training stopped: {name} = {value} {where}."
                 )
-            best, factor = self.best_losses.get(name), self.divergence_factor
-            if factor and best is not None and best > 0 and value > factor * best:
+            factor = self.divergence_factor
+            reference = self._reference(name) if factor else None
+            if reference is not None and value > factor * reference:
                 raise self._diverged(
                     DivergenceError,
                     f"training stopped: {name} = {value:.4g} {where} is more than "
-                    f"divergence_factor={factor:g} times the best {name} so far "
-                    f"({best:.4g}): training diverged (if this loss may rise that "
-                    "much in a healthy run, pass a larger divergence_factor, or None).",
+                    f"divergence_factor={factor:g} times its reference {reference:.4g} "
+                    f"(the best {name} so far, at least the first / divergence_factor): "
+                    "training diverged (if this loss may rise that much in a healthy "
+                    "run, pass a larger divergence_factor, or None).",
                 )
         for name, value in losses.items():
-            best = self.best_losses.get(name)
-            self.best_losses[name] = value if best is None else min(best, value)
+            first, best = self.loss_history.get(name, (value, value))
+            self.loss_history[name] = [first, min(best, value)]
 
     def _healthy_checkpoint(self):
         """The newest checkpoint before the previous logged step."""
@@ -661,7 +677,7 @@ class _Guard:
             self.metadata,
             epoch=epoch,
             batches_done_in_epoch=offset,
-            divergence={"best_loss": self.best_losses},
+            divergence={"first_and_best_loss": self.loss_history},
             **self.validation.metadata(),
         )
         try:
@@ -1063,17 +1079,23 @@ def train(
             with another `config` is refused. Defaults to None.
         divergence_factor: float or None. A logged loss (any log whose name
             contains "loss"; Keras's running mean over the epoch so far)
-            above `divergence_factor` times the best (lowest) value of that
-            loss so far in the run stops training with `DivergenceError`,
-            before that step's checkpoint. The best values are kept in every
-            checkpoint. The reference is the best value rather than a recent
-            one because a diverging run raises its recent values step by
-            step; the factor is large because an exploding loss grows
-            geometrically and passes any fixed factor within a few steps,
-            while a healthy loss may rise severalfold (a hard batch after
-            the loss neared zero, a GAN player losing ground). Losses whose
-            best is <= 0 are not compared. None turns the check off (NaN
-            and Inf still stop training). Defaults to 1e3.
+            above `divergence_factor` times its reference stops training
+            with `DivergenceError`, before that step's checkpoint. The
+            reference is the best (lowest) value of that loss so far in the
+            run, but at least its first value / `divergence_factor`; first
+            and best values are kept in every checkpoint. The best value
+            rather than a recent one, because a diverging run raises its
+            recent values step by step; the floor, because a loss that fell
+            by more than the factor (training loss near zero) may spike on
+            a hard batch: it counts as diverged only above its first value.
+            The factor is large because an exploding loss grows
+            geometrically and passes any fixed factor within a step or two,
+            while a healthy loss may rise severalfold (a GAN player losing
+            ground). A loss that has been <= 0 (a signed objective, e.g. a
+            Wasserstein GAN's `g_loss`) is not compared; one that starts
+            near zero and grows in a healthy run needs a larger factor or
+            None. None turns the check off (NaN and Inf still stop
+            training). Defaults to 1e3.
         restart_from_healthy: bool. After a `NonFiniteLossError` or
             `DivergenceError` in `model_dir`, continue from the last healthy
             checkpoint it named (or from step 0 when there was none) with
@@ -1219,7 +1241,7 @@ def train(
             if manifest is not None:
                 checkpoint, start = manifest["path"], int(manifest["step"])
                 validation.load(manifest)
-        best_losses = ((manifest or {}).get("divergence") or {}).get("best_loss")
+        loss_history = ((manifest or {}).get("divergence") or {}).get("first_and_best_loss")
         guard = _Guard(
             checkpointer,
             checkpoint_every or spe,
@@ -1229,7 +1251,7 @@ def train(
             checkpoint,
             validation,
             divergence_factor=divergence_factor,
-            best_losses=best_losses,
+            loss_history=loss_history,
             divergence_file=divergence_file,
         )
         history = {}

@@ -96,7 +96,8 @@ class DivergenceTest(TestCase):
         self.assertRegex(
             str(error),
             r"loss = \S+ at step 3 \(epoch 0\) is more than divergence_factor=1000 times "
-            r"the best loss so far .*ckpt-00000001, is intact.*restart_from_healthy=True",
+            r"its reference 1.7\d+ \(the best loss so far.*ckpt-00000001, is intact.*"
+            r"restart_from_healthy=True",
         )
         # Step 3's loss was finite but exploded: no checkpoint of step 3.
         self.assertEqual(listed(model_dir), ["ckpt-00000001", "ckpt-00000002"])
@@ -177,6 +178,31 @@ class DivergenceTest(TestCase):
         self.assertAllClose(float(allowed.model.optimizer.learning_rate), 1e-3)
         again = base.run(model_dir, build=lambda: base.build_dae(learning_rate=1e-3), steps=6)
         self.assertEqual((again.initial_step, again.step), (4, 6))
+
+
+class DivergenceReferenceTest(TestCase):
+    def feed(self, losses, divergence_factor=1e3):
+        guard = training._Guard(
+            None, 1000, 1000, {}, 0, None, training._Validation(None, None, None),
+            divergence_factor=divergence_factor,
+        )
+        for step, loss in enumerate(losses, 1):
+            guard.after_step(step, {"loss": loss, "g_loss": -loss})
+        return guard
+
+    def test_reference_is_the_best_loss_floored_by_the_first(self):
+        # An exploding loss: 1000x the best so far.
+        with self.assertRaisesRegex(training.DivergenceError, r"loss = 1001 at step 3 .*reference 1 "):
+            self.feed([2.0, 1.0, 1001.0])
+        # A loss that fell near zero: a spike up to its first value is not
+        # divergence, above it is.
+        self.feed([2.0, 0.5, 1e-4, 1e-5, 2.0])
+        with self.assertRaisesRegex(training.DivergenceError, r"at step 4 .*reference 0.002 "):
+            self.feed([2.0, 1e-4, 1e-5, 2.1])
+        # Signed objectives (g_loss here is <= 0) and no factor: no check.
+        guard = self.feed([2.0, 2e6], divergence_factor=None)
+        self.assertEqual(guard.step, 2)
+        self.assertEqual(guard.loss_history["g_loss"], [-2.0, -2e6])
 
 
 class CorruptCheckpointTest(TestCase):
