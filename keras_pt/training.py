@@ -504,10 +504,13 @@ def _constant_learning_rates(model):
 
 
 def _read_json(path):
-    if not tf.io.gfile.exists(path):
+    """The JSON in `path`, or None when there is none (or the chief has just
+    removed it)."""
+    try:
+        with tf.io.gfile.GFile(path, "r") as f:
+            return json.loads(f.read())
+    except tf.errors.NotFoundError:
         return None
-    with tf.io.gfile.GFile(path, "r") as f:
-        return json.loads(f.read())
 
 
 class _Preemption:
