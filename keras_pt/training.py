@@ -33,14 +33,15 @@ stops at the same epoch with the same weights as an uninterrupted one.
 Divergence: training stops with `NonFiniteLossError` at the first step
 whose loss is NaN or Inf, and with `DivergenceError` (a subclass) at the
 first step whose loss exceeds `divergence_factor` times its reference
-(the best loss so far, floored by the first / factor). A checkpoint is written only after its step passed both checks; the
-error names the last healthy checkpoint (one whose weights a later step's
-loss confirmed) and records the divergence in `model_dir/divergence.json`,
-so `train(..., restart_from_healthy=True)` with new settings continues
-from that checkpoint. Resuming with other optimizer settings (class,
-learning rate, any `get_config()` value) is refused unless the caller opts
-in (`allow_optimizer_change=True`). A corrupt newest checkpoint is
-renamed aside, and the previous one is used.
+(the best loss so far, floored by the first / factor). A checkpoint is
+written only after its step passed both checks; the error names the last
+healthy checkpoint (one whose weights a later step's loss confirmed) and
+records the divergence in `model_dir/divergence.json`, so `train(...,
+restart_from_healthy=True)` with new settings continues from that
+checkpoint. Resuming with other optimizer settings (class, learning
+rate, any `get_config()` value) is refused unless the caller opts in
+(`allow_optimizer_change=True`). A corrupt newest checkpoint is renamed
+aside, and the previous one is used.
 
 SIGTERM (preemption) makes every worker save a checkpoint at the same
 step and stop with `TrainingPreempted`; running again resumes.

@@ -21,8 +21,8 @@ LABELS = np.arange(64) % 4
 
 def build_svm(learning_rate):
     def build():
-        encoder = keras_pt.Autoencoder(image_shape=(8, 8, 1), latent_dim=4, hidden_dims=(16,)).encoder
-        model = keras_pt.SVMClassifier(encoder, num_classes=4, trainable_encoder=True)
+        autoencoder = keras_pt.Autoencoder(image_shape=(8, 8, 1), latent_dim=4, hidden_dims=(16,))
+        model = keras_pt.SVMClassifier(autoencoder.encoder, num_classes=4, trainable_encoder=True)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate))
         return model
 
@@ -153,7 +153,9 @@ class DivergenceTest(TestCase):
     def test_resume_with_other_optimizer_settings_is_refused_unless_allowed(self):
         model_dir = self.get_temp_dir()
         base.run(model_dir, steps=2)  # Adam(1e-2)
-        refused = r"other optimizer settings \({}\).*delete .*/checkpoints.*allow_optimizer_change=True"
+        refused = (
+            r"other optimizer settings \({}\).*delete .*/checkpoints.*allow_optimizer_change=True"
+        )
         with self.assertRaisesRegex(
             ValueError, refused.format(r"optimizer.learning_rate: 0.0099\d* -> 0.0010\d*")
         ):
@@ -166,7 +168,8 @@ class DivergenceTest(TestCase):
             model.compile(optimizer=keras.optimizers.SGD(1e-2))
             return model
 
-        with self.assertRaisesRegex(ValueError, refused.format(r".*optimizer.class: 'Adam' -> 'SGD'.*")):
+        class_changed = refused.format(r".*optimizer.class: 'Adam' -> 'SGD'.*")
+        with self.assertRaisesRegex(ValueError, class_changed):
             base.run(model_dir, build=build_sgd, steps=4)
         # Opted in: continues from step 2 with the new learning rate, which
         # the next checkpoint records.
@@ -192,7 +195,8 @@ class DivergenceReferenceTest(TestCase):
 
     def test_reference_is_the_best_loss_floored_by_the_first(self):
         # An exploding loss: 1000x the best so far.
-        with self.assertRaisesRegex(training.DivergenceError, r"loss = 1001 at step 3 .*reference 1 "):
+        exploded = r"loss = 1001 at step 3 .*reference 1 "
+        with self.assertRaisesRegex(training.DivergenceError, exploded):
             self.feed([2.0, 1.0, 1001.0])
         # A loss that fell near zero: a spike up to its first value is not
         # divergence, above it is.
