@@ -19,7 +19,9 @@ place, so a process killed while saving leaves the previous checkpoints as
 they were (on object stores such as `gs://`, which cannot rename folders,
 the manifest is written last and marks the checkpoint complete). Loading
 verifies the hash, names and shapes; an unreadable newest
-checkpoint falls back to the one before it, with a warning.
+checkpoint falls back to the one before it, with a warning, and is moved
+aside (`ckpt-00000120.corrupt-1`) so that the next save writes that step
+afresh instead of skipping an existing folder.
 """
 
 import hashlib
@@ -37,6 +39,11 @@ import tensorflow as tf
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d{8,})$")
+
+
+def checkpoint_step(path):
+    """The step of a checkpoint path (`.../ckpt-00000120` -> 120)."""
+    return int(_NAME.match(os.path.basename(str(path).rstrip("/"))).group(1))
 
 
 class CheckpointError(ValueError):
@@ -238,6 +245,30 @@ class Checkpointer:
         for path in complete[: max(0, len(complete) - self.keep)]:
             _remove_tree(path)
 
+    def set_aside(self, path, label):
+        """Renames checkpoint `path` to `<path>.<label>-<n>` (a new `n`).
+
+        Set-aside folders are no longer listed, restored or pruned; the next
+        save at that step writes a fresh checkpoint. Returns the new path
+        (None for non-writers, which leave the folder to the chief).
+        """
+        if not self.is_writer:
+            return None
+        n = 1
+        while tf.io.gfile.exists(f"{path}.{label}-{n}"):
+            n += 1
+        target = f"{path}.{label}-{n}"
+        if _is_remote(path):
+            try:
+                tf.io.gfile.rename(path, target)
+            except tf.errors.OpError:
+                _remove_tree(path)  # stores that cannot rename folders
+                return None
+        else:
+            os.rename(path, target)
+            _fsync_dir(self.directory)
+        return target
+
     def remove_partial(self):
         """Deletes `.tmp-` folders left by a process killed while saving."""
         if not self.is_writer or not tf.io.gfile.isdir(self.directory):
@@ -295,15 +326,25 @@ class Checkpointer:
             "with the same model and optimizer settings, or use a new model_dir."
         )
 
-    def restore(self):
+    def restore(self, before_step=None, check=None):
         """Loads the newest readable checkpoint into the variables.
 
         An unreadable checkpoint (truncated, corrupt, incomplete) is skipped
-        with a `RuntimeWarning` naming it, and the one before it is tried.
+        and the one before it is tried. Once one loads, each skipped one is
+        moved aside (`set_aside(path, "corrupt")`) with a `RuntimeWarning`
+        naming it, so the next save at its step writes a fresh checkpoint.
+
+        Args:
+            before_step: int or None. Only consider checkpoints of earlier
+                steps (a restart from before a divergence).
+            check: callable `(manifest) -> None` or None. Called with the
+                manifest (with `"path"`) of the checkpoint about to be
+                loaded, before any variable is assigned; it may raise to
+                refuse it.
 
         Returns:
             The manifest dict of the loaded checkpoint (with `"path"`), or
-            None when `directory` holds no checkpoint.
+            None when `directory` holds no checkpoint (before `before_step`).
 
         Raises:
             CheckpointError: if checkpoints exist but none can be read (never
@@ -311,26 +352,38 @@ class Checkpointer:
             ValueError: if a checkpoint was written for other variables.
         """
         complete = self.complete_checkpoints()
-        problems = []
+        if before_step is not None:
+            complete = [p for p in complete if checkpoint_step(p) < int(before_step)]
+        unreadable = []
         for path in reversed(complete):
             try:
                 manifest, arrays = self.read(path)
             except CheckpointError as error:
-                problems.append(str(error))
+                unreadable.append((path, error))
+                continue
+            manifest["path"] = path
+            manifest["skipped"] = [str(error) for _, error in unreadable]
+            if check is not None:
+                check(manifest)
+            self._check_matches(path, manifest, arrays)
+            for bad, error in unreadable:
+                aside = self.set_aside(bad, "corrupt")
+                moved = f"; moved it to {aside} so this step is saved afresh" if aside else ""
                 warnings.warn(
-                    f"skipping unreadable checkpoint {path} ({error}); falling "
-                    "back to the previous checkpoint.",
+                    f"skipping unreadable checkpoint {bad} ({error}); falling "
+                    f"back to the previous checkpoint, {path}{moved}.",
                     RuntimeWarning,
                     stacklevel=2,
                 )
-                continue
-            self._check_matches(path, manifest, arrays)
             for (_, variable), array in zip(self.state, arrays):
                 variable.assign(array)
-            manifest["path"] = path
-            manifest["skipped"] = problems
             return manifest
+        for bad, error in unreadable:
+            warnings.warn(
+                f"skipping unreadable checkpoint {bad} ({error}).", RuntimeWarning, stacklevel=2
+            )
         if complete:
+            problems = [str(error) for _, error in unreadable]
             raise CheckpointError(
                 f"none of the {len(complete)} checkpoints in {self.directory} can "
                 f"be read ({'; '.join(problems)}). Delete or move the folder to "

@@ -30,10 +30,21 @@ the best weights. The early-stopping state (best value, epochs without
 improvement, best weights) is part of every checkpoint, so a resumed run
 stops at the same epoch with the same weights as an uninterrupted one.
 
-Training stops with `NonFiniteLossError` at the first step whose loss is
-NaN or Inf; no checkpoint is written from then on, so the last good one
-stays intact. SIGTERM (preemption) makes every worker save a checkpoint at
-the same step and stop with `TrainingPreempted`; running again resumes.
+Divergence: training stops with `NonFiniteLossError` at the first step
+whose loss is NaN or Inf, and with `DivergenceError` (a subclass) at the
+first step whose loss exceeds `divergence_factor` times its reference
+(the best loss so far, floored by the first / factor). A checkpoint is
+written only after its step passed both checks; the error names the last
+healthy checkpoint (one whose weights a later step's loss confirmed) and
+records the divergence in `model_dir/divergence.json`, so `train(...,
+restart_from_healthy=True)` with new settings continues from that
+checkpoint. Resuming with other optimizer settings (class, learning
+rate, any `get_config()` value) is refused unless the caller opts in
+(`allow_optimizer_change=True`). A corrupt newest checkpoint is renamed
+aside, and the previous one is used.
+
+SIGTERM (preemption) makes every worker save a checkpoint at the same
+step and stop with `TrainingPreempted`; running again resumes.
 """
 
 import dataclasses
@@ -42,6 +53,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 import weakref
 
 import keras
@@ -49,11 +61,19 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pt import distribute
-from keras_pt.checkpointing import Checkpointer, find_optimizers, training_state
+from keras_pt.checkpointing import (
+    Checkpointer,
+    checkpoint_step,
+    find_optimizers,
+    training_state,
+)
 
 LOOPS = ("auto", "fit", "custom")
 MIXED_PRECISION_POLICIES = ("mixed_bfloat16", "mixed_float16")
 CHECKPOINT_SUBDIR = "checkpoints"
+DIVERGENCE_FILE = "divergence.json"
+# A loss above this many times the best loss so far counts as divergence.
+DIVERGENCE_FACTOR = 1e3
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -61,13 +81,21 @@ class NonFiniteLossError(FloatingPointError):
 
     Attributes:
         step: int. The step (1-based count of train steps) that produced it.
-        checkpoint: str or None. The last good checkpoint, left intact.
+        checkpoint: str or None. The last healthy checkpoint (its weights
+            gave a checked loss at a later step), left intact; what
+            `train(..., restart_from_healthy=True)` continues from.
     """
 
     def __init__(self, message, step=None, checkpoint=None):
         super().__init__(message)
         self.step = step
         self.checkpoint = checkpoint
+
+
+class DivergenceError(NonFiniteLossError):
+    """The loss stayed finite but exploded: it exceeded `divergence_factor`
+    times the best loss of the run so far. Same attributes as
+    `NonFiniteLossError`."""
 
 
 class TrainingPreempted(RuntimeError):
@@ -432,6 +460,63 @@ def _metric_results(model):
     return logs
 
 
+def _without_names(value):
+    if isinstance(value, dict):
+        return {k: _without_names(v) for k, v in value.items() if k != "name"}
+    if isinstance(value, list):
+        return [_without_names(v) for v in value]
+    return value
+
+
+def _flatten(settings, prefix=""):
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def optimizer_settings(model):
+    """The settings of every optimizer of `model`, as saved in checkpoints.
+
+    Returns:
+        dict, optimizer attribute name -> `{"class": class name,
+        **get_config()}` as JSON gives it back, without the (per-process
+        uniquified) `name`s. The learning rate is its current value (after
+        `scale_learning_rate`), or the serialized schedule.
+    """
+    settings = {
+        name: {"class": type(optimizer).__name__, **optimizer.get_config()}
+        for name, optimizer in find_optimizers(model)
+    }
+    # Values JSON cannot hold are compared by type (a repr has addresses).
+    encoded = json.dumps(settings, default=lambda value: f"<{type(value).__name__}>")
+    return _without_names(json.loads(encoded))
+
+
+def _constant_learning_rates(model):
+    """`{name: float}` for the optimizers whose learning rate is a variable
+    (saved in checkpoints), not a schedule."""
+    rates = {}
+    for name, optimizer in find_optimizers(model):
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        if not isinstance(inner._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            rates[name] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    return rates
+
+
+def _read_json(path):
+    """The JSON in `path`, or None when there is none (or the chief has just
+    removed it)."""
+    try:
+        with tf.io.gfile.GFile(path, "r") as f:
+            return json.loads(f.read())
+    except tf.errors.NotFoundError:
+        return None
+
+
 class _Preemption:
     """Turns SIGTERM into a request to save and stop (main thread only)."""
 
@@ -456,11 +541,32 @@ class _Preemption:
 
 
 class _Guard:
-    """After each step: stop at a non-finite loss, checkpoint on schedule."""
+    """After each step: stop at a non-finite or exploded loss, checkpoint on
+    schedule.
+
+    The loss logged at step `s` was computed from the weights of step
+    `s - 1`; so when it fails, the checkpoint of the previous logged step (if
+    any) holds the weights that produced it, and the last healthy
+    checkpoint is the newest one before that step.
+    """
 
     def __init__(
-        self, checkpointer, every, steps_per_epoch, metadata, start_step, checkpoint, validation
+        self,
+        checkpointer,
+        every,
+        steps_per_epoch,
+        metadata,
+        start_step,
+        checkpoint,
+        validation,
+        divergence_factor=None,
+        loss_history=None,
+        divergence_file=None,
     ):
+        self.divergence_factor = divergence_factor
+        # name -> [first, best] logged value, for the divergence check.
+        self.loss_history = {k: list(v) for k, v in (loss_history or {}).items()}
+        self.divergence_file = divergence_file
         self.validation = validation
         self.checkpointer = checkpointer
         self.every = every
@@ -475,17 +581,7 @@ class _Guard:
         self.step = step
         floats = {k: _to_float(v) for k, v in (logs or {}).items()}
         self.logs = {k: v for k, v in floats.items() if v is not None}
-        for name, value in self.logs.items():
-            if "loss" in name and not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"training stopped: {name} = {value} at step {step} (epoch "
-                    f"{(step - 1) // self.steps_per_epoch}). "
-                    + self._last_good()
-                    + " Lower the learning rate, check the data for NaN or Inf, "
-                    "or use float32.",
-                    step=step,
-                    checkpoint=self.checkpoint,
-                )
+        self._check_losses(step)
         # Validation (and early stopping) at epoch ends, before the epoch's
         # checkpoint, which then holds its outcome.
         stop = False
@@ -499,25 +595,103 @@ class _Guard:
             self.save()
         self.previous = step
 
-    def _last_good(self):
-        if self.checkpoint:
-            return f"The last good checkpoint, {self.checkpoint}, is intact."
-        return "No checkpoint was written."
+    def _reference(self, name):
+        """The divergence reference of a loss: its best value so far, but at
+        least its first value / `divergence_factor` (a loss that fell by
+        more than the factor counts as diverged only above its first value).
+        None before the first value, or once a value <= 0 was seen (a signed
+        objective, for which ratios mean nothing)."""
+        if name not in self.loss_history:
+            return None
+        first, best = self.loss_history[name]
+        if best <= 0:
+            return None
+        return max(best, first / self.divergence_factor)
+
+    def _check_losses(self, step):
+        """Raises at a NaN/Inf loss or one above `divergence_factor` x its
+        reference; otherwise records the values."""
+        where = f"at step {step} (epoch {(step - 1) // self.steps_per_epoch})"
+        losses = {k: v for k, v in self.logs.items() if "loss" in k}
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                raise self._diverged(
+                    NonFiniteLossError, f"training stopped: {name} = {value} {where}."
+                )
+            factor = self.divergence_factor
+            reference = self._reference(name) if factor else None
+            if reference is not None and value > factor * reference:
+                raise self._diverged(
+                    DivergenceError,
+                    f"training stopped: {name} = {value:.4g} {where} is more than "
+                    f"divergence_factor={factor:g} times its reference {reference:.4g} "
+                    f"(the best {name} so far, at least the first / divergence_factor): "
+                    "training diverged (if this loss may rise that much in a healthy "
+                    "run, pass a larger divergence_factor, or None).",
+                )
+        for name, value in losses.items():
+            first, best = self.loss_history.get(name, (value, value))
+            self.loss_history[name] = [first, min(best, value)]
+
+    def _healthy_checkpoint(self):
+        """The newest checkpoint before the previous logged step."""
+        if self.checkpointer is None:
+            return None
+        earlier = [
+            path
+            for path in self.checkpointer.complete_checkpoints()
+            if checkpoint_step(path) < self.previous
+        ]
+        return earlier[-1] if earlier else None
+
+    def _diverged(self, error_class, what):
+        """The error to raise; records the divergence for a restart."""
+        advice = "Lower the learning rate, check the data for NaN or Inf, or use float32"
+        if self.checkpointer is None:
+            return error_class(
+                f"{what} No checkpoint was written. {advice}.", step=self.step, checkpoint=None
+            )
+        healthy = self._healthy_checkpoint()
+        if healthy:
+            intact = f"The last healthy checkpoint, {healthy}, is intact."
+            restart = f"from it (step {checkpoint_step(healthy)})"
+        else:
+            intact = "No checkpoint before the divergence was confirmed healthy."
+            restart = "from step 0"
+        if self.divergence_file and self.checkpointer.is_writer:
+            record = {
+                "step": self.step,
+                "first_suspect_step": self.previous,
+                "healthy": healthy,
+                "error": what,
+            }
+            with tf.io.gfile.GFile(self.divergence_file, "w") as f:
+                f.write(json.dumps(record, indent=1))
+        return error_class(
+            f"{what} {intact} {advice}; then run again on the same model_dir with "
+            f"train(..., restart_from_healthy=True), which continues {restart} with "
+            "the new settings and sets aside the newer checkpoints, or start afresh "
+            f"in a new model_dir (or delete {self.checkpointer.directory}).",
+            step=self.step,
+            checkpoint=healthy,
+        )
 
     def save(self):
         if self.checkpointer is None or self.saved_step == self.step:
             return self.checkpoint
         epoch, offset = divmod(self.step, self.steps_per_epoch)
         metadata = dict(
-            self.metadata, epoch=epoch, batches_done_in_epoch=offset, **self.validation.metadata()
+            self.metadata,
+            epoch=epoch,
+            batches_done_in_epoch=offset,
+            divergence={"first_and_best_loss": self.loss_history},
+            **self.validation.metadata(),
         )
         try:
             self.checkpoint = self.checkpointer.save(self.step, metadata)
         except FloatingPointError as error:
-            raise NonFiniteLossError(
-                f"training stopped at step {self.step}: {error} " + self._last_good(),
-                step=self.step,
-                checkpoint=self.checkpoint,
+            raise self._diverged(
+                NonFiniteLossError, f"training stopped at step {self.step}: {error}"
             ) from error
         self.saved_step = self.step
         return self.checkpoint
@@ -736,6 +910,84 @@ def _custom_loop(
     return history
 
 
+def _resume(
+    model,
+    checkpointer,
+    metadata,
+    settings,
+    divergence_file,
+    restart_from_healthy,
+    allow_optimizer_change,
+):
+    """Restores the checkpoint `train` continues from; returns its manifest.
+
+    Refuses one written with other `metadata` (data stream, `config`) or
+    other optimizer `settings`, unless allowed; after a recorded divergence
+    and with `restart_from_healthy`, restores the newest checkpoint before
+    it and renames the newer ones aside.
+    """
+    diverged = _read_json(divergence_file)
+    before_step = None
+    if restart_from_healthy and diverged is not None:
+        before_step = int(diverged["first_suspect_step"])
+
+    def check(manifest):
+        for key, value in metadata.items():
+            saved = manifest.get(key)
+            if saved == value or (key == "config" and restart_from_healthy):
+                continue
+            if isinstance(saved, dict) and isinstance(value, dict):
+                differ = sorted(k for k in {**saved, **value} if saved.get(k) != value.get(k))
+                saved = {k: saved.get(k) for k in differ}
+                value = {k: value.get(k) for k in differ}
+            raise ValueError(
+                f"the checkpoint {manifest['path']} was written with "
+                f"{key}={saved}, this run has {key}={value}; resuming "
+                "would mix two different runs. Use the same settings, "
+                f"or a new model_dir (or delete {checkpointer.directory})."
+            )
+        saved = manifest.get("optimizers")
+        if saved is None or saved == settings or allow_optimizer_change:
+            return
+        saved, new = _flatten(saved), _flatten(settings)
+        differ = [k for k in sorted({**saved, **new}) if saved.get(k) != new.get(k)]
+        changes = "; ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in differ)
+        raise ValueError(
+            f"the checkpoint {manifest['path']} was trained with other optimizer "
+            f"settings ({changes}); resuming would continue it with the new ones "
+            "and mix two runs. Use the checkpoint's settings; or start afresh in a "
+            f"new model_dir (or delete {checkpointer.directory}); or pass "
+            "allow_optimizer_change=True to continue from it with the new settings "
+            "(restart_from_healthy=True after a divergence)."
+        )
+
+    rates = _constant_learning_rates(model)
+    manifest = checkpointer.restore(before_step=before_step, check=check)
+    if manifest is not None and manifest.get("optimizers", settings) != settings:
+        # The learning rate is an optimizer variable: set this call's again.
+        for name, optimizer in find_optimizers(model):
+            if name in rates:
+                optimizer.learning_rate = rates[name]
+    if diverged is None:
+        return manifest
+    if before_step is not None:
+        for path in checkpointer.complete_checkpoints():
+            if checkpoint_step(path) >= before_step:
+                checkpointer.set_aside(path, "diverged")
+    elif manifest is not None and int(manifest["step"]) >= int(diverged["first_suspect_step"]):
+        warnings.warn(
+            f"{manifest['path']} holds the weights that diverged at step "
+            f"{diverged['step']} ({diverged['error']}); resuming from it. To "
+            f"continue from the last healthy checkpoint ({diverged['healthy']}) "
+            "instead, pass restart_from_healthy=True.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if checkpointer.is_writer:
+        tf.io.gfile.remove(divergence_file)
+    return manifest
+
+
 def train(
     build_model,
     dataset_fn,
@@ -760,6 +1012,9 @@ def train(
     validation_fn=None,
     early_stopping=None,
     config=None,
+    divergence_factor=DIVERGENCE_FACTOR,
+    restart_from_healthy=False,
+    allow_optimizer_change=False,
     verbose=0,
 ):
     """Builds, resumes and trains a model under a `tf.distribute` strategy.
@@ -829,17 +1084,57 @@ def train(
             (data, hyperparameters, a fingerprint of the starting weights),
             saved in every checkpoint: resuming from a checkpoint written
             with another `config` is refused. Defaults to None.
+        divergence_factor: float or None. A logged loss (any log whose name
+            contains "loss"; Keras's running mean over the epoch so far)
+            above `divergence_factor` times its reference stops training
+            with `DivergenceError`, before that step's checkpoint. The
+            reference is the best (lowest) value of that loss so far in the
+            run, but at least its first value / `divergence_factor`; first
+            and best values are kept in every checkpoint. The best value
+            rather than a recent one, because a diverging run raises its
+            recent values step by step; the floor, because a loss that fell
+            by more than the factor (training loss near zero) may spike on
+            a hard batch: it counts as diverged only above its first value.
+            The factor is large because an exploding loss grows
+            geometrically and passes any fixed factor within a step or two,
+            while a healthy loss may rise severalfold (a GAN player losing
+            ground). A loss that has been <= 0 (a signed objective, e.g. a
+            Wasserstein GAN's `g_loss`) is not compared; one that starts
+            near zero and grows in a healthy run needs a larger factor or
+            None. None turns the check off (NaN and Inf still stop
+            training). Defaults to 1e3.
+        restart_from_healthy: bool. After a `NonFiniteLossError` or
+            `DivergenceError` in `model_dir`, continue from the last healthy
+            checkpoint it named (or from step 0 when there was none) with
+            this call's settings: the newer checkpoints are renamed aside
+            (`ckpt-*.diverged-<n>`), and this call's optimizer settings
+            (e.g. a lower learning rate) and `config` replace the
+            checkpoint's, as with `allow_optimizer_change`. Batch size,
+            steps per epoch and seed must still match. Without a recorded
+            divergence it resumes from the newest checkpoint. Defaults to
+            False.
+        allow_optimizer_change: bool. Resume from a checkpoint written with
+            other optimizer settings (`optimizer_settings`: class, learning
+            rate, any `get_config()` value) and continue with this call's
+            settings; the checkpoint's optimizer variables (moments,
+            iterations) are kept, so the optimizers' variables must still
+            match. Otherwise such a resume is refused with the differing
+            settings. Defaults to False.
         verbose: int. Keras verbosity. Defaults to 0.
 
     Returns:
         A `TrainResult`.
 
     Raises:
-        NonFiniteLossError: at the first NaN/Inf loss; the last good
-            checkpoint stays intact.
+        NonFiniteLossError: at the first NaN/Inf loss (or weight); the last
+            healthy checkpoint stays intact and the message says how to
+            continue from it (`restart_from_healthy=True`).
+        DivergenceError: at the first loss above `divergence_factor` times
+            the best so far (a `NonFiniteLossError`).
         TrainingPreempted: after SIGTERM, once the checkpoint is saved.
         ValueError: for bad arguments, a data set without static batches,
-            or a checkpoint written by another model or data setting.
+            or a checkpoint written by another model, data setting,
+            `config` or optimizer settings.
 
     Example:
 
@@ -937,36 +1232,42 @@ def train(
         if config is not None:
             # As JSON gives it back (tuples as lists).
             metadata["config"] = json.loads(json.dumps(config))
-        checkpointer, checkpoint, start = None, None, 0
+        settings = optimizer_settings(model)  # this call's, before a restore
+        checkpointer, checkpoint, start, manifest, divergence_file = None, None, 0, None, None
         if model_dir:
+            model_dir = str(model_dir).rstrip("/")
+            divergence_file = f"{model_dir}/{DIVERGENCE_FILE}"
             checkpointer = Checkpointer(
-                f"{str(model_dir).rstrip('/')}/{CHECKPOINT_SUBDIR}",
+                f"{model_dir}/{CHECKPOINT_SUBDIR}",
                 training_state(model) + validation.state(),
                 keep=keep_checkpoints,
                 is_writer=distribute.is_chief(strategy),
             )
             checkpointer.remove_partial()
-            manifest = checkpointer.restore()
+            manifest = _resume(
+                model,
+                checkpointer,
+                metadata,
+                settings,
+                divergence_file,
+                restart_from_healthy=restart_from_healthy,
+                allow_optimizer_change=allow_optimizer_change or restart_from_healthy,
+            )
             if manifest is not None:
-                for key, value in metadata.items():
-                    saved = manifest.get(key)
-                    if saved != value:
-                        if isinstance(saved, dict) and isinstance(value, dict):
-                            differ = sorted(
-                                k for k in {**saved, **value} if saved.get(k) != value.get(k)
-                            )
-                            saved = {k: saved.get(k) for k in differ}
-                            value = {k: value.get(k) for k in differ}
-                        raise ValueError(
-                            f"the checkpoint {manifest['path']} was written with "
-                            f"{key}={saved}, this run has {key}={value}; resuming "
-                            "would mix two different runs. Use the same settings, "
-                            f"or a new model_dir (or delete {checkpointer.directory})."
-                        )
                 checkpoint, start = manifest["path"], int(manifest["step"])
                 validation.load(manifest)
+        loss_history = ((manifest or {}).get("divergence") or {}).get("first_and_best_loss")
         guard = _Guard(
-            checkpointer, checkpoint_every or spe, spe, metadata, start, checkpoint, validation
+            checkpointer,
+            checkpoint_every or spe,
+            spe,
+            dict(metadata, optimizers=settings),
+            start,
+            checkpoint,
+            validation,
+            divergence_factor=divergence_factor,
+            loss_history=loss_history,
+            divergence_file=divergence_file,
         )
         history = {}
         if start < total and not validation.stopped:
