@@ -151,6 +151,10 @@ def define_flags():
         "jit_compile", "auto", ["auto", "true", "false"],
         "jit_compile of every model and reference (auto: each model's own default).",
     )
+    flags.DEFINE_string(
+        "strategy", "default", "keras_pt.get_strategy name the models are built and "
+        "compiled under (default, one_device, mirrored, tpu, auto)."
+    )
     flags.DEFINE_bool("uncached_generation", True, "Also time MiniGPT's uncached loop.")
 
 
@@ -225,7 +229,7 @@ class KerasIoDistiller(keras.Model):
 # === Rows ===
 
 
-_SETTINGS = {"jit_compile": "auto"}  # set by run()
+_SETTINGS = {"jit_compile": "auto", "strategy": None}  # set by run()
 
 
 def _jit():
@@ -581,11 +585,17 @@ def _figures(timer, batch, flops, ceiling):
         achieved = flops / figures["cpu_seconds_per_step"]
         figures["flops_per_cpu_second"] = achieved
         figures["ceiling_fraction"] = achieved / ceiling["flops_per_cpu_second"]
+        # Per wall-second: the figure that means something on an accelerator.
+        figures["ceiling_fraction_wall"] = (
+            flops / figures["wall_seconds_per_step"] / ceiling["flops_per_second"]
+        )
     return figures
 
 
 def measure_row(key, config, ceilings):
-    spec = BUILDERS[key](config)
+    strategy = _SETTINGS["strategy"] or tf.distribute.get_strategy()
+    with strategy.scope():  # build and compile in the strategy's scope
+        spec = BUILDERS[key](config)
     entries = {"ours": spec["ours"]}
     if spec["reference"] is not None:
         entries["reference"] = spec["reference"][1:]
@@ -658,14 +668,17 @@ def measure_ceilings(config, dtype):
     }
 
 
-def run(rows, config_name="full", mixed_precision="none", jit_compile="auto", uncached=True):
+def run(rows, config_name="full", mixed_precision="none", jit_compile="auto", uncached=True,
+        strategy="default"):
     """Measures `rows` with the named shapes; returns the JSON-ready result.
 
     `config_name`: `"full"`, `"quick"` or `"tiny"` (the smoke test's);
-    `jit_compile`: `"auto"`, `"true"` or `"false"`.
+    `jit_compile`: `"auto"`, `"true"` or `"false"`; `strategy`: a
+    `keras_pt.get_strategy` name.
     """
     config = CONFIGS[config_name]
     _SETTINGS["jit_compile"] = jit_compile
+    _SETTINGS["strategy"] = keras_pt.get_strategy(strategy)
     if mixed_precision != "none":
         keras.mixed_precision.set_global_policy(mixed_precision)
     dtype = {"none": "float32", "mixed_bfloat16": "bfloat16",
@@ -689,6 +702,7 @@ def run(rows, config_name="full", mixed_precision="none", jit_compile="auto", un
         "shapes": {k: v for k, v in config.items()},
         "mixed_precision": mixed_precision,
         "jit_compile": jit_compile,
+        "strategy": strategy,
         "ceilings": ceilings,
         "rows": results,
         "environment": {
@@ -767,7 +781,7 @@ def main(argv):
         raise app.UsageError(f"unknown rows {unknown}; choose from {', '.join(ROWS)}.")
     rows = [key for key in ROWS if key in FLAGS.rows]
     result = run(rows, "quick" if FLAGS.quick else "full", FLAGS.mixed_precision,
-                 FLAGS.jit_compile, FLAGS.uncached_generation)
+                 FLAGS.jit_compile, FLAGS.uncached_generation, FLAGS.strategy)
     result["command"] = " ".join(["python", "benchmarks/run_all.py", *sys.argv[1:]])
     output = FLAGS.output
     if output is None:
