@@ -240,3 +240,65 @@ def summarize_steps(timer, examples_per_step):
 
 def snake(name):
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+# === Profiles ===
+
+_KERNEL_OP = re.compile(r"MatMul|Conv2D|Einsum|Conv3D|DepthwiseConv")
+
+
+def profile_fit(model, dataset, steps):
+    """Where a step's time goes: TF op self-time by op type over `steps` fit steps.
+
+    Runs `fit` under `tf.profiler` and reads the profile's framework op
+    statistics. Returns `{"self_ms_per_step", "input_pipeline_ms_per_step",
+    "kernel_share", "top"}`: the summed op self-time per step (tf.data's
+    ops apart), the share of it in matmuls and
+    convolutions (and their fused and oneDNN forms), and the ten op types
+    with the largest share. An XLA cluster shows as one op (`_XlaRun`,
+    `XlaLaunch`): its matmuls are inside it.
+    """
+    import glob
+    import json
+    import shutil
+    import tempfile
+
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
+
+    directory = tempfile.mkdtemp()
+    try:
+        tf.profiler.experimental.start(directory)
+        try:
+            model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        finally:
+            tf.profiler.experimental.stop()
+        files = glob.glob(f"{directory}/**/*.xplane.pb", recursive=True)
+        data, ok = plugin.xspace_to_tools_data(files, "framework_op_stats", {})
+        if not ok:
+            return None
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    table = json.loads(data)[0]
+    columns = [c["id"] for c in table["cols"]]
+    by_type = {}
+    for row in table["rows"]:
+        values = dict(zip(columns, (cell.get("v") for cell in row["c"])))
+        if values.get("host_or_device") == "Host" and values.get("eager") == "Eager":
+            continue  # Python-side eager ops (callbacks, metrics readout)
+        op_type = values["type"]
+        by_type[op_type] = by_type.get(op_type, 0.0) + float(values["total_self_time"])
+    by_type.pop("IDLE", None)
+    # tf.data's iterator ops run on their own threads, mostly waiting on the
+    # prefetch buffer; reported apart.
+    pipeline = by_type.pop("Dataset", 0.0)
+    total = sum(by_type.values())
+    if not total:
+        return None
+    kernel = sum(t for name, t in by_type.items() if _KERNEL_OP.search(name))
+    top = sorted(by_type.items(), key=lambda item: -item[1])[:10]
+    return {
+        "self_ms_per_step": total / 1000 / steps,
+        "input_pipeline_ms_per_step": pipeline / 1000 / steps,
+        "kernel_share": kernel / total,
+        "top": [[name, t / total] for name, t in top],
+    }

@@ -156,6 +156,12 @@ def define_flags():
         "compiled under (default, one_device, mirrored, tpu, auto)."
     )
     flags.DEFINE_bool("uncached_generation", True, "Also time MiniGPT's uncached loop.")
+    flags.DEFINE_integer(
+        "profile_steps", 0, "If > 0, profile this many steps of each model after its "
+        "timing (tf.profiler; op self-time by type, in the JSON and printed)."
+    )
+    flags.DEFINE_integer("rounds", None, "Timed rounds per model (default: the config's).")
+    flags.DEFINE_integer("steps_per_round", None, "Steps per round (default: the config's).")
 
 
 # === References (plain Keras, as in the keras.io examples) ===
@@ -229,7 +235,7 @@ class KerasIoDistiller(keras.Model):
 # === Rows ===
 
 
-_SETTINGS = {"jit_compile": "auto", "strategy": None}  # set by run()
+_SETTINGS = {"jit_compile": "auto", "strategy": None, "profile_steps": 0}  # set by run()
 
 
 def _jit():
@@ -616,6 +622,11 @@ def measure_row(key, config, ceilings):
         row["reference"] = figures
         row["ratio_cpu"] = figures["cpu_seconds_per_step"] / row["cpu_seconds_per_step"]
         row["ratio_wall"] = row["examples_per_second"] / figures["examples_per_second"]
+    if _SETTINGS["profile_steps"]:
+        steps = _SETTINGS["profile_steps"]
+        row["profile"] = _common.profile_fit(*spec["ours"], steps)
+        if spec["reference"] is not None:
+            row["reference"]["profile"] = _common.profile_fit(*spec["reference"][1:], steps)
     return row
 
 
@@ -669,14 +680,16 @@ def measure_ceilings(config, dtype):
 
 
 def run(rows, config_name="full", mixed_precision="none", jit_compile="auto", uncached=True,
-        strategy="default"):
+        strategy="default", profile_steps=0, overrides=None):
     """Measures `rows` with the named shapes; returns the JSON-ready result.
 
     `config_name`: `"full"`, `"quick"` or `"tiny"` (the smoke test's);
     `jit_compile`: `"auto"`, `"true"` or `"false"`; `strategy`: a
-    `keras_pt.get_strategy` name.
+    `keras_pt.get_strategy` name; `profile_steps`: steps profiled per model
+    (0: none); `overrides`: config entries to replace (e.g. `rounds`).
     """
-    config = CONFIGS[config_name]
+    config = {**CONFIGS[config_name], **(overrides or {})}
+    _SETTINGS["profile_steps"] = profile_steps
     _SETTINGS["jit_compile"] = jit_compile
     _SETTINGS["strategy"] = keras_pt.get_strategy(strategy)
     if mixed_precision != "none":
@@ -769,6 +782,16 @@ def describe(result):
             f"end), {ceiling['flops_per_second'] / 1e9:.1f} GFLOP/s wall"
         )
     for row in result["rows"]:
+        for name, figures in ((row["name"], row), ((row.get("reference") or {}).get("name"),
+                                                   row.get("reference") or {})):
+            profile = figures.get("profile")
+            if profile:
+                top = ", ".join(f"{op} {share:.0%}" for op, share in profile["top"][:5])
+                out.append(
+                    f"profile {row['name']}{'' if name == row['name'] else ' reference ' + name}:"
+                    f" {profile['self_ms_per_step']:.1f} ms op self-time per step, "
+                    f"{profile['kernel_share']:.0%} in matmuls/convolutions; {top}"
+                )
         if "cached_equals_uncached" in row:
             out.append(f"cached = uncached tokens at {row['cached_equals_uncached']:.4f} of positions")
     return "\n".join(out)
@@ -780,8 +803,14 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"unknown rows {unknown}; choose from {', '.join(ROWS)}.")
     rows = [key for key in ROWS if key in FLAGS.rows]
+    overrides = {
+        name: getattr(FLAGS, name)
+        for name in ("rounds", "steps_per_round")
+        if getattr(FLAGS, name) is not None
+    }
     result = run(rows, "quick" if FLAGS.quick else "full", FLAGS.mixed_precision,
-                 FLAGS.jit_compile, FLAGS.uncached_generation, FLAGS.strategy)
+                 FLAGS.jit_compile, FLAGS.uncached_generation, FLAGS.strategy,
+                 FLAGS.profile_steps, overrides)
     result["command"] = " ".join(["python", "benchmarks/run_all.py", *sys.argv[1:]])
     output = FLAGS.output
     if output is None:
