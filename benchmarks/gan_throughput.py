@@ -52,17 +52,23 @@ import tensorflow as tf
 import keras_pt
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("image_shape", ["8", "8", "1"], "Image shape (digits by default).")
-flags.DEFINE_integer("batch_size", 64, "Batch size.")
-flags.DEFINE_integer("latent_dim", 64, "Latent size.")
-flags.DEFINE_integer("base_filters", 64, "DCGAN base filters.")
-flags.DEFINE_enum(
-    "architecture", "dcgan", ["dcgan", "dense"],
-    "dcgan: the convolutional pair; dense: the classic MLP pair (latent -> 128 -> 256).",
-)
-flags.DEFINE_integer("steps_per_execution", 10, "keras_pt's steps per tf.function call.")
-flags.DEFINE_integer("rounds", 15, "Timed rounds per model (alternating).")
-flags.DEFINE_integer("steps_per_round", 20, "Train steps per timed round.")
+
+
+def define_flags():
+    """The command-line flags (defined only when run as a script, so that
+    other benchmarks can import this module)."""
+    flags.DEFINE_list("image_shape", ["8", "8", "1"], "Image shape (digits by default).")
+    flags.DEFINE_integer("batch_size", 64, "Batch size.")
+    flags.DEFINE_integer("latent_dim", 64, "Latent size.")
+    flags.DEFINE_integer("base_filters", 64, "DCGAN base filters.")
+    flags.DEFINE_enum(
+        "architecture", "dcgan", ["dcgan", "dense"],
+        "dcgan: the convolutional pair; dense: the classic MLP pair (latent -> 128 -> 256).",
+    )
+    flags.DEFINE_integer("steps_per_execution", 10, "keras_pt's steps per tf.function call.")
+    flags.DEFINE_integer("rounds", 15, "Timed rounds per model (alternating).")
+    flags.DEFINE_integer("steps_per_round", 20, "Train steps per timed round.")
+
 
 OURS = "keras_pt.GAN"
 REFERENCE = "reference (keras.io)"
@@ -282,4 +288,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -37,7 +37,8 @@ tokens.
     python benchmarks/generation_speed.py --batch_size=1 --rounds=5
 """
 
-import time
+import os
+import sys
 
 from absl import app, flags
 
@@ -47,18 +48,28 @@ import numpy as np
 import keras_pt
 from keras_pt.layers.special_tokens import CLS_ID, NUM_SPECIAL_TOKENS, PAD_ID, SEP_ID
 
+if __package__ in (None, ""):  # run as a script: python benchmarks/...
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks._common import timed  # noqa: E402
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("vocabulary_size", 8192, "Vocabulary size.")
-flags.DEFINE_integer("num_layers", 4, "Decoder blocks.")
-flags.DEFINE_integer("num_heads", 4, "Attention heads.")
-flags.DEFINE_integer("hidden_dim", 256, "Hidden size.")
-flags.DEFINE_integer("intermediate_dim", 1024, "Feed-forward width.")
-flags.DEFINE_integer("batch_size", 8, "Prompts generated together.")
-flags.DEFINE_integer("prompt_length", 32, "Tokens per prompt ([CLS] included).")
-flags.DEFINE_integer("new_tokens", 256, "Tokens generated after each prompt.")
-flags.DEFINE_integer("rounds", 3, "Timed calls of each cached generator.")
-flags.DEFINE_integer("uncached_rounds", 1, "Timed calls of the uncached loop.")
-flags.DEFINE_bool("keras_hub", True, "Also time KerasHub's GPT2CausalLM.")
+
+
+def define_flags():
+    """The command-line flags (defined only when run as a script, so that
+    other benchmarks can import this module)."""
+    flags.DEFINE_integer("vocabulary_size", 8192, "Vocabulary size.")
+    flags.DEFINE_integer("num_layers", 4, "Decoder blocks.")
+    flags.DEFINE_integer("num_heads", 4, "Attention heads.")
+    flags.DEFINE_integer("hidden_dim", 256, "Hidden size.")
+    flags.DEFINE_integer("intermediate_dim", 1024, "Feed-forward width.")
+    flags.DEFINE_integer("batch_size", 8, "Prompts generated together.")
+    flags.DEFINE_integer("prompt_length", 32, "Tokens per prompt ([CLS] included).")
+    flags.DEFINE_integer("new_tokens", 256, "Tokens generated after each prompt.")
+    flags.DEFINE_integer("rounds", 3, "Timed calls of each cached generator.")
+    flags.DEFINE_integer("uncached_rounds", 1, "Timed calls of the uncached loop.")
+    flags.DEFINE_bool("keras_hub", True, "Also time KerasHub's GPT2CausalLM.")
+
 
 CACHED = "MiniGPT cached"
 UNCACHED = "MiniGPT uncached"
@@ -73,32 +84,33 @@ def make_prompts(rng, batch_size, prompt_length, vocabulary_size):
     return ids.astype("int32")
 
 
-def build_minigpt(max_length):
+def build_minigpt(shape, max_length):
+    """A MiniGPT of `shape` (a dict of the model sizes) that never stops early."""
     model = keras_pt.MiniGPT(
-        vocabulary_size=FLAGS.vocabulary_size,
-        num_layers=FLAGS.num_layers,
-        hidden_dim=FLAGS.hidden_dim,
-        num_heads=FLAGS.num_heads,
-        intermediate_dim=FLAGS.intermediate_dim,
+        vocabulary_size=shape["vocabulary_size"],
+        num_layers=shape["num_layers"],
+        hidden_dim=shape["hidden_dim"],
+        num_heads=shape["num_heads"],
+        intermediate_dim=shape["intermediate_dim"],
         max_sequence_length=max_length,
         dropout=0.0,
         activation="gelu_approximate",
     )
     # Never stop early: every call generates all new tokens.
     bias = model.lm_head.output_bias
-    bias.assign(bias.numpy() - 1e4 * (np.arange(FLAGS.vocabulary_size) == SEP_ID))
+    bias.assign(bias.numpy() - 1e4 * (np.arange(shape["vocabulary_size"]) == SEP_ID))
     return model
 
 
-def build_keras_hub(max_length, jit_compile):
+def build_keras_hub(shape, max_length, jit_compile):
     import keras_hub  # the benchmark extra; never imported by keras_pt
 
     backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=FLAGS.vocabulary_size,
-        num_layers=FLAGS.num_layers,
-        num_heads=FLAGS.num_heads,
-        hidden_dim=FLAGS.hidden_dim,
-        intermediate_dim=FLAGS.intermediate_dim,
+        vocabulary_size=shape["vocabulary_size"],
+        num_layers=shape["num_layers"],
+        num_heads=shape["num_heads"],
+        hidden_dim=shape["hidden_dim"],
+        intermediate_dim=shape["intermediate_dim"],
         dropout=0.0,
         max_sequence_length=max_length,
     )
@@ -107,84 +119,115 @@ def build_keras_hub(max_length, jit_compile):
     return model
 
 
-def timed(fn):
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - wall, time.process_time() - cpu
+def measure(shape, batch_size, prompt_length, new_tokens, rounds=3, uncached_rounds=1,
+            keras_hub_jit=("auto", True)):
+    """Times the generators; returns `(rows, same, jit)`.
 
-
-def main(argv):
-    del argv
-    batch, prompt_length, new = FLAGS.batch_size, FLAGS.prompt_length, FLAGS.new_tokens
+    `rows` maps each generator's name to its medians (`tokens_per_second`,
+    `tokens_per_cpu_second`, `seconds_per_call`, `calls`,
+    `first_call_seconds`); `same` is the fraction of positions where the
+    cached and uncached loops agree; `jit` the resolved `jit_compile` of each
+    KerasHub model. `keras_hub_jit` lists the KerasHub compilations to time
+    (`"auto"`, `True`); empty skips KerasHub. `uncached_rounds=0` skips
+    the uncached loop.
+    """
+    batch, new = batch_size, new_tokens
     max_length = prompt_length + new
-    prompts = make_prompts(np.random.default_rng(0), batch, prompt_length, FLAGS.vocabulary_size)
+    vocabulary_size = shape["vocabulary_size"]
+    prompts = make_prompts(np.random.default_rng(0), batch, prompt_length, vocabulary_size)
     padded = np.full((batch, max_length), PAD_ID, np.int32)
     padded[:, :prompt_length] = prompts
     hub_inputs = {"token_ids": padded, "padding_mask": padded != PAD_ID}
 
-    ours = build_minigpt(max_length)
-    generators = {
-        CACHED: lambda: ours.generate(prompts, max_length, strategy="greedy"),
-        UNCACHED: lambda: ours.generate(prompts, max_length, strategy="greedy", use_cache=False),
-    }
+    ours = build_minigpt(shape, max_length)
+    generators = {CACHED: lambda: ours.generate(prompts, max_length, strategy="greedy")}
+    if uncached_rounds:
+        generators[UNCACHED] = lambda: ours.generate(
+            prompts, max_length, strategy="greedy", use_cache=False
+        )
     hub_models = {}
-    if FLAGS.keras_hub:
-        hub_models = {
-            HUB_AUTO: build_keras_hub(max_length, "auto"),
-            HUB_XLA: build_keras_hub(max_length, True),
-        }
-        for name, model in hub_models.items():
-            generators[name] = (
-                lambda model=model: model.generate(hub_inputs, stop_token_ids=None)["token_ids"]
-            )
+    for jit in keras_hub_jit:
+        hub_models[HUB_XLA if jit is True else HUB_AUTO] = build_keras_hub(shape, max_length, jit)
+    for name, model in hub_models.items():
+        generators[name] = (
+            lambda model=model: model.generate(hub_inputs, stop_token_ids=None)["token_ids"]
+        )
 
     outputs, compile_seconds = {}, {}
     for name, fn in generators.items():  # trace and compile outside the timing
         outputs[name], compile_seconds[name], _ = timed(fn)
-    same = np.mean(outputs[CACHED] == outputs[UNCACHED])
+    same = float(np.mean(outputs[CACHED] == outputs[UNCACHED])) if uncached_rounds else None
     if (outputs[CACHED] == PAD_ID).any():
         raise RuntimeError("a MiniGPT sequence stopped early; the timing would be wrong.")
 
     wall = {name: [] for name in generators}
     cpu = {name: [] for name in generators}
     order = list(generators)
-    for round_index in range(FLAGS.rounds):
+    for round_index in range(rounds):
         for name in order if round_index % 2 == 0 else order[::-1]:
-            if name == UNCACHED and round_index >= FLAGS.uncached_rounds:
+            if name == UNCACHED and round_index >= uncached_rounds:
                 continue
             _, w, c = timed(generators[name])
             wall[name].append(w)
             cpu[name].append(c)
 
     tokens = batch * new
-    rate = {name: tokens / float(np.median(t)) for name, t in wall.items()}
-    cpu_rate = {name: tokens / float(np.median(t)) for name, t in cpu.items()}
+    rows = {
+        name: {
+            "tokens_per_second": tokens / float(np.median(wall[name])),
+            "tokens_per_cpu_second": tokens / float(np.median(cpu[name])),
+            "seconds_per_call": float(np.median(wall[name])),
+            "cpu_seconds_per_call": float(np.median(cpu[name])),
+            "calls": len(wall[name]),
+            "first_call_seconds": compile_seconds[name],
+        }
+        for name in generators
+    }
+    return rows, same, {name: model.jit_compile for name, model in hub_models.items()}
+
+
+def main(argv):
+    del argv
+    shape = {
+        name: getattr(FLAGS, name)
+        for name in ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim")
+    }
+    batch, prompt_length, new = FLAGS.batch_size, FLAGS.prompt_length, FLAGS.new_tokens
+    max_length = prompt_length + new
+    rows, same, jit = measure(
+        shape, batch, prompt_length, new, FLAGS.rounds, FLAGS.uncached_rounds,
+        ("auto", True) if FLAGS.keras_hub else (),
+    )
+    rate = {name: row["tokens_per_second"] for name, row in rows.items()}
+    cpu_rate = {name: row["tokens_per_cpu_second"] for name, row in rows.items()}
     print(
         f"shape: {FLAGS.num_layers} layers, hidden {FLAGS.hidden_dim}, {FLAGS.num_heads} "
         f"heads, intermediate {FLAGS.intermediate_dim}, vocabulary {FLAGS.vocabulary_size}, "
         f"batch {batch}, prompt {prompt_length} + {new} new tokens = {max_length}, "
         f"float32, greedy; {keras.__version__=}"
     )
-    for name, model in hub_models.items():
-        print(f"{name}: jit_compile resolved to {model.jit_compile}")
-    print(f"cached and uncached MiniGPT tokens equal: {same:.4f} of positions")
+    for name, value in jit.items():
+        print(f"{name}: jit_compile resolved to {value}")
+    if same is not None:
+        print(f"cached and uncached MiniGPT tokens equal: {same:.4f} of positions")
     print()
     print(
         "| generator | new tokens/s | new tokens per CPU-s | s per call | calls "
         "| first call (s) |"
     )
     print("|---|---:|---:|---:|---:|---:|")
-    for name in generators:
+    for name, row in rows.items():
         print(
-            f"| {name} | {rate[name]:.1f} | {cpu_rate[name]:.1f} | "
-            f"{np.median(wall[name]):.3f} | {len(wall[name])} | {compile_seconds[name]:.1f} |"
+            f"| {name} | {row['tokens_per_second']:.1f} | {row['tokens_per_cpu_second']:.1f} | "
+            f"{row['seconds_per_call']:.3f} | {row['calls']} | {row['first_call_seconds']:.1f} |"
         )
     print()
-    print(
-        f"cached / uncached: {rate[CACHED] / rate[UNCACHED]:.1f}x wall-clock, "
-        f"{cpu_rate[CACHED] / cpu_rate[UNCACHED]:.1f}x CPU time (target >= 5x)"
-    )
-    for name in hub_models:
+    if UNCACHED in rows:
+        print(
+            f"cached / uncached: {rate[CACHED] / rate[UNCACHED]:.1f}x wall-clock, "
+            f"{cpu_rate[CACHED] / cpu_rate[UNCACHED]:.1f}x CPU time (target >= 5x)"
+        )
+    for name in jit:
         print(
             f"cached / {name}: {rate[CACHED] / rate[name]:.2f}x wall-clock, "
             f"{cpu_rate[CACHED] / cpu_rate[name]:.2f}x CPU time (target >= 1.3x)"
@@ -192,4 +235,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -35,7 +35,8 @@ CPU time measures the work each step needs.
 """
 
 import math
-import time
+import os
+import sys
 
 from absl import app, flags
 
@@ -47,29 +48,39 @@ import keras_pt
 from keras_pt.kernels import mlm_masking
 from keras_pt.layers.special_tokens import CLS_ID, NUM_SPECIAL_TOKENS, SEP_ID
 
+if __package__ in (None, ""):  # run as a script: python benchmarks/...
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks._common import StepTimer  # noqa: E402
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("vocabulary_size", 8192, "Vocabulary size.")
-flags.DEFINE_integer("num_layers", 4, "Encoder blocks.")
-flags.DEFINE_integer("num_heads", 4, "Attention heads.")
-flags.DEFINE_integer("hidden_dim", 256, "Hidden size.")
-flags.DEFINE_integer("intermediate_dim", 1024, "Feed-forward width.")
-flags.DEFINE_integer("sequence_length", 128, "Sequence length.")
-flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_float("dropout", 0.1, "Dropout (both models).")
-flags.DEFINE_float("mask_selection_rate", 0.15, "Masked-LM selection rate.")
-flags.DEFINE_enum(
-    "activation",
-    "gelu_approximate",
-    ["gelu_approximate", "gelu"],
-    "MiniBERT's feed-forward GELU (KerasHub's BertBackbone uses the tanh form).",
-)
-flags.DEFINE_string(
-    "jit_compile", "auto", "MiniBERT's jit_compile: auto (its compile default), true or false."
-)
-flags.DEFINE_integer("num_batches", 8, "Distinct pre-generated batches.")
-flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per model before the rounds.")
-flags.DEFINE_integer("rounds", 10, "Timed rounds per model (alternating).")
-flags.DEFINE_integer("steps_per_round", 4, "Timed train steps per round.")
+
+
+def define_flags():
+    """The command-line flags (defined only when run as a script, so that
+    other benchmarks can import this module)."""
+    flags.DEFINE_integer("vocabulary_size", 8192, "Vocabulary size.")
+    flags.DEFINE_integer("num_layers", 4, "Encoder blocks.")
+    flags.DEFINE_integer("num_heads", 4, "Attention heads.")
+    flags.DEFINE_integer("hidden_dim", 256, "Hidden size.")
+    flags.DEFINE_integer("intermediate_dim", 1024, "Feed-forward width.")
+    flags.DEFINE_integer("sequence_length", 128, "Sequence length.")
+    flags.DEFINE_integer("batch_size", 32, "Batch size.")
+    flags.DEFINE_float("dropout", 0.1, "Dropout (both models).")
+    flags.DEFINE_float("mask_selection_rate", 0.15, "Masked-LM selection rate.")
+    flags.DEFINE_enum(
+        "activation",
+        "gelu_approximate",
+        ["gelu_approximate", "gelu"],
+        "MiniBERT's feed-forward GELU (KerasHub's BertBackbone uses the tanh form).",
+    )
+    flags.DEFINE_string(
+        "jit_compile", "auto", "MiniBERT's jit_compile: auto (its compile default), true or false."
+    )
+    flags.DEFINE_integer("num_batches", 8, "Distinct pre-generated batches.")
+    flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per model before the rounds.")
+    flags.DEFINE_integer("rounds", 10, "Timed rounds per model (alternating).")
+    flags.DEFINE_integer("steps_per_round", 4, "Timed train steps per round.")
+
 
 OURS, THEIRS = "keras_pt.MiniBERT", "keras_hub.BertMaskedLM"
 
@@ -111,30 +122,16 @@ def keras_hub_inputs(packed, vocabulary_size, rate, max_predictions, seed):
     return x, masked["mask_labels"].numpy(), masked["mask_weights"].numpy()
 
 
-def _dataset(*structure):
+def make_dataset(batch_size, *structure):
+    """Repeated batches of `structure` (one array dict, or `(x, y, weights)`)."""
     data = structure[0] if len(structure) == 1 else structure
     return (
         tf.data.Dataset.from_tensor_slices(data)
-        .batch(FLAGS.batch_size, drop_remainder=True)
+        .batch(batch_size, drop_remainder=True)
         .cache()
         .repeat()
         .prefetch(tf.data.AUTOTUNE)
     )
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Wall-clock and process CPU time of every train step."""
-
-    def __init__(self):
-        super().__init__()
-        self.wall, self.cpu = [], []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = (time.perf_counter(), time.process_time())
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.wall.append(time.perf_counter() - self._start[0])
-        self.cpu.append(time.process_time() - self._start[1])
 
 
 def _parse_jit(value):
@@ -179,7 +176,10 @@ def main(argv):
     theirs.compile(optimizer=keras.optimizers.Adam(5e-5))  # jit_compile="auto"
 
     x, y, w = keras_hub_inputs(packed, vocab, FLAGS.mask_selection_rate, max_predictions, [0, 1])
-    datasets = {OURS: _dataset(packed), THEIRS: _dataset(x, y, w)}
+    datasets = {
+        OURS: make_dataset(FLAGS.batch_size, packed),
+        THEIRS: make_dataset(FLAGS.batch_size, x, y, w),
+    }
     models = {OURS: ours, THEIRS: theirs}
     params = {name: m.count_params() for name, m in models.items()}
 
@@ -227,4 +227,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
