@@ -22,7 +22,13 @@ from absl import app, flags
 from keras_pt import recipes
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", "digits", "TFDS image data set (digits is embedded).")
+flags.DEFINE_string(
+    "dataset", "digits",
+    "Image data: a TFDS name (digits is embedded), a folder of class folders, a .npz/.npy file, "
+    "or a folder of MNIST-format IDX files.")
+flags.DEFINE_list("image_size", None, "height,width: resize folder images (needed when sizes differ).")
+flags.DEFINE_float("test_fraction", 0.2, "Held-out test share for data without a test split.")
+flags.DEFINE_bool("download", False, "Let TFDS download a named data set (needs the internet).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
 flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (default: Colab's, TPU_NAME, or a TPU VM's).")
@@ -50,6 +56,9 @@ def main(argv):
     result = recipes.pretrain_finetune(
         dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir,
+        image_size=None if FLAGS.image_size is None else [int(s) for s in FLAGS.image_size],
+        test_fraction=FLAGS.test_fraction,
+        download=FLAGS.download,
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu,
         model_dir=FLAGS.model_dir,

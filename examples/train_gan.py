@@ -42,7 +42,12 @@ from keras_pt.callbacks import FrechetDistance, SampleGrid
 from keras_pt.evaluation import GeneratorEvaluator, baselines, images_array, train_feature_classifier
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", "digits", "TFDS image data set (digits is embedded).")
+flags.DEFINE_string(
+    "dataset", "digits",
+    "Image data: a TFDS name (digits is embedded), a folder of class folders, a .npz/.npy file, "
+    "or a folder of MNIST-format IDX files.")
+flags.DEFINE_list("image_size", None, "height,width: resize folder images (needed when sizes differ).")
+flags.DEFINE_bool("download", False, "Let TFDS download a named data set (needs the internet).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 flags.DEFINE_enum("loss", "non_saturating", ["non_saturating", "hinge", "wasserstein"], "GAN loss.")
 flags.DEFINE_integer("epochs", 40, "Training epochs.")
@@ -139,7 +144,13 @@ def run():
     """Trains, scores and probes with the flags' values; returns the figures."""
     keras.utils.set_random_seed(FLAGS.seed)
     strategy = keras_pt.get_strategy(FLAGS.strategy, tpu=FLAGS.tpu)
-    data = data_lib.load_image_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir)
+    data = data_lib.load_images(
+        FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        image_size=None if FLAGS.image_size is None else [int(s) for s in FLAGS.image_size],
+        seed=FLAGS.seed,
+        download=FLAGS.download,
+    )
     image_shape = list(data.image_shape)
     os.makedirs(FLAGS.model_dir, exist_ok=True)
     start = time.time()
@@ -185,7 +196,7 @@ def run():
     untrained = evaluator(initial.generator)["frechet_distance"]
     print(f"epoch 0 (untrained): frechet_distance={untrained:.3f}")
 
-    images = data_lib.unlabeled(data.train).map(to_tanh_range)
+    images = data.pretraining_images().map(to_tanh_range)
 
     def dataset_fn(epoch, batch_size, seed):  # the same (epoch, seed), the same batches
         return data_lib.epoch_batches(images, batch_size, seed, epoch)

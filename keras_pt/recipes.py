@@ -144,6 +144,9 @@ def pretrain_finetune(
     checkpoint_every=None,
     seed=0,
     verbose=1,
+    image_size=None,
+    test_fraction=0.2,
+    download=False,
 ):
     """Pre-trains an image encoder, then trains MLP and SVM heads on a few labels.
 
@@ -161,7 +164,12 @@ def pretrain_finetune(
     with the same `model_dir` (finished phases are restored, not retrained).
 
     Args:
-        dataset: str. TFDS image data set. Defaults to the embedded `"digits"`.
+        dataset: an image source for `keras_pt.data.load_images`: a TFDS
+            name (the embedded `"digits"`, the default, or a prepared one in
+            `data_dir`), a folder of class folders, a `.npz`/`.npy` file, a
+            folder of MNIST-format IDX files, an `ImageData`, or arrays.
+            Pre-training uses every training image and the source's
+            unlabelled images.
         data_dir: str or None. TFDS data directory.
         strategy: str or `tf.distribute.Strategy`. A
             `keras_pt.distribute.get_strategy` name.
@@ -197,6 +205,12 @@ def pretrain_finetune(
         seed: int. Seed of weights, views/noise, data order and the first
             label draw.
         verbose: int. Keras verbosity (1: progress bars).
+        image_size: `(height, width)` or None. Resize folder images to it
+            (needed when their sizes differ).
+        test_fraction: float. The held-out test share for sources without
+            a test split. Defaults to 0.2.
+        download: bool. Let TFDS download a named data set. Defaults to
+            False: offline, an unprepared name fails at once.
 
     Returns:
         A `PretrainFinetuneResult`.
@@ -211,7 +225,14 @@ def pretrain_finetune(
         strategy = distribute.get_strategy(strategy, tpu=tpu)
     replicas = strategy.num_replicas_in_sync
     is_chief = distribute.is_chief(strategy)
-    data = data_lib.load_image_dataset(dataset, data_dir=data_dir)
+    data = data_lib.load_images(
+        dataset,
+        data_dir=data_dir,
+        image_size=image_size,
+        test_fraction=test_fraction,
+        seed=seed,
+        download=download,
+    )
     os.makedirs(model_dir, exist_ok=True)
     log_dir = os.path.join(model_dir, "logs")
     contrastive = pretraining == "simclr"
@@ -248,7 +269,7 @@ def pretrain_finetune(
     # Pre-train on unlabelled images
     pretrained = training.train(
         build_model,
-        batches_fn(data_lib.unlabeled(data.train)),
+        batches_fn(data.pretraining_images()),
         batch_size=batch_size,
         epochs=pretrain_epochs,
         strategy=strategy,

@@ -79,3 +79,47 @@ class PretrainFinetuneTest(TestCase):
         proc = run_example("--strategy=tpu", f"--model_dir={self.get_temp_dir()}")
         self.assertNotEqual(proc.returncode, 0)
         self.assertRegex(proc.stderr, r"strategy 'tpu' needs a TPU.*available: .*CPU.*--tpu=")
+
+
+def _digit_folders(root, per_class=20, sizes=((8, 8), (12, 12))):
+    """scikit-learn's digits as PNG class folders of two image sizes."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    counts = {}
+    for image, label in zip(digits.images, digits.target):
+        if counts.get(label, 0) >= per_class:
+            continue
+        counts[label] = counts.get(label, 0) + 1
+        folder = os.path.join(root, f"digit_{label}")
+        os.makedirs(folder, exist_ok=True)
+        size = sizes[counts[label] % len(sizes)]
+        picture = Image.fromarray((image * 255 / 16).astype("uint8")).resize(size)
+        picture.save(os.path.join(folder, f"{counts[label]}.png"))
+    return root
+
+
+class OwnImagesTest(TestCase):
+    def test_binary_on_a_folder_of_class_folders(self):
+        root = _digit_folders(os.path.join(self.get_temp_dir(), "my_digits"))
+        model_dir = os.path.join(self.get_temp_dir(), "run")
+        proc = run_example(f"--dataset={root}", f"--model_dir={model_dir}", "--verbose=0",
+                           "--strategy=default", "--pretrain_epochs=1", "--finetune_steps=2",
+                           "--labels_per_class=2", "--label_draws=1")
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("different sizes", proc.stderr)
+        self.assertIn("--image_size", proc.stderr)
+        proc = run_example(f"--dataset={root}", "--image_size=8,8", f"--model_dir={model_dir}",
+                           "--verbose=0", "--strategy=default", "--pretrain_epochs=1",
+                           "--finetune_steps=2", "--labels_per_class=2", "--label_draws=1")
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertIn("my_digits", proc.stdout)
+        self.assertRegex(proc.stdout, r"linear SVM \(LinearSVC\) +\d\.\d{3}")
+
+    def test_unknown_name_and_missing_path(self):
+        for dataset, message in (("no_such_images", "unknown data set 'no_such_images'"),
+                                 ("./missing_folder", "no file or folder './missing_folder'")):
+            proc = run_example(f"--dataset={dataset}", f"--model_dir={self.get_temp_dir()}")
+            self.assertNotEqual(proc.returncode, 0)
+            self.assertIn(message, proc.stderr)
