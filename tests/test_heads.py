@@ -63,7 +63,7 @@ class HeadsTest(TestCase):
 
     def test_svm_loss_is_the_objective(self):
         x, y = labelled(16)
-        model = SVMClassifier(encoder(), num_classes=4, C=3.0)
+        model = SVMClassifier(encoder(), num_classes=4, C=3.0, hinge="crammer_singer", squared=False)
         scores = model(x)
         w = model.svm.kernel.numpy()
         xi = hinge.multiclass_hinge(y, scores).numpy()

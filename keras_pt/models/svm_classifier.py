@@ -37,7 +37,7 @@ class SVMClassifier(EncoderClassifier):
     (`fit_head_to_features`: L-BFGS in float64; exact for the squared
     hinges, through a smoothing for the plain ones). On a frozen encoder
     that *is* the linear probe; the gradient steps of `fit` that follow
-    (default optimizer Adam at `1e-3`) only wander near it, and with a
+    (default optimizer plain SGD at `1e-3`) stay near it, and with a
     trainable encoder fine-tuning starts from the probe's optimum instead
     of a random head (which keeps the pre-trained features from being
     pulled apart by the head's first large gradients). The defaults,
@@ -137,6 +137,12 @@ class SVMClassifier(EncoderClassifier):
         loss = margin + self.C * tf.reduce_mean(slack)
         # Keras's train_step takes a loss already scaled for distribution.
         return distribute.scale_loss(loss)
+
+    def default_optimizer(self):
+        # Plain SGD: at the solved optimum the full gradient is zero, so
+        # steps only follow the batches' noise (Adam's normalised steps of
+        # one learning rate in every coordinate would walk away from it).
+        return keras.optimizers.SGD(learning_rate=1e-3)
 
     def fit_head_to_features(self, features, labels):
         """Sets `W`, `b` to the minimiser of the objective on fixed features.
