@@ -282,8 +282,14 @@ def pretrain_minibert(
     texts = data_lib.load_pretraining_texts(dataset, data_dir=data_dir)
     if vocabulary is None:
         vocabulary = data_lib.learn_vocabulary(texts, vocabulary_size)
+    elif isinstance(vocabulary, str) and not tf.io.gfile.exists(vocabulary):
+        raise ValueError(
+            f"vocabulary file {vocabulary!r} does not exist; pass a file with one "
+            "token per line (e.g. the vocabulary.txt of an earlier run), or leave "
+            "it unset to learn a vocabulary."
+        )
     else:
-        vocabulary = WordPieceTokenizer(vocabulary).get_vocabulary()  # a file, or checked
+        vocabulary = WordPieceTokenizer(vocabulary).get_vocabulary()  # read and checked
     vocabulary_path = os.path.join(model_dir, VOCABULARY_FILENAME)
     if is_chief:
         with tf.io.gfile.GFile(vocabulary_path, "w") as f:

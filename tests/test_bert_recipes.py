@@ -276,3 +276,13 @@ class ExamplesTest(TestCase):
         proc = run_example("pretrain_minibert.py", "--preset=huge", f"--model_dir={self.get_temp_dir()}")
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("preset", proc.stderr)
+
+    def test_missing_vocabulary_file(self):
+        with self.assertRaisesRegex(ValueError, "vocabulary file .* does not exist"):
+            bert_recipes.pretrain_minibert(
+                data_dir=self.get_temp_dir(),
+                model_dir=self.get_temp_dir(),
+                vocabulary=os.path.join(self.get_temp_dir(), "missing.txt"),
+                steps=1,
+                strategy="default",
+            )
