@@ -23,6 +23,7 @@ settings or another teacher need a new --model_dir.
 
 from absl import app, flags
 
+from keras_pt import data
 from keras_pt import bert_recipes
 
 FLAGS = flags.FLAGS
@@ -32,9 +33,11 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string(
     "dataset", "stdlib_docs",
-    "The teacher's text classification data set: stdlib_docs (embedded), imdb_reviews, "
-    "glue/sst2, glue/mrpc, glue/qqp.",
-)
+    "Text data: a TFDS name (stdlib_docs is embedded; imdb_reviews, glue/sst2, glue/mrpc, glue/qqp), "
+    "a .txt file (one text per line), a .jsonl/.csv file (--text_column, --label_column) "
+    "or a folder with one sub-folder of .txt files per class.")
+flags.DEFINE_string("text_column", "text", "Text column of a .jsonl/.csv --dataset (two, comma-separated, for pairs).")
+flags.DEFINE_string("label_column", "label", "Label column of a .jsonl/.csv --dataset (class ids or names).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
 flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
 flags.DEFINE_string(
@@ -66,7 +69,7 @@ def main(argv):
     del argv
     result = bert_recipes.distill_minibert(
         FLAGS.teacher,
-        dataset=FLAGS.dataset,
+        dataset=data.text_source(FLAGS.dataset, FLAGS.text_column, FLAGS.label_column),
         data_dir=FLAGS.data_dir,
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu,

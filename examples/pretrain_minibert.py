@@ -17,13 +17,17 @@ file.
 
 from absl import app, flags
 
+from keras_pt import data
 from keras_pt import bert_recipes
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "dataset", "stdlib_docs",
-    "Text data set: stdlib_docs (embedded), imdb_reviews, glue/sst2, glue/mrpc, glue/qqp.",
-)
+    "Text data: a TFDS name (stdlib_docs is embedded; imdb_reviews, glue/sst2, glue/mrpc, glue/qqp), "
+    "a .txt file (one text per line), a .jsonl/.csv file (--text_column, --label_column) "
+    "or a folder with one sub-folder of .txt files per class.")
+flags.DEFINE_string("text_column", "text", "Text column of a .jsonl/.csv --dataset (two, comma-separated, for pairs).")
+flags.DEFINE_string("label_column", "label", "Label column of a .jsonl/.csv --dataset (class ids or names).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
 flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (strategy tpu/auto).")
@@ -51,7 +55,7 @@ flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 
 def main(argv):
     del argv
     result = bert_recipes.pretrain_minibert(
-        dataset=FLAGS.dataset,
+        dataset=data.text_source(FLAGS.dataset, FLAGS.text_column, FLAGS.label_column),
         data_dir=FLAGS.data_dir,
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu,

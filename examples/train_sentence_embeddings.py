@@ -15,10 +15,18 @@ and a TF-IDF baseline, and a few nearest-neighbour searches:
 
 from absl import app, flags
 
+from keras_pt import data
+
 from keras_pt import text_recipes
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", "stdlib_docs", "TFDS text data set (stdlib_docs is embedded).")
+flags.DEFINE_string(
+    "dataset", "stdlib_docs",
+    "Text data: a TFDS name (stdlib_docs is embedded; imdb_reviews, glue/sst2, glue/mrpc, glue/qqp), "
+    "a .txt file (one text per line), a .jsonl/.csv file (--text_column, --label_column) "
+    "or a folder with one sub-folder of .txt files per class.")
+flags.DEFINE_string("text_column", "text", "Text column of a .jsonl/.csv --dataset (two, comma-separated, for pairs).")
+flags.DEFINE_string("label_column", "label", "Label column of a .jsonl/.csv --dataset (class ids or names).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
 flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
 flags.DEFINE_string("model_dir", "runs/sentence_embeddings", "Output: sentence_encoder.keras.")
@@ -48,7 +56,7 @@ flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2
 def main(argv):
     del argv
     result = text_recipes.train_sentence_embeddings(
-        dataset=FLAGS.dataset,
+        dataset=data.text_source(FLAGS.dataset, FLAGS.text_column, FLAGS.label_column),
         data_dir=FLAGS.data_dir,
         strategy=FLAGS.strategy,
         model_dir=FLAGS.model_dir,

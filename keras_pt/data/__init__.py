@@ -30,7 +30,7 @@ from keras_pt.data.text import (
     preprocess_text_dataset,
     text_dataset_spec,
 )
-from keras_pt.data.text_sources import TextData, load_texts, text_data_from_lists
+from keras_pt.data.text_sources import TextData, load_texts, text_data_from_lists, text_source
 from keras_pt.data.vocabulary import learn_vocabulary, texts_only, token_counts
 from keras_pt.data.sentence_pairs import (
     load_sentence_pairs,

@@ -21,6 +21,7 @@ Example:
 """
 
 import dataclasses
+import os
 import re
 
 import numpy as np
@@ -79,12 +80,73 @@ TEXT_DATASETS = {
 }
 
 
+LOCAL_SPLITS = ("train", "validation", "test")
+
+
+def is_local_source(name):
+    """True for a path (or list) that `keras_pt.data.load_texts` reads,
+    rather than a TFDS name."""
+    from keras_pt.data.text_sources import TextData
+
+    if isinstance(name, (list, tuple, TextData)):
+        return True
+    if not isinstance(name, (str, os.PathLike)):
+        return False
+    name = os.fspath(name)
+    return (
+        os.path.exists(name)
+        or name.startswith((".", "/", "~"))
+        or name.endswith((".txt", ".csv", ".jsonl"))
+    )
+
+
+_local_cache = {}
+
+
+def local_text_data(source):
+    """The `TextData` of a local source, read once per process (and again
+    when the file changes)."""
+    from keras_pt.data.text_sources import TextData, load_texts
+
+    if isinstance(source, TextData):
+        return source
+    if isinstance(source, (list, tuple)):
+        return load_texts(source)
+    path = os.path.abspath(os.fspath(source))
+    stamp = os.path.getmtime(path) if os.path.exists(path) else None
+    key = (path, stamp)
+    if key not in _local_cache:
+        _local_cache[key] = load_texts(os.fspath(source))
+    return _local_cache[key]
+
+
+def _local_spec(source):
+    data = local_text_data(source)
+    splits = tuple(s for s in LOCAL_SPLITS if getattr(data, s) is not None)
+    if data.heldout is not None and "test" not in splits:
+        splits += ("heldout",)
+    return TextDatasetSpec(
+        name=os.fspath(source) if isinstance(source, (str, os.PathLike)) else data.name,
+        text_features=("text_a", "text_b") if data.is_pair else ("text",),
+        num_classes=data.num_classes,
+        labeled_splits=splits,
+        pretraining_split="pretraining",
+        embedded=True,
+    )
+
+
 def text_dataset_spec(name):
-    """The `TextDatasetSpec` of a known text data set name.
+    """The `TextDatasetSpec` of a known text data set name or a local source.
+
+    Local sources (files and folders that `keras_pt.data.load_texts` reads)
+    have the splits `train`, `validation`, `test` (seeded, stratified) and
+    the pre-training split `pretraining`; unlabelled text has `heldout`.
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
     """
+    if is_local_source(name):
+        return _local_spec(name)
     try:
         return TEXT_DATASETS[name]
     except KeyError:
@@ -142,6 +204,8 @@ def load_text_dataset(name, split, data_dir=None, download=True, shuffle_files=F
             split.
     """
     spec = text_dataset_spec(name)
+    if is_local_source(name):
+        return _local_split(name, split, labelled=True)
     unlabeled = [s for s in _base_splits(split) if s not in spec.labeled_splits]
     if unlabeled:
         raise ValueError(
@@ -168,6 +232,32 @@ def load_text_dataset(name, split, data_dir=None, download=True, shuffle_files=F
     return ds
 
 
+def _local_split(source, split, labelled):
+    """A split of a local source: labelled `(text, label)` pairs, or texts."""
+    data = local_text_data(source)
+    if split in ("pretraining", "heldout") or not labelled:
+        if split == "pretraining":
+            return data.pretraining
+        if split == "heldout":
+            if data.heldout is None:
+                raise ValueError(f"{source!r} has too little text to hold any out.")
+            return data.heldout
+        dataset = _local_split(source, split, labelled=True)
+        if data.is_pair:
+            return dataset.flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices(tf.stack(x)))
+        return dataset.map(lambda x, y: x)
+    if data.train is None:
+        raise ValueError(
+            f"{source!r} has no labels; classification needs a label column "
+            "(label_column, --label_column) or one folder per class. Unlabelled text "
+            "serves pre-training."
+        )
+    if split not in LOCAL_SPLITS or getattr(data, split) is None:
+        available = [s for s in LOCAL_SPLITS if getattr(data, s) is not None]
+        raise ValueError(f"{source!r} has no split {split!r}; its splits are {available}.")
+    return getattr(data, split)
+
+
 def load_pretraining_texts(name="stdlib_docs", split=None, data_dir=None, download=True):
     """The unlabelled text view of a data set, for pre-training.
 
@@ -189,6 +279,8 @@ def load_pretraining_texts(name="stdlib_docs", split=None, data_dir=None, downlo
     """
     spec = text_dataset_spec(name)
     split = split or spec.pretraining_split
+    if is_local_source(name):
+        return _local_split(name, split, labelled=False)
     ds = _as_dataset(spec, split, data_dir, download)
     features = spec.text_features
     if spec.is_pair:

@@ -39,6 +39,9 @@ class TextData:
             the source has no labels.
         pretraining: unbatched `tf.data.Dataset` of strings: the training
             split's texts (both sides of pairs) and the unlabelled ones.
+        heldout: unbatched `tf.data.Dataset` of strings held out of
+            pre-training, for perplexity and retrieval: the test split's
+            texts, or for unlabelled text a seeded `test_fraction` of it.
         num_classes: int (0 without labels).
         class_names: list of str or None.
         is_pair: bool. Examples are sentence pairs.
@@ -52,6 +55,10 @@ class TextData:
     num_classes: int
     class_names: list = None
     is_pair: bool = False
+    heldout: tf.data.Dataset = None
+
+    def __str__(self):
+        return self.name
 
 
 def _as_texts(values, what):
@@ -131,8 +138,14 @@ def text_data_from_lists(
         raise ValueError(f"pairs need as many texts on both sides; got {len(columns[0])} and {len(columns[1])}.")
     extra = _as_texts(list(unlabeled or []), "unlabeled texts")
     if labels is None:
-        pretraining = [t for c in columns for t in c] + extra
-        return TextData(name, None, None, None, tf.data.Dataset.from_tensor_slices(pretraining), 0, None, is_pair)
+        order = np.random.RandomState(seed).permutation(len(columns[0]))
+        n_heldout = int(round(test_fraction * len(order))) if len(order) > 1 else 0
+        heldout = [c[i] for c in columns for i in np.sort(order[:n_heldout])]
+        pretraining = [c[i] for c in columns for i in np.sort(order[n_heldout:])] + extra
+        return TextData(
+            name, None, None, None, tf.data.Dataset.from_tensor_slices(pretraining), 0, None,
+            is_pair, heldout=tf.data.Dataset.from_tensor_slices(heldout) if heldout else None,
+        )
     labels = list(labels)
     if len(labels) != len(columns[0]):
         raise ValueError(f"{len(labels)} labels for {len(columns[0])} texts; give one label per text.")
@@ -156,6 +169,7 @@ def text_data_from_lists(
         return tf.data.Dataset.from_tensor_slices((x if is_pair else x[0], ids[index]))
 
     train_texts = [c[i] for c in columns for i in splits[0]]
+    test_texts = [c[i] for c in columns for i in splits[2]]
     return TextData(
         name=name,
         train=subset(splits[0]),
@@ -165,6 +179,7 @@ def text_data_from_lists(
         num_classes=num_classes,
         class_names=class_names,
         is_pair=is_pair,
+        heldout=tf.data.Dataset.from_tensor_slices(test_texts) if test_texts else None,
     )
 
 
@@ -206,6 +221,16 @@ def _read_records(path):
         return records
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def text_source(dataset, text_column="text", label_column="label"):
+    """What the text recipes' `dataset=` takes, from a binary's flags: a
+    TFDS name or a default-column file as it is, otherwise the `TextData`
+    of the file read with the named columns."""
+    if (text_column, label_column) == ("text", "label"):
+        return dataset
+    text_column = tuple(text_column.split(",")) if "," in text_column else text_column
+    return load_texts(dataset, text_column=text_column, label_column=label_column)
 
 
 def load_texts(
