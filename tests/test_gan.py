@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pt import GAN, Discriminator, Generator, SVMClassifier
+from keras_pt.kernels import random as kernels_random
 from tests.test_case import TestCase
 
 SHAPE = [8, 8, 1]
@@ -253,9 +254,9 @@ class GANTest(TestCase):
     def test_strategy_equivalence_and_true_mean_loss(self):
         def reference_d_loss(model, batch):
             # The first step's latent vectors: a stateless draw for the whole
-            # global batch from the seed generator's current state.
+            # global batch from the seed split off the generator's state.
             saved = model.get_weights()
-            seed = tf.cast(model.seed_generator.state, tf.int32)
+            (seed,) = kernels_random.split(model.seed_generator.state, ("latent",))
             z = tf.random.stateless_normal((batch.shape[0], model.latent_dim), seed=seed)
             fake = model.generator(z, training=True)
             model.set_weights(saved)  # undo the batch-norm statistics update
