@@ -3,16 +3,15 @@ export, the learning-rate schedule, the unigram baseline, vocabulary
 trimming, and the two example binaries run in their own processes."""
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_pt import MiniBERT, bert_recipes, data
+from keras_pt import MiniBERT, data, export, recipes, schedules
 from keras_pt.layers import MiniBERTPreprocessor, WordPieceTokenizer, special_tokens
 from keras_pt.models.mini_bert_classifier import MiniBERTClassifier
+from tests.binaries import run_example
 from tests.test_case import TestCase
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -30,16 +29,6 @@ TEXTS = [
 PAIRS = (TEXTS[:4], TEXTS[4:])
 
 
-def run_example(name, *flags):
-    """Runs an example binary in its own process (each owns its absl flags)."""
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", name), *flags],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
 
 
 def tiny_preprocessor(sequence_length=24):
@@ -89,7 +78,7 @@ class SavingTest(TestCase):
     def test_savedmodel_export_takes_raw_strings(self):
         preprocessor = tiny_preprocessor()
         classifier = MiniBERTClassifier(tiny_minibert(preprocessor), num_classes=4, preprocessor=preprocessor)
-        path = bert_recipes.export_text_classifier(
+        path = export.export_text_classifier(
             classifier, os.path.join(self.get_temp_dir(), "export")
         )
         served = tf.saved_model.load(path)
@@ -107,7 +96,7 @@ class SavingTest(TestCase):
     def test_savedmodel_export_of_sentence_pairs(self):
         preprocessor = tiny_preprocessor()
         classifier = MiniBERTClassifier(tiny_minibert(preprocessor), num_classes=2, preprocessor=preprocessor)
-        path = bert_recipes.export_text_classifier(
+        path = export.export_text_classifier(
             classifier, os.path.join(self.get_temp_dir(), "pairs"), sentence_pairs=True
         )
         served = tf.saved_model.load(path)
@@ -122,26 +111,26 @@ class SavingTest(TestCase):
             num_classes=2,
         )
         with self.assertRaisesRegex(ValueError, "has no preprocessor"):
-            bert_recipes.export_text_classifier(classifier, self.get_temp_dir())
+            export.export_text_classifier(classifier, self.get_temp_dir())
 
 
 class PiecesTest(TestCase):
     def test_warmup_linear_decay_against_numpy(self):
-        schedule = bert_recipes.WarmupLinearDecay(2e-3, total_steps=100, warmup_steps=10)
+        schedule = schedules.WarmupLinearDecay(2e-3, total_steps=100, warmup_steps=10)
         steps = np.array([0, 1, 5, 10, 11, 55, 99, 100, 150])
         expected = 2e-3 * np.clip(np.minimum(steps / 10, (100 - steps) / 90), 0, 1)
         got = [float(schedule(step)) for step in steps]
         self.assertAllClose(got, expected, rtol=1e-5)
-        rebuilt = bert_recipes.WarmupLinearDecay.from_config(schedule.get_config())
+        rebuilt = schedules.WarmupLinearDecay.from_config(schedule.get_config())
         self.assertAllClose(float(rebuilt(42)), float(schedule(42)))
         with self.assertRaisesRegex(ValueError, "warmup_steps <= total_steps"):
-            bert_recipes.WarmupLinearDecay(1e-3, total_steps=10, warmup_steps=11)
+            schedules.WarmupLinearDecay(1e-3, total_steps=10, warmup_steps=11)
 
     def test_unigram_baseline_counts_ordinary_tokens(self):
         preprocessor = tiny_preprocessor(sequence_length=16)
         train = tf.data.Dataset.from_tensor_slices(["a a a b", "b c a", "the the the the the"])
         heldout = tf.data.Dataset.from_tensor_slices(["the a", "b b"])
-        token, accuracy = bert_recipes.unigram_baseline(preprocessor, train, heldout)
+        token, accuracy = recipes.unigram_baseline(preprocessor, train, heldout)
         # Hand count of the same pieces: ids >= 5 on real positions.
         tokenizer = preprocessor.tokenizer
         train_ids = np.concatenate([tokenizer(t).numpy() for t in ["a a a b", "b c a", "the the the the the"]])
@@ -152,11 +141,11 @@ class PiecesTest(TestCase):
         self.assertAllClose(accuracy, np.mean(held == top))
 
     def test_finetune_splits(self):
-        self.assertEqual(bert_recipes.finetune_splits("stdlib_docs"), ("train", "validation", "test"))
-        self.assertEqual(bert_recipes.finetune_splits("imdb_reviews"), ("train[:90%]", "train[90%:]", "test"))
-        self.assertEqual(bert_recipes.finetune_splits("glue/mrpc"), ("train[:95%]", "train[95%:]", "validation"))
+        self.assertEqual(recipes.finetune_splits("stdlib_docs"), ("train", "validation", "test"))
+        self.assertEqual(recipes.finetune_splits("imdb_reviews"), ("train[:90%]", "train[90%:]", "test"))
+        self.assertEqual(recipes.finetune_splits("glue/mrpc"), ("train[:95%]", "train[95%:]", "validation"))
         with self.assertRaisesRegex(ValueError, "unknown text data set"):
-            bert_recipes.finetune_splits("nope")
+            recipes.finetune_splits("nope")
 
 
 class VocabularyTrimTest(TestCase):
@@ -279,7 +268,7 @@ class ExamplesTest(TestCase):
 
     def test_missing_vocabulary_file(self):
         with self.assertRaisesRegex(ValueError, "vocabulary file .* does not exist"):
-            bert_recipes.pretrain_minibert(
+            recipes.pretrain_minibert(
                 data_dir=self.get_temp_dir(),
                 model_dir=self.get_temp_dir(),
                 vocabulary=os.path.join(self.get_temp_dir(), "missing.txt"),

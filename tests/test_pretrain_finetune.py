@@ -1,26 +1,17 @@
 """Learning test on the embedded digits, and the main job's binary."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from keras_pt import recipes
+from tests.binaries import run_example
 from tests.test_case import TestCase
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 EXAMPLE = os.path.join(ROOT, "examples", "pretrain_finetune.py")
 
 
-def run_example(*flags):
-    """Runs the binary in its own process (each example owns its absl flags)."""
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    for name in ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG"):
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, EXAMPLE, *flags], capture_output=True, text=True, env=env, timeout=600
-    )
 
 
 class PretrainFinetuneTest(TestCase):
@@ -55,7 +46,7 @@ class PretrainFinetuneTest(TestCase):
 
     def test_example_binary(self):
         model_dir = self.get_temp_dir()
-        proc = run_example(
+        proc = run_example("pretrain_finetune.py", 
             f"--model_dir={model_dir}", "--pretrain_epochs=1", "--finetune_steps=3",
             "--labels_per_class=2", "--label_draws=2", "--strategy=default", "--verbose=0",
             "--architecture=conv", "--mixed_precision=mixed_bfloat16",
@@ -69,14 +60,14 @@ class PretrainFinetuneTest(TestCase):
         self.assertTrue(os.listdir(os.path.join(model_dir, "pretrain", "checkpoints")))
 
     def test_bad_flags(self):
-        proc = run_example("--strategy=gpu", f"--model_dir={self.get_temp_dir()}")
+        proc = run_example("pretrain_finetune.py", "--strategy=gpu", f"--model_dir={self.get_temp_dir()}")
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("unknown strategy 'gpu'", proc.stderr)
 
     def test_tpu_flag_without_a_tpu(self):
         # The tpu path runs up to the point a TPU is needed, then stops with
         # a message that says what is there and what to do.
-        proc = run_example("--strategy=tpu", f"--model_dir={self.get_temp_dir()}")
+        proc = run_example("pretrain_finetune.py", "--strategy=tpu", f"--model_dir={self.get_temp_dir()}")
         self.assertNotEqual(proc.returncode, 0)
         self.assertRegex(proc.stderr, r"strategy 'tpu' needs a TPU.*available: .*CPU.*--tpu=")
 
@@ -104,13 +95,13 @@ class OwnImagesTest(TestCase):
     def test_binary_on_a_folder_of_class_folders(self):
         root = _digit_folders(os.path.join(self.get_temp_dir(), "my_digits"))
         model_dir = os.path.join(self.get_temp_dir(), "run")
-        proc = run_example(f"--dataset={root}", f"--model_dir={model_dir}", "--verbose=0",
+        proc = run_example("pretrain_finetune.py", f"--dataset={root}", f"--model_dir={model_dir}", "--verbose=0",
                            "--strategy=default", "--pretrain_epochs=1", "--finetune_steps=2",
                            "--labels_per_class=2", "--label_draws=1")
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("different sizes", proc.stderr)
         self.assertIn("--image_size", proc.stderr)
-        proc = run_example(f"--dataset={root}", "--image_size=8,8", f"--model_dir={model_dir}",
+        proc = run_example("pretrain_finetune.py", f"--dataset={root}", "--image_size=8,8", f"--model_dir={model_dir}",
                            "--verbose=0", "--strategy=default", "--pretrain_epochs=1",
                            "--finetune_steps=2", "--labels_per_class=2", "--label_draws=1")
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
@@ -120,6 +111,6 @@ class OwnImagesTest(TestCase):
     def test_unknown_name_and_missing_path(self):
         for dataset, message in (("no_such_images", "unknown data set 'no_such_images'"),
                                  ("./missing_folder", "no file or folder './missing_folder'")):
-            proc = run_example(f"--dataset={dataset}", f"--model_dir={self.get_temp_dir()}")
+            proc = run_example("pretrain_finetune.py", f"--dataset={dataset}", f"--model_dir={self.get_temp_dir()}")
             self.assertNotEqual(proc.returncode, 0)
             self.assertIn(message, proc.stderr)

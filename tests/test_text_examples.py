@@ -2,10 +2,9 @@
 
 import os
 import string
-import subprocess
-import sys
 
 from keras_pt.layers import special_tokens
+from tests.binaries import run_example
 from tests.test_case import TestCase
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -26,13 +25,6 @@ def character_vocabulary(directory):
     return path
 
 
-def run_example(name, *flags):
-    """Runs a binary in its own process (each example owns its absl flags)."""
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", name), *flags],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
 
 
 class TextExamplesTest(TestCase):
@@ -46,7 +38,7 @@ class TextExamplesTest(TestCase):
         self.assertRegex(proc.stdout, r"MiniGPT after 3 steps +\d+\.\d")
         self.assertRegex(proc.stdout, r"unigram \(add-one\) +\d+\.\d")
         self.assertIn("greedy:  return the", proc.stdout)
-        self.assertTrue(os.path.exists(os.path.join(model_dir, "minigpt.keras")))
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "mini_gpt.keras")))
 
     def test_train_sentence_embeddings(self):
         model_dir = self.get_temp_dir()

@@ -31,11 +31,12 @@ class TrainGANExampleTest(TestCase):
             verbose=0,
         ):
             result = train_gan.run()
-        self.assertLen(result["frechet_distances"], 3)
-        self.assertBetween(result["svm_accuracy"], 0.0, 1.0)
-        self.assertLen(result["svm_accuracies"], 2)
-        self.assertLen(result["untrained_svm_accuracies"], 2)
-        self.assertLen(result["raw_linear_svm_accuracies"], 2)
+        self.assertLen(result.frechet_distances, 3)
+        self.assertBetween(result.probe["trained"].mean, 0.0, 1.0)
+        self.assertLen(result.probe["trained"].values, 2)
+        self.assertLen(result.probe["untrained"].values, 2)
+        self.assertLen(result.baselines["linear_svm"].values, 2)
+        self.assertIn("paired difference", result.table())
         self.assertLen(glob.glob(os.path.join(model_dir, "samples", "*.png")), 2)
         for name in ("gan.keras", "feature_classifier.keras", "generator_savedmodel"):
             self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)
@@ -58,4 +59,4 @@ class TrainGANExampleTest(TestCase):
         ):
             result = train_gan.run()
         self.assertTrue(os.path.exists(os.path.join(model_dir, "gan.keras")))
-        self.assertLen(result["raw_linear_svm_accuracies"], 1)
+        self.assertLen(result.baselines["linear_svm"].values, 1)
