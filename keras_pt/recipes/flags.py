@@ -121,10 +121,10 @@ def config_from_flags(config_class, **overrides):
     return config_class(**values)
 
 
-def run(main):
-    """`absl.app.run(main)`, where a bad setting or a diverged run ends with
-    its message and exit status 1 instead of a traceback (`--verbose=2`
-    keeps the traceback)."""
+def with_messages(main):
+    """`main` where a bad setting or a diverged run ends with its message on
+    stderr and exit status 1 instead of a traceback (`--verbose=2` keeps
+    the traceback)."""
 
     def main_with_messages(argv):
         try:
@@ -135,4 +135,9 @@ def run(main):
             print(f"\nerror: {error}", file=sys.stderr)
             sys.exit(1)
 
-    app.run(main_with_messages)
+    return main_with_messages
+
+
+def run(main):
+    """`absl.app.run(with_messages(main))`: what every binary's `__main__` calls."""
+    app.run(with_messages(main))

@@ -292,7 +292,9 @@ def _run(ctx, *, dataset, data_dir, image_size, test_fraction, seed, download, p
         checkpoint_every=ctx.checkpoint_every,
     ).model
     model_path = ctx.path("pretrained.keras")
-    test_images = np.stack([x for x, _ in data.test.take(16).as_numpy_iterator()])
+    # Whole passes over the cached test split (a partial read warns).
+    test_x, test_y = _arrays(data.test)
+    test_images = test_x[:16]
     if contrastive:
         first = keras.ops.convert_to_numpy(pretrained.view(test_images[:8]))
         second = keras.ops.convert_to_numpy(pretrained.view(test_images[:8]))
@@ -320,7 +322,6 @@ def _run(ctx, *, dataset, data_dir, image_size, test_fraction, seed, download, p
     # An epoch of the heads is several passes over the few labels (about 50
     # steps), not a handful of steps.
     passes = max(1, (50 * head_batch) // num_labelled)
-    test_x, test_y = _arrays(data.test)
     encoders = {"untrained": untrained, "pretrained": pretrained}
     # What each head is trained on, recorded in its checkpoints.
     encoder_sha256 = {name: weights_sha256(model.encoder) for name, model in encoders.items()}
