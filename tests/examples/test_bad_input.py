@@ -50,14 +50,15 @@ class BadInputTest(TestCase):
         out = os.path.join(root, "out")
         cases = [
             # (binary, flags, what the message must say)
-            ("pretrain_finetune.py", ["--dataset=no_such_dataset"], r"no_such_dataset"),
-            ("pretrain_finetune.py", [f"--dataset={root}/missing/"], r"missing"),
+            ("pretrain_finetune.py", ["--dataset=no_such_dataset"], r"unknown data set 'no_such_dataset'"),
+            ("pretrain_finetune.py", [f"--dataset={root}/missing/"], r"no file or folder .*missing"),
             ("pretrain_finetune.py", [f"--dataset={root}/mixed"], r"different sizes.*--image_size"),
             ("pretrain_finetune.py", [f"--dataset={root}/one_class"], r"(one|1) class.*(two|2)"),
             ("pretrain_finetune.py", ["--image_size=big"], r"--image_size takes height,width"),
             ("pretrain_finetune.py", ["--strategy=gpu"], r"unknown strategy 'gpu'"),
             ("pretrain_finetune.py", ["--pretraining=bert"], r"pretraining"),
-            ("pretrain_finetune.py", [f"--model_dir={root}/a_file/run"], r"cannot write to model_dir.*--model_dir"),
+            ("pretrain_finetune.py", [f"--model_dir={root}/a_file/run"],
+             r"cannot write to model_dir.*--model_dir"),
             ("train_gan.py", [f"--model_dir={root}/a_file/run"], r"cannot write to model_dir"),
             ("pretrain_minigpt.py", [f"--dataset={root}/empty.txt"], r"empty|no text"),
             ("pretrain_minibert.py", ["--dataset=no_such_corpus"], r"no_such_corpus"),
