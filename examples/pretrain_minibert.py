@@ -15,64 +15,35 @@ logs under <model_dir>/logs; examples/finetune_minibert.py takes the .keras
 file.
 """
 
-from absl import app, flags
+from absl import flags
 
-from keras_pt import data
-from keras_pt import bert_recipes
+from keras_pt import recipes
+from keras_pt.models.mini_bert import PRESETS
+from keras_pt.recipes import flags as recipe_flags
+from keras_pt.recipes.minibert_pretraining import PretrainMiniBERTConfig as Config
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "dataset", "stdlib_docs",
-    "Text data: a TFDS name (stdlib_docs is embedded; imdb_reviews, glue/sst2, glue/mrpc, glue/qqp), "
-    "a .txt file (one text per line), a .jsonl/.csv file (--text_column, --label_column) "
-    "or a folder with one sub-folder of .txt files per class.")
-flags.DEFINE_string("text_column", "text", "Text column of a .jsonl/.csv --dataset (two, comma-separated, for pairs).")
-flags.DEFINE_string("label_column", "label", "Label column of a .jsonl/.csv --dataset (class ids or names).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
-flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (strategy tpu/auto).")
-flags.DEFINE_string("model_dir", "runs/pretrain_minibert", "Output: model, vocabulary, TensorBoard logs.")
-flags.DEFINE_enum("preset", "tiny", ["tiny", "mini", "small"], "MiniBERT shape (layers/hidden: 2/128, 4/256, 4/512).")
-flags.DEFINE_integer("sequence_length", 128, "Tokens per packed text, [CLS] and [SEP] included.")
-flags.DEFINE_integer(
-    "vocabulary_size", 8192,
-    "The most WordPiece tokens to learn (special tokens included); stdlib_docs offers ~7.5k.",
+recipe_flags.define_common_flags(Config, "text")
+recipe_flags.define_flag(
+    Config, "preset", "MiniBERT shape (layers/hidden: tiny 2/128, mini 4/256, small 4/512).", PRESETS
 )
-flags.DEFINE_string(
-    "vocabulary", None,
-    "A vocabulary file (one token per line, special tokens first) to use instead of learning one.",
+recipe_flags.define_flag(Config, "sequence_length", "Tokens per packed text, [CLS] and [SEP] included.")
+recipe_flags.define_flag(Config, "vocabulary_size", "The most WordPiece tokens to learn (special tokens included).")
+recipe_flags.define_flag(
+    Config, "vocabulary",
+    "A vocabulary file (one token per line, special tokens first, e.g. an earlier run's "
+    "vocabulary.txt) to use instead of learning one.",
 )
-flags.DEFINE_integer("batch_size", 32, "Global batch size.")
-flags.DEFINE_integer("steps", 6000, "Pre-training steps (an epoch is one pass over the text).")
-flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate (linear warm-up and decay).")
-flags.DEFINE_float("dropout", 0.1, "Encoder dropout.")
-flags.DEFINE_string("mixed_precision", None, "mixed_bfloat16 (TPUs) or mixed_float16 (GPUs); float32 when unset.")
-flags.DEFINE_integer("checkpoint_every", None, "Steps between checkpoints (default: every epoch); reruns resume.")
-flags.DEFINE_integer("seed", 0, "Seed of the weights, data order and masks.")
-flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.")
+recipe_flags.define_flag(Config, "steps", "Pre-training steps (an epoch is one pass over the text).")
+recipe_flags.define_flag(Config, "learning_rate", "Peak AdamW learning rate (linear warm-up and decay).")
+recipe_flags.define_flag(Config, "warmup_fraction", "Share of the steps spent warming up.")
+recipe_flags.define_flag(Config, "weight_decay", "AdamW weight decay.")
+recipe_flags.define_flag(Config, "dropout", "Encoder dropout.")
 
 
 def main(argv):
     del argv
-    result = bert_recipes.pretrain_minibert(
-        dataset=data.text_source(FLAGS.dataset, FLAGS.text_column, FLAGS.label_column),
-        data_dir=FLAGS.data_dir,
-        strategy=FLAGS.strategy,
-        tpu=FLAGS.tpu,
-        model_dir=FLAGS.model_dir,
-        preset=FLAGS.preset,
-        sequence_length=FLAGS.sequence_length,
-        vocabulary_size=FLAGS.vocabulary_size,
-        vocabulary=FLAGS.vocabulary,
-        batch_size=FLAGS.batch_size,
-        steps=FLAGS.steps,
-        learning_rate=FLAGS.learning_rate,
-        dropout=FLAGS.dropout,
-        mixed_precision=FLAGS.mixed_precision,
-        checkpoint_every=FLAGS.checkpoint_every,
-        seed=FLAGS.seed,
-        verbose=FLAGS.verbose,
-    )
+    result = recipes.pretrain_minibert(recipe_flags.config_from_flags(Config))
     print(f"\nVocabulary: {result.vocabulary_size} tokens; {result.steps} pre-training steps")
     print(
         f"Held-out masked-LM accuracy {result.mlm_accuracy:.3f} "
@@ -84,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    recipe_flags.run(main)

@@ -13,76 +13,49 @@ and a TF-IDF baseline, and a few nearest-neighbour searches:
         --mlm_steps=2000 --strategy=mirrored --model_dir=/tmp/embeddings
 """
 
-from absl import app, flags
+from absl import flags
 
-from keras_pt import data
-
-from keras_pt import text_recipes
+from keras_pt import recipes
+from keras_pt.recipes import flags as recipe_flags
+from keras_pt.recipes.sentence_embeddings import SentenceEmbeddingConfig as Config
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "dataset", "stdlib_docs",
-    "Text data: a TFDS name (stdlib_docs is embedded; imdb_reviews, glue/sst2, glue/mrpc, glue/qqp), "
-    "a .txt file (one text per line), a .jsonl/.csv file (--text_column, --label_column) "
-    "or a folder with one sub-folder of .txt files per class.")
-flags.DEFINE_string("text_column", "text", "Text column of a .jsonl/.csv --dataset (two, comma-separated, for pairs).")
-flags.DEFINE_string("label_column", "label", "Label column of a .jsonl/.csv --dataset (class ids or names).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
-flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker or tpu.")
-flags.DEFINE_string("model_dir", "runs/sentence_embeddings", "Output: sentence_encoder.keras.")
-flags.DEFINE_enum("objective", "supervised", ["supervised", "unsupervised"],
-                  "supervised: sentence pairs; unsupervised: two views of each text (--views).")
-flags.DEFINE_enum("views", "crop", ["crop", "dropout"],
-                  "Unsupervised views: two random crops of a text, or the text under two dropouts (SimCSE).")
-flags.DEFINE_string("preset", "tiny", "MiniBERT preset: tiny, mini or small.")
+recipe_flags.define_common_flags(Config, "text")
+recipe_flags.define_flag(
+    Config, "objective",
+    "supervised: (first sentence, remainder) pairs; unsupervised: two views of each text.",
+    ["supervised", "unsupervised"],
+)
+recipe_flags.define_flag(
+    Config, "views", "Views of the unsupervised objective: random crops, or dropout (SimCSE).",
+    ["crop", "dropout"],
+)
+recipe_flags.define_flag(Config, "preset", "MiniBERT preset.", ["tiny", "mini", "small"])
 flags.DEFINE_integer("hidden_dim", None, "Override the preset's hidden size (heads = hidden / 64).")
 flags.DEFINE_integer("num_layers", None, "Override the preset's number of layers.")
-flags.DEFINE_string("vocabulary", None, "A vocabulary file (one token per line, special tokens first) to use instead of learning one.")
-flags.DEFINE_integer("vocabulary_size", 2000, "WordPiece vocabulary size, special tokens included.")
+recipe_flags.define_flag(
+    Config, "vocabulary",
+    "A vocabulary file (one token per line, special tokens first) to use instead of learning one.",
+)
+recipe_flags.define_flag(Config, "vocabulary_size", "WordPiece vocabulary size, special tokens included.")
 flags.DEFINE_integer("vocabulary_texts", None, "Learn the vocabulary from at most this many texts.")
-flags.DEFINE_integer("sequence_length", 64, "Packed length of each text.")
-flags.DEFINE_integer("batch_size", 32, "Global batch size: each text has batch_size - 1 negatives.")
-flags.DEFINE_integer("steps", 300, "Contrastive training steps.")
-flags.DEFINE_integer("mlm_steps", 0, "Masked-LM pre-training steps before (0: none).")
-flags.DEFINE_float("temperature", 0.05, "Temperature of the cosine similarities.")
-flags.DEFINE_enum("pooling", "mean", ["mean", "cls", "pooled"], "How token states become one vector.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-flags.DEFINE_float("dropout", 0.1, "Dropout rate (SimCSE's augmentation).")
-flags.DEFINE_integer("num_candidates", 32, "Retrieval candidates per query (chance = 1/N).")
-flags.DEFINE_integer("seed", 0, "Seed of weights, data order and the retrieval groups.")
-flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+recipe_flags.define_flag(Config, "sequence_length", "Packed length of each text.")
+recipe_flags.define_flag(Config, "steps", "Contrastive training steps.")
+recipe_flags.define_flag(Config, "mlm_steps", "Masked-LM pre-training steps before (0: none).")
+recipe_flags.define_flag(Config, "temperature", "Temperature of the cosine similarities.")
+recipe_flags.define_flag(Config, "pooling", "How token states become one vector.", ["mean", "cls", "pooled"])
+recipe_flags.define_flag(Config, "learning_rate", "Adam learning rate.")
+recipe_flags.define_flag(Config, "dropout", "Dropout rate (SimCSE's augmentation).")
+recipe_flags.define_flag(Config, "num_candidates", "Retrieval candidates per query (chance = 1/N).")
 
 
 def main(argv):
     del argv
-    result = text_recipes.train_sentence_embeddings(
-        dataset=data.text_source(FLAGS.dataset, FLAGS.text_column, FLAGS.label_column),
-        data_dir=FLAGS.data_dir,
-        strategy=FLAGS.strategy,
-        model_dir=FLAGS.model_dir,
-        objective=FLAGS.objective,
-        preset=FLAGS.preset,
-        hidden_dim=FLAGS.hidden_dim,
-        num_layers=FLAGS.num_layers,
-        vocabulary=FLAGS.vocabulary,
-        vocabulary_size=FLAGS.vocabulary_size,
-        vocabulary_texts=FLAGS.vocabulary_texts,
-        sequence_length=FLAGS.sequence_length,
-        batch_size=FLAGS.batch_size,
-        steps=FLAGS.steps,
-        mlm_steps=FLAGS.mlm_steps,
-        temperature=FLAGS.temperature,
-        pooling=FLAGS.pooling,
-        learning_rate=FLAGS.learning_rate,
-        dropout=FLAGS.dropout,
-        num_candidates=FLAGS.num_candidates,
-        seed=FLAGS.seed,
-        verbose=FLAGS.verbose,
-        views=FLAGS.views,
+    result = recipes.train_sentence_embeddings(recipe_flags.config_from_flags(Config))
+    print(
+        f"\nHeld-out retrieval ({FLAGS.dataset}, {result.num_pairs} pairs, first sentence -> "
+        f"its remainder among {result.num_candidates} candidates):"
     )
-    n = result.num_candidates
-    print(f"\nHeld-out retrieval ({FLAGS.dataset}, {result.num_pairs} pairs, "
-          f"first sentence -> its remainder among {n} candidates):")
     print(result.table(f"{FLAGS.objective} embeddings"))
     print("\nNearest held-out remainder of a few first sentences:")
     for query, hits in result.examples:
@@ -94,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    recipe_flags.run(main)

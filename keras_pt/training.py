@@ -659,6 +659,8 @@ class _Guard:
             intact = "No checkpoint before the divergence was confirmed healthy."
             restart = "from step 0"
         if self.divergence_file and self.checkpointer.is_writer:
+            # The folder may not exist yet: a divergence before the first checkpoint.
+            tf.io.gfile.makedirs(self.divergence_file.rsplit("/", 1)[0])
             record = {
                 "step": self.step,
                 "first_suspect_step": self.previous,

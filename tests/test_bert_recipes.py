@@ -3,16 +3,16 @@ export, the learning-rate schedule, the unigram baseline, vocabulary
 trimming, and the two example binaries run in their own processes."""
 
 import os
-import subprocess
-import sys
+import uuid
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_pt import MiniBERT, bert_recipes, data
+from keras_pt import MiniBERT, data, export, recipes, schedules
 from keras_pt.layers import MiniBERTPreprocessor, WordPieceTokenizer, special_tokens
 from keras_pt.models.mini_bert_classifier import MiniBERTClassifier
+from tests.binaries import run_example, run_in_process
+from keras_pt.recipes.context import load_model
 from tests.test_case import TestCase
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -30,16 +30,6 @@ TEXTS = [
 PAIRS = (TEXTS[:4], TEXTS[4:])
 
 
-def run_example(name, *flags):
-    """Runs an example binary in its own process (each owns its absl flags)."""
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", name), *flags],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
 
 
 def tiny_preprocessor(sequence_length=24):
@@ -89,7 +79,7 @@ class SavingTest(TestCase):
     def test_savedmodel_export_takes_raw_strings(self):
         preprocessor = tiny_preprocessor()
         classifier = MiniBERTClassifier(tiny_minibert(preprocessor), num_classes=4, preprocessor=preprocessor)
-        path = bert_recipes.export_text_classifier(
+        path = export.export_text_classifier(
             classifier, os.path.join(self.get_temp_dir(), "export")
         )
         served = tf.saved_model.load(path)
@@ -107,7 +97,7 @@ class SavingTest(TestCase):
     def test_savedmodel_export_of_sentence_pairs(self):
         preprocessor = tiny_preprocessor()
         classifier = MiniBERTClassifier(tiny_minibert(preprocessor), num_classes=2, preprocessor=preprocessor)
-        path = bert_recipes.export_text_classifier(
+        path = export.export_text_classifier(
             classifier, os.path.join(self.get_temp_dir(), "pairs"), sentence_pairs=True
         )
         served = tf.saved_model.load(path)
@@ -122,26 +112,26 @@ class SavingTest(TestCase):
             num_classes=2,
         )
         with self.assertRaisesRegex(ValueError, "has no preprocessor"):
-            bert_recipes.export_text_classifier(classifier, self.get_temp_dir())
+            export.export_text_classifier(classifier, self.get_temp_dir())
 
 
 class PiecesTest(TestCase):
     def test_warmup_linear_decay_against_numpy(self):
-        schedule = bert_recipes.WarmupLinearDecay(2e-3, total_steps=100, warmup_steps=10)
+        schedule = schedules.WarmupLinearDecay(2e-3, total_steps=100, warmup_steps=10)
         steps = np.array([0, 1, 5, 10, 11, 55, 99, 100, 150])
         expected = 2e-3 * np.clip(np.minimum(steps / 10, (100 - steps) / 90), 0, 1)
         got = [float(schedule(step)) for step in steps]
         self.assertAllClose(got, expected, rtol=1e-5)
-        rebuilt = bert_recipes.WarmupLinearDecay.from_config(schedule.get_config())
+        rebuilt = schedules.WarmupLinearDecay.from_config(schedule.get_config())
         self.assertAllClose(float(rebuilt(42)), float(schedule(42)))
         with self.assertRaisesRegex(ValueError, "warmup_steps <= total_steps"):
-            bert_recipes.WarmupLinearDecay(1e-3, total_steps=10, warmup_steps=11)
+            schedules.WarmupLinearDecay(1e-3, total_steps=10, warmup_steps=11)
 
     def test_unigram_baseline_counts_ordinary_tokens(self):
         preprocessor = tiny_preprocessor(sequence_length=16)
         train = tf.data.Dataset.from_tensor_slices(["a a a b", "b c a", "the the the the the"])
         heldout = tf.data.Dataset.from_tensor_slices(["the a", "b b"])
-        token, accuracy = bert_recipes.unigram_baseline(preprocessor, train, heldout)
+        token, accuracy = recipes.unigram_baseline(preprocessor, train, heldout)
         # Hand count of the same pieces: ids >= 5 on real positions.
         tokenizer = preprocessor.tokenizer
         train_ids = np.concatenate([tokenizer(t).numpy() for t in ["a a a b", "b c a", "the the the the the"]])
@@ -152,11 +142,11 @@ class PiecesTest(TestCase):
         self.assertAllClose(accuracy, np.mean(held == top))
 
     def test_finetune_splits(self):
-        self.assertEqual(bert_recipes.finetune_splits("stdlib_docs"), ("train", "validation", "test"))
-        self.assertEqual(bert_recipes.finetune_splits("imdb_reviews"), ("train[:90%]", "train[90%:]", "test"))
-        self.assertEqual(bert_recipes.finetune_splits("glue/mrpc"), ("train[:95%]", "train[95%:]", "validation"))
+        self.assertEqual(recipes.finetune_splits("stdlib_docs"), ("train", "validation", "test"))
+        self.assertEqual(recipes.finetune_splits("imdb_reviews"), ("train[:90%]", "train[90%:]", "test"))
+        self.assertEqual(recipes.finetune_splits("glue/mrpc"), ("train[:95%]", "train[95%:]", "validation"))
         with self.assertRaisesRegex(ValueError, "unknown text data set"):
-            bert_recipes.finetune_splits("nope")
+            recipes.finetune_splits("nope")
 
 
 class VocabularyTrimTest(TestCase):
@@ -183,10 +173,12 @@ class VocabularyTrimTest(TestCase):
 
 
 class ExamplesTest(TestCase):
-    def test_pretrain_then_finetune_binaries(self):
-        model_dir = self.get_temp_dir()
-        pretrain_dir = os.path.join(model_dir, "pretrain")
-        proc = run_example(
+    def test_pretrain_then_finetune_binaries_on_a_ram_filesystem(self):
+        # In one process, so TensorFlow's in-memory filesystem holds every
+        # file from one binary to the next: nothing goes through os.path.
+        model_dir = f"ram://bert-binaries-{uuid.uuid4().hex}"
+        pretrain_dir = f"{model_dir}/pretrain"
+        proc = run_in_process(
             "pretrain_minibert.py",
             f"--model_dir={pretrain_dir}",
             "--steps=2",
@@ -196,16 +188,17 @@ class ExamplesTest(TestCase):
             "--strategy=default",
             "--verbose=0",
         )
-        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-        self.assertRegex(proc.stdout, r"Held-out masked-LM accuracy \d\.\d{3} .*unigram baseline \d\.\d{3}")
-        model_path = os.path.join(pretrain_dir, "mini_bert.keras")
-        self.assertTrue(os.path.exists(model_path))
-        self.assertTrue(os.listdir(os.path.join(pretrain_dir, "logs", "pretrain")))
-        with open(os.path.join(pretrain_dir, "vocabulary.txt")) as f:
+        code, stdout, stderr = proc
+        self.assertEqual(code, 0, stderr[-3000:])
+        self.assertRegex(stdout, r"Held-out masked-LM accuracy \d\.\d{3} .*unigram baseline \d\.\d{3}")
+        model_path = f"{pretrain_dir}/mini_bert.keras"
+        self.assertTrue(tf.io.gfile.exists(model_path + ".sha256"))
+        self.assertTrue(tf.io.gfile.listdir(f"{pretrain_dir}/logs/pretrain"))
+        with tf.io.gfile.GFile(f"{pretrain_dir}/vocabulary.txt") as f:
             self.assertEqual(f.read().split("\n")[:5], list(special_tokens.SPECIAL_TOKENS))
 
-        finetune_dir = os.path.join(model_dir, "finetune")
-        proc = run_example(
+        finetune_dir = f"{model_dir}/finetune"
+        proc = run_in_process(
             "finetune_minibert.py",
             f"--pretrained={model_path}",
             f"--model_dir={finetune_dir}",
@@ -216,23 +209,24 @@ class ExamplesTest(TestCase):
             "--strategy=default",
             "--verbose=0",
         )
-        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-        self.assertRegex(proc.stdout, r"Test accuracy: pre-trained \d\.\d{3}, from scratch \d\.\d{3}")
+        code, stdout, stderr = proc
+        self.assertEqual(code, 0, stderr[-3000:])
+        self.assertRegex(stdout, r"Test accuracy: pre-trained \d\.\d{3}, from scratch \d\.\d{3}")
         # The TF-IDF baseline rows: the run's label draw, then 5 draws.
-        self.assertRegex(proc.stdout, r"tfidf_svm +\d\.\d{3} +\d\.\d{3} +-")
-        self.assertRegex(proc.stdout, r"tfidf_svm over 5 label draws \(seeds 0-4\): test \d\.\d{3} ± \d\.\d{3}")
-        self.assertRegex(proc.stdout, r"TF-IDF \+ linear SVM on the same labels: \d\.\d{3}")
-        self.assertTrue(os.path.exists(os.path.join(finetune_dir, "classifier.keras")))
+        self.assertRegex(stdout, r"tfidf_svm +\d\.\d{3} +\d\.\d{3} +-")
+        self.assertRegex(stdout, r"tfidf_svm over 5 label draws \(seeds 0-4\): test \d\.\d{3} ± \d\.\d{3}")
+        self.assertRegex(stdout, r"TF-IDF \+ linear SVM on the same labels: \d\.\d{3}")
+        self.assertTrue(tf.io.gfile.exists(f"{finetune_dir}/classifier.keras"))
         for name in ("pretrained", "from_scratch"):
-            self.assertTrue(os.listdir(os.path.join(finetune_dir, "logs", name)))
-        served = tf.saved_model.load(os.path.join(finetune_dir, "export"))
+            self.assertTrue(tf.io.gfile.listdir(f"{finetune_dir}/logs/train/{name}"))
+        served = tf.saved_model.load(f"{finetune_dir}/export")
         probabilities = served.serve(tf.constant(TEXTS[:2]))["probabilities"].numpy()
         self.assertEqual(probabilities.shape, (2, 10))
 
-        distill_dir = os.path.join(model_dir, "distill")
-        proc = run_example(
+        distill_dir = f"{model_dir}/distill"
+        proc = run_in_process(
             "distill.py",
-            f"--teacher={os.path.join(finetune_dir, 'classifier.keras')}",
+            f"--teacher={finetune_dir}/classifier.keras",
             f"--model_dir={distill_dir}",
             "--labels_per_class=2",
             "--batch_size=4",
@@ -242,35 +236,18 @@ class ExamplesTest(TestCase):
             "--strategy=default",
             "--verbose=0",
         )
-        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        code, stdout, stderr = proc
+        self.assertEqual(code, 0, stderr[-3000:])
         self.assertRegex(
-            proc.stdout,
+            stdout,
             r"Test accuracy: teacher \d\.\d{3}, distilled student \d\.\d{3}, student alone \d\.\d{3}",
         )
-        self.assertRegex(proc.stdout, r"tfidf_svm +- +\d\.\d{3} +\d\.\d{3} +-")
-        self.assertRegex(proc.stdout, r"tfidf_svm over 5 label draws")
-        student = keras.saving.load_model(os.path.join(distill_dir, "student.keras"))
+        self.assertRegex(stdout, r"tfidf_svm +- +\d\.\d{3} +\d\.\d{3} +-")
+        self.assertRegex(stdout, r"tfidf_svm over 5 label draws")
+        student = load_model(f"{distill_dir}/student.keras")
         self.assertEqual(student.predict(TEXTS[:2], verbose=0).shape, (2, 10))
         for name in ("distilled", "alone"):
-            self.assertTrue(os.listdir(os.path.join(distill_dir, "logs", name)))
-
-    def test_distill_without_a_teacher(self):
-        proc = run_example(
-            "distill.py",
-            f"--teacher={os.path.join(self.get_temp_dir(), 'missing.keras')}",
-            f"--model_dir={self.get_temp_dir()}",
-        )
-        self.assertNotEqual(proc.returncode, 0)
-        self.assertIn("run examples/finetune_minibert.py first", proc.stderr)
-
-    def test_finetune_without_a_pretrained_model(self):
-        proc = run_example(
-            "finetune_minibert.py",
-            f"--pretrained={os.path.join(self.get_temp_dir(), 'missing.keras')}",
-            f"--model_dir={self.get_temp_dir()}",
-        )
-        self.assertNotEqual(proc.returncode, 0)
-        self.assertIn("run examples/pretrain_minibert.py first", proc.stderr)
+            self.assertTrue(tf.io.gfile.listdir(f"{distill_dir}/logs/train/{name}"))
 
     def test_bad_preset(self):
         proc = run_example("pretrain_minibert.py", "--preset=huge", f"--model_dir={self.get_temp_dir()}")
@@ -279,7 +256,7 @@ class ExamplesTest(TestCase):
 
     def test_missing_vocabulary_file(self):
         with self.assertRaisesRegex(ValueError, "vocabulary file .* does not exist"):
-            bert_recipes.pretrain_minibert(
+            recipes.pretrain_minibert(
                 data_dir=self.get_temp_dir(),
                 model_dir=self.get_temp_dir(),
                 vocabulary=os.path.join(self.get_temp_dir(), "missing.txt"),

@@ -1,44 +1,24 @@
 """Image data from class folders, .npz/.npy files, IDX files and arrays."""
 
-import gzip
 import os
-import struct
 
 import numpy as np
 from PIL import Image
 
 from keras_pt import data
+from tests import fixtures
 from tests.test_case import TestCase
 
 
 def _digits(n_per_class=6, num_classes=3, size=8, seed=0):
-    """Small uint8 images whose class is visible (a bright row per class)."""
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    for c in range(num_classes):
-        for _ in range(n_per_class):
-            image = rng.integers(0, 60, (size, size)).astype(np.uint8)
-            image[c] = 255
-            images.append(image)
-            labels.append(c)
-    return np.stack(images), np.asarray(labels, np.int32)
+    return fixtures.toy_images(n_per_class, num_classes, size, seed)
 
 
 def _write_folder(root, images, labels, names=("cat", "dog", "owl"), size=None):
-    for i, (image, label) in enumerate(zip(images, labels)):
-        folder = os.path.join(root, names[label])
-        os.makedirs(folder, exist_ok=True)
-        picture = Image.fromarray(image)
-        if size is not None and i % 2:
-            picture = picture.resize(size)
-        picture.save(os.path.join(folder, f"{i}.png"))
+    fixtures.write_image_folder(root, images, labels, names, resize_odd_to=size)
 
 
-def _write_idx(path, array):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
+_write_idx = fixtures.write_idx
 
 
 def _arrays(image_data):

@@ -22,7 +22,7 @@ afford, so no test claims it.
 import shutil
 import tempfile
 
-from keras_pt import bert_recipes
+from keras_pt import recipes
 from tests.test_case import TestCase
 
 # A short budget for the shared CPU; the examples' defaults train longer
@@ -38,7 +38,7 @@ class MiniBERTLearningTest(TestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.model_dir = tempfile.mkdtemp()
-        cls.pretrained = bert_recipes.pretrain_minibert(
+        cls.pretrained = recipes.pretrain_minibert(
             model_dir=cls.model_dir,
             strategy="default",
             sequence_length=SEQUENCE_LENGTH,
@@ -46,7 +46,7 @@ class MiniBERTLearningTest(TestCase):
             learning_rate=1e-3,
             verbose=0,
         )
-        cls.finetuned = bert_recipes.finetune_minibert(
+        cls.finetuned = recipes.finetune_minibert(
             cls.pretrained.model_path,
             model_dir=cls.model_dir,
             strategy="default",
@@ -85,7 +85,7 @@ class MiniBERTLearningTest(TestCase):
         validation = self.finetuned.validation_accuracy
         best = max(validation, key=validation.get)
         key = "classifier" if best == "pretrained" else "classifier_from_scratch"
-        result = bert_recipes.distill_minibert(
+        result = recipes.distill_minibert(
             self.finetuned.files[key],
             model_dir=self.get_temp_dir(),
             strategy="default",

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from keras_pt import bert_recipes, data, text_recipes
+from keras_pt import data, recipes
 from tests.test_case import TestCase
 
 
@@ -48,12 +48,12 @@ class OwnTextTest(TestCase):
             for r in rows:
                 f.write(json.dumps({"text": r["doc"], "label": r["module"]}) + "\n")
         model_dir = self.get_temp_dir()
-        pre = bert_recipes.pretrain_minibert(
+        pre = recipes.pretrain_minibert(
             dataset=source, model_dir=os.path.join(model_dir, "pre"), steps=4, batch_size=8,
             sequence_length=32, vocabulary_size=300, strategy="default", verbose=0,
         )
         self.assertTrue(os.path.exists(pre.files["model"]))
-        result = bert_recipes.finetune_minibert(
+        result = recipes.finetune_minibert(
             pre.files["model"], dataset=source, model_dir=os.path.join(model_dir, "ft"),
             labels_per_class=4, epochs=1, steps_per_epoch=2, batch_size=4, strategy="default",
             verbose=0, export=False, baseline_draws=1,
@@ -65,7 +65,7 @@ class OwnTextTest(TestCase):
         path = os.path.join(self.get_temp_dir(), "corpus.txt")
         with open(path, "w") as f:
             f.write("\n".join(r["doc"] for r in _docstrings()))
-        result = text_recipes.pretrain_minigpt(
+        result = recipes.pretrain_minigpt(
             dataset=path, model_dir=self.get_temp_dir(), steps=3, batch_size=8,
             sequence_length=32, vocabulary_size=300, strategy="default", verbose=0,
         )

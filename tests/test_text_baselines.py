@@ -6,7 +6,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from keras_pt import bert_recipes, data, text_recipes
+from keras_pt import data, recipes
 from keras_pt.evaluation import retrieval_accuracy, text_baselines
 from tests.test_case import TestCase
 
@@ -85,13 +85,12 @@ class TfidfSVMTest(TestCase):
             vectorizer.transform(queries).toarray(), vectorizer.transform(candidates).toarray(), 6, seed=1
         )
         self.assertEqual(text_baselines.tfidf_retrieval_accuracy(queries, candidates, 6, seed=1), expected)
-        self.assertIs(text_recipes.tfidf_retrieval_accuracy, text_baselines.tfidf_retrieval_accuracy)
 
 
 class RecipeBaselineTest(TestCase):
     def test_stdlib_docs_draws_and_rows(self):
         data_dir = self.get_temp_dir()
-        result = bert_recipes.tfidf_svm_baseline("stdlib_docs", data_dir, 3, seed=5, draws=3)
+        result = recipes.tfidf_svm_baseline("stdlib_docs", data_dir, 3, seed=5, draws=3)
         self.assertEqual(result["seeds"], [5, 6, 7])
         self.assertLen(result["draws"], 3)
         self.assertEqual(result["test"], result["draws"][0])
@@ -108,11 +107,11 @@ class RecipeBaselineTest(TestCase):
         ).fit(texts, labels)
         self.assertEqual(result["test"], float(np.mean(expected.predict(test_texts) == test_labels)))
         self.assertGreater(result["test"], 0.2)  # above chance (0.1) with 3 labels per class
-        reused = bert_recipes.tfidf_svm_baseline("stdlib_docs", data_dir, 3, seed=5, draws=1, labelled=labelled)
+        reused = recipes.tfidf_svm_baseline("stdlib_docs", data_dir, 3, seed=5, draws=1, labelled=labelled)
         self.assertEqual(reused["test"], result["test"])
 
         # The rows of the fine-tuning and distillation tables.
-        finetune = bert_recipes.FinetuneResult(
+        finetune = recipes.FinetuneResult(
             accuracy={"pretrained": 0.5, "from_scratch": 0.4},
             validation_accuracy={"pretrained": 0.5, "from_scratch": 0.4},
             epochs={"pretrained": 2, "from_scratch": 3},
@@ -125,7 +124,7 @@ class RecipeBaselineTest(TestCase):
         table = finetune.table()
         self.assertRegex(table, rf"tfidf_svm +{result['validation']:.3f} +{result['test']:.3f} +-")
         self.assertIn(f"tfidf_svm over 3 label draws (seeds 5-7): test {mean:.3f} ± {sd:.3f}", table)
-        distill = bert_recipes.DistillResult(
+        distill = recipes.DistillResult(
             accuracy={"teacher": 0.5, "distilled": 0.4, "alone": 0.3},
             validation_accuracy={"teacher": 0.5, "distilled": 0.4, "alone": 0.3},
             epochs={"distilled": 2, "alone": 3},
@@ -139,14 +138,14 @@ class RecipeBaselineTest(TestCase):
         self.assertRegex(distill.table(), rf"tfidf_svm +- +{result['validation']:.3f} +{result['test']:.3f}")
         # One draw: no spread row.
         one = dict(result, draws=result["draws"][:1], seeds=result["seeds"][:1])
-        single = bert_recipes.FinetuneResult(**dict(vars(finetune), baselines={"tfidf_svm": one}))
+        single = recipes.FinetuneResult(**dict(vars(finetune), baselines={"tfidf_svm": one}))
         self.assertIn("tfidf_svm ", single.table())
         self.assertNotIn("label draws", single.table())
         # Without baselines, the tables are as before.
-        self.assertNotIn("tfidf", bert_recipes.FinetuneResult(**dict(vars(finetune), baselines={})).table())
+        self.assertNotIn("tfidf", recipes.FinetuneResult(**dict(vars(finetune), baselines={})).table())
 
     def test_sentence_embedding_rows(self):
-        result = text_recipes.SentenceEmbeddingResult(
+        result = recipes.SentenceEmbeddingResult(
             accuracy=0.6, untrained_accuracy=0.2, tfidf_accuracy=0.55, chance=0.125,
             num_candidates=8, num_pairs=40, examples=[], seconds=1.0, files={},
         )

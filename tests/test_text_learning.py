@@ -3,7 +3,7 @@
 import functools
 import os
 
-from keras_pt import data, text_recipes
+from keras_pt import data, recipes
 from tests.test_case import TestCase
 
 
@@ -25,7 +25,7 @@ SMALL = dict(
 
 class TextLearningTest(TestCase):
     def test_minigpt_perplexity_far_below_unigram(self):
-        result = text_recipes.pretrain_minigpt(
+        result = recipes.pretrain_minigpt(
             model_dir=self.get_temp_dir(), vocabulary=list(vocabulary()), **SMALL
         )
         # Held-out (test split) perplexity: context must help a lot.
@@ -36,7 +36,7 @@ class TextLearningTest(TestCase):
         self.assertTrue(os.path.exists(result.files["model"]))
 
     def test_sentence_embeddings_retrieve_pairs(self):
-        result = text_recipes.train_sentence_embeddings(
+        result = recipes.train_sentence_embeddings(
             model_dir=self.get_temp_dir(), vocabulary=list(vocabulary()), num_candidates=32, **SMALL
         )
         # A first sentence finds its own remainder among 32 held-out candidates.

@@ -19,6 +19,7 @@
 """
 
 import ast
+import dataclasses
 import inspect
 import json
 import os
@@ -29,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from keras_pt import bert_recipes, checkpointing, data, distribute, recipes, training
+from keras_pt import checkpointing, data, distribute, recipes, training
 from tests import strategy_cases
 from tests.test_case import TestCase
 
@@ -163,9 +164,13 @@ class ColabNotebookTest(unittest.TestCase):
         self.assertEqual(notebook["metadata"]["accelerator"], "TPU")
         sources = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
         functions = {
-            "pretrain_minibert": bert_recipes.pretrain_minibert,
-            "finetune_minibert": bert_recipes.finetune_minibert,
+            "pretrain_minibert": recipes.pretrain_minibert,
+            "finetune_minibert": recipes.finetune_minibert,
             "get_strategy": distribute.get_strategy,
+        }
+        configs = {
+            "pretrain_minibert": recipes.PretrainMiniBERTConfig,
+            "finetune_minibert": recipes.FinetuneConfig,
         }
         called = set()
         for source in sources:
@@ -179,7 +184,12 @@ class ColabNotebookTest(unittest.TestCase):
                     signature = inspect.signature(functions[name])
                     args = [None] * len(node.args)
                     kwargs = {k.arg: None for k in node.keywords}
-                    signature.bind(*args, **kwargs)  # TypeError on an unknown argument
+                    bound = signature.bind(*args, **kwargs)  # TypeError on an unknown argument
+                    # Keywords beyond the signature must be fields of the recipe's config.
+                    config = configs.get(name)
+                    if config is not None:
+                        fields = {f.name for f in dataclasses.fields(config)}
+                        self.assertLessEqual(set(bound.arguments.get("overrides", {})), fields)
         self.assertEqual(called, set(functions))
         text = "\n".join(sources)
         self.assertIn('get_strategy("tpu")', text)

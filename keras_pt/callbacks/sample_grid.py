@@ -5,8 +5,9 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 from tensorflow.core.framework import summary_pb2
+
+from keras_pt.utils.image_grid import write_png
 
 
 def image_grid(images, columns=None, scale=1):
@@ -96,7 +97,7 @@ class SampleGrid(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
-        os.makedirs(self.directory, exist_ok=True)
+        tf.io.gfile.makedirs(self.directory)
         if self.log_dir and self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "samples"))
 
@@ -112,7 +113,7 @@ class SampleGrid(keras.callbacks.Callback):
         width = images.shape[2] * int(np.ceil(np.sqrt(len(images))))
         grid = image_grid(images, scale=max(1, int(np.ceil(256 / width))))
         path = os.path.join(self.directory, f"samples_epoch_{epoch + 1:03d}.png")
-        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+        write_png(grid, path)
         self.paths.append(path)
         if self._writer is not None:
             write_image_summary(self._writer, "samples", grid, epoch + 1)

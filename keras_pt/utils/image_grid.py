@@ -1,8 +1,10 @@
 """Image grids: many small images tiled into one PNG."""
 
+import io
 import os
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 
@@ -39,8 +41,18 @@ def image_grid(images, rows, columns, pad=1, scale=4):
 
 def save_image_grid(images, path, rows, columns, **kwargs):
     """Writes `image_grid(images, rows, columns, **kwargs)` as a PNG file."""
-    grid = image_grid(images, rows, columns, **kwargs)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return write_png(image_grid(images, rows, columns, **kwargs), path)
+
+
+def write_png(grid, path):
+    """Writes a `uint8` grid `(height, width, 1 or 3)` as a PNG file through
+    `tf.io.gfile` (local, `gs://` or any filesystem TensorFlow knows)."""
+    directory = os.path.dirname(str(path))
+    if directory:
+        tf.io.gfile.makedirs(directory)
     mode = "L" if grid.shape[-1] == 1 else "RGB"
-    Image.fromarray(grid[..., 0] if mode == "L" else grid, mode=mode).save(path)
+    buffer = io.BytesIO()
+    Image.fromarray(grid[..., 0] if mode == "L" else grid, mode=mode).save(buffer, format="PNG")
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
     return path

@@ -8,21 +8,19 @@ label draws.
 """
 
 import dataclasses
-import os
 import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_pt import data as data_lib
-from keras_pt import distribute, training
 from keras_pt.evaluation import baselines as baselines_lib
 from keras_pt.models.autoencoder import Autoencoder
 from keras_pt.models.denoising_autoencoder import DenoisingAutoencoder
 from keras_pt.models.mlp_classifier import MLPClassifier
 from keras_pt.models.sim_clr import SimCLR
 from keras_pt.models.svm_classifier import SVMClassifier
+from keras_pt.recipes.context import RunContext, join, resolve_config, weights_sha256
 from keras_pt.utils.image_grid import save_image_grid
 
 HEADS = {"mlp": MLPClassifier, "svm": SVMClassifier}
@@ -122,32 +120,38 @@ def _arrays(dataset):
     return np.stack([x for x, _ in pairs]), np.asarray([y for _, y in pairs])
 
 
-def pretrain_finetune(
-    dataset="digits",
-    data_dir=None,
-    strategy="auto",
-    tpu=None,
-    model_dir="runs/pretrain_finetune",
-    pretraining="simclr",
-    architecture="auto",
-    latent_dim=32,
-    pretrain_epochs=None,
-    finetune_steps=300,
-    labels_per_class=10,
-    label_draws=3,
-    batch_size=None,
-    learning_rate=1e-3,
-    svm_c=1.0,
-    finetune_lr_scale=0.1,
-    mixed_precision=None,
-    scale_batch_size=False,
-    checkpoint_every=None,
-    seed=0,
-    verbose=1,
-    image_size=None,
-    test_fraction=0.2,
-    download=False,
-):
+@dataclasses.dataclass
+class PretrainFinetuneConfig:
+    """Settings of `pretrain_finetune` (see its arguments)."""
+
+    dataset: object = "digits"
+    data_dir: object = None
+    strategy: object = "auto"
+    tpu: object = None
+    model_dir: str = "runs/pretrain_finetune"
+    pretraining: str = "simclr"
+    architecture: str = "auto"
+    latent_dim: int = 32
+    pretrain_epochs: object = None
+    finetune_steps: int = 300
+    labels_per_class: int = 10
+    label_draws: int = 3
+    batch_size: object = None
+    learning_rate: float = 1e-3
+    svm_c: float = 1.0
+    finetune_lr_scale: float = 0.1
+    mixed_precision: object = None
+    scale_batch_size: bool = False
+    checkpoint_every: object = None
+    seed: int = 0
+    verbose: int = 1
+    image_size: object = None
+    test_fraction: float = 0.2
+    download: bool = False
+    restart_from_healthy: bool = False
+
+
+def pretrain_finetune(config=None, **overrides):
     """Pre-trains an image encoder, then trains MLP and SVM heads on a few labels.
 
     For each of `label_draws` draws of `labels_per_class` labelled examples
@@ -161,9 +165,14 @@ def pretrain_finetune(
     Every training phase runs through `keras_pt.training.train`, so it works
     under every strategy (including `multi_worker`), checkpoints into
     `model_dir/<phase>/checkpoints`, and resumes exactly when run again
-    with the same `model_dir` (finished phases are restored, not retrained).
+    with the same `model_dir` and settings (finished phases are restored,
+    not retrained). A rerun with other settings is refused with the keys
+    that differ (`keras_pt.recipes.RunContext`); each head's checkpoints
+    also record the SHA-256 of the encoder it was trained on.
 
     Args:
+        config: `PretrainFinetuneConfig` or None. The settings; keyword
+            arguments override its fields (the defaults without one).
         dataset: an image source for `keras_pt.data.load_images`: a TFDS
             name (the embedded `"digits"`, the default, or a prepared one in
             `data_dir`), a folder of class folders, a `.npz`/`.npy` file, a
@@ -211,20 +220,31 @@ def pretrain_finetune(
             a test split. Defaults to 0.2.
         download: bool. Let TFDS download a named data set. Defaults to
             False: offline, an unprepared name fails at once.
+        restart_from_healthy: bool. After a `NonFiniteLossError`, continue
+            from the last healthy checkpoint with these settings (e.g. a
+            lower `learning_rate`) instead of refusing the changed ones.
 
     Returns:
         A `PretrainFinetuneResult`.
     """
-    if pretraining not in PRETRAINING:
-        raise ValueError(f"unknown pretraining {pretraining!r}; choose one of {', '.join(PRETRAINING)}.")
-    if int(label_draws) < 1:
-        raise ValueError(f"label_draws must be at least 1, got {label_draws}.")
+    config = resolve_config(PretrainFinetuneConfig, config, overrides)
+    if config.pretraining not in PRETRAINING:
+        raise ValueError(
+            f"unknown pretraining {config.pretraining!r}; choose one of {', '.join(PRETRAINING)}."
+        )
+    if int(config.label_draws) < 1:
+        raise ValueError(f"label_draws must be at least 1, got {config.label_draws}.")
     start = time.time()
-    keras.utils.set_random_seed(seed)
-    if not isinstance(strategy, tf.distribute.Strategy):
-        strategy = distribute.get_strategy(strategy, tpu=tpu)
+    ctx = RunContext("pretrain_finetune", config)
+    return _run(ctx, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config)}, start=start)
+
+
+def _run(ctx, *, dataset, data_dir, image_size, test_fraction, seed, download, pretraining,
+         architecture, latent_dim, pretrain_epochs, batch_size, learning_rate, svm_c,
+         finetune_steps, labels_per_class, label_draws, finetune_lr_scale, scale_batch_size,
+         verbose, start, **unused):
+    strategy = ctx.strategy
     replicas = strategy.num_replicas_in_sync
-    is_chief = distribute.is_chief(strategy)
     data = data_lib.load_images(
         dataset,
         data_dir=data_dir,
@@ -233,8 +253,6 @@ def pretrain_finetune(
         seed=seed,
         download=download,
     )
-    os.makedirs(model_dir, exist_ok=True)
-    log_dir = os.path.join(model_dir, "logs")
     contrastive = pretraining == "simclr"
     if architecture == "auto":
         architecture = "conv" if contrastive else "dense"
@@ -242,10 +260,6 @@ def pretrain_finetune(
         pretrain_epochs = 20 if contrastive else 40
     if batch_size is None:
         batch_size = 128 if contrastive else 64
-
-    def tensorboard(name):
-        # One writer: the chief's (workers would write the same files).
-        return [keras.callbacks.TensorBoard(os.path.join(log_dir, name))] if is_chief else []
 
     def new_model():
         if contrastive:
@@ -267,36 +281,33 @@ def pretrain_finetune(
         untrained(np.zeros((1,) + data.image_shape, np.float32))
 
     # Pre-train on unlabelled images
-    pretrained = training.train(
+    pretrained = ctx.train(
+        "pretrain",
         build_model,
         batches_fn(data.pretraining_images()),
         batch_size=batch_size,
         epochs=pretrain_epochs,
-        strategy=strategy,
         scale_batch_size=scale_batch_size,
         scale_learning_rate=scale_batch_size,
-        mixed_precision=mixed_precision,
-        model_dir=os.path.join(model_dir, "pretrain"),
-        checkpoint_every=checkpoint_every,
-        callbacks=tensorboard("pretrain"),
-        seed=seed,
-        verbose=verbose,
+        checkpoint_every=ctx.checkpoint_every,
     ).model
-    model_path = os.path.join(model_dir, "pretrained.keras")
-    test_images = np.stack([x for x, _ in data.test.take(16).as_numpy_iterator()])
+    model_path = ctx.path("pretrained.keras")
+    # Whole passes over the cached test split (a partial read warns).
+    test_x, test_y = _arrays(data.test)
+    test_images = test_x[:16]
     if contrastive:
         first = keras.ops.convert_to_numpy(pretrained.view(test_images[:8]))
         second = keras.ops.convert_to_numpy(pretrained.view(test_images[:8]))
         grid = np.concatenate([test_images[:8], first, second]).astype(np.float32)
-        grid_path, rows = os.path.join(model_dir, "views.png"), 3
+        grid_path, rows = ctx.path("views.png"), 3
     else:
         reconstructions = keras.ops.convert_to_numpy(pretrained(test_images)).astype(np.float32)
         grid = np.concatenate(
             [test_images[:8], reconstructions[:8], test_images[8:], reconstructions[8:]]
         )
-        grid_path, rows = os.path.join(model_dir, "reconstructions.png"), 4
-    if is_chief:
-        pretrained.save(model_path)
+        grid_path, rows = ctx.path("reconstructions.png"), 4
+    ctx.save_model(pretrained, model_path)
+    if ctx.is_chief:
         save_image_grid(grid, grid_path, rows=rows, columns=8)
     reconstruction_loss = mean_image_loss = None
     if not contrastive:
@@ -311,7 +322,9 @@ def pretrain_finetune(
     # An epoch of the heads is several passes over the few labels (about 50
     # steps), not a handful of steps.
     passes = max(1, (50 * head_batch) // num_labelled)
-    test_x, test_y = _arrays(data.test)
+    encoders = {"untrained": untrained, "pretrained": pretrained}
+    # What each head is trained on, recorded in its checkpoints.
+    encoder_sha256 = {name: weights_sha256(model.encoder) for name, model in encoders.items()}
     accuracy = {}
     draws = []
     for draw in range(int(label_draws)):
@@ -320,7 +333,7 @@ def pretrain_finetune(
             data.train, labels_per_class, seed=draw_seed, num_classes=data.num_classes
         )
         draws.append(_arrays(labelled))
-        for source, trained in (("untrained", untrained), ("pretrained", pretrained)):
+        for source, trained in encoders.items():
             for head_name, head_cls in HEADS.items():
                 name = f"{head_name}_{source}_draw{draw}"
 
@@ -334,20 +347,20 @@ def pretrain_finetune(
                     head.compile(optimizer=keras.optimizers.Adam(learning_rate))
                     return head
 
-                def train_head(build, mode):
+                def train_head(build, mode, name=name, source=source, head_name=head_name,
+                               labelled=labelled, draw_seed=draw_seed):
                     if verbose:
                         print(f"Training the {head_name} head on the {source} encoder ({mode}, draw {draw})")
-                    return training.train(
+                    return ctx.train(
+                        join("heads", f"{name}_{mode}"),
                         build,
                         batches_fn(labelled, passes),
+                        inputs={"encoder_sha256": encoder_sha256[source], "draw_seed": draw_seed},
                         batch_size=head_batch,
                         steps=finetune_steps,
-                        strategy=strategy,
-                        mixed_precision=mixed_precision,
-                        model_dir=os.path.join(model_dir, "heads", f"{name}_{mode}"),
                         checkpoint_every=finetune_steps,
-                        callbacks=tensorboard(name),
                         seed=draw_seed,
+                        verbose=0,
                     ).model
 
                 if head_name == "svm":
@@ -377,5 +390,6 @@ def pretrain_finetune(
         reconstruction_loss=reconstruction_loss,
         mean_image_loss=mean_image_loss,
         seconds=time.time() - start,
-        files={"model": model_path, "grid": grid_path, "logs": log_dir},
+        files={"model": model_path, "grid": grid_path, "logs": ctx.path("logs"),
+               "settings": ctx.path("settings.json")},
     )

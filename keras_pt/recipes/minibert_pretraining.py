@@ -1,0 +1,272 @@
+"""MiniBERT pre-training by masked-LM (`pretrain_minibert`).
+
+Learns a WordPiece vocabulary from a text corpus, builds a `MiniBERT` (a
+preset shape, a fixed `sequence_length`), pre-trains it by masked-LM and
+saves it as a `.keras` file with its preprocessor (and so its vocabulary)
+inside, beside the unigram baseline's held-out accuracy.
+"""
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_pt import data as data_lib
+from keras_pt import special_tokens
+from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
+from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
+from keras_pt.models.mini_bert import PRESETS, MiniBERT
+from keras_pt.recipes.context import RunContext, resolve_config
+from keras_pt.recipes.text_common import (
+    VOCABULARY_FILENAME,
+    check_positive,
+    finetune_splits,
+    resolve_vocabulary,
+    texts_of,
+)
+from keras_pt.schedules import WarmupLinearDecay
+
+MODEL_FILENAME = "mini_bert.keras"
+
+
+def ordinary_token_ids(packed_batches):
+    """Ids of the real, non-special tokens of a packed data set (what MLM can select)."""
+    ids = [
+        batch["token_ids"][batch["padding_mask"].astype(bool)]
+        for batch in packed_batches.as_numpy_iterator()
+    ]
+    ids = np.concatenate(ids) if ids else np.zeros((0,), np.int32)
+    return ids[ids >= special_tokens.NUM_SPECIAL_TOKENS]
+
+
+def unigram_baseline(preprocessor, train_texts, heldout_texts, batch_size=64):
+    """The masked-LM accuracy of always predicting the most frequent token.
+
+    Counts the ordinary tokens (not special, not padding: the ones masking
+    selects from) of `train_texts`, picks the most frequent, and returns its
+    share of the ordinary tokens of `heldout_texts` — the expected accuracy
+    of that constant guess at uniformly selected masked positions.
+
+    Returns:
+        `(token, accuracy)`: the token string and the held-out accuracy.
+    """
+    train_ids = ordinary_token_ids(
+        train_texts.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+    heldout_ids = ordinary_token_ids(
+        heldout_texts.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+    if not len(train_ids) or not len(heldout_ids):
+        raise ValueError("the texts hold no ordinary tokens to count.")
+    top = int(np.argmax(np.bincount(train_ids)))
+    return preprocessor.tokenizer.id_to_token(top), float(np.mean(heldout_ids == top))
+
+
+@dataclasses.dataclass
+class PretrainResult:
+    """What `pretrain_minibert` measured and wrote.
+
+    Attributes:
+        model_path: str. The pre-trained `MiniBERT` (`.keras`, preprocessor
+            and vocabulary inside).
+        vocabulary_size: int. Tokens learned (special tokens included).
+        mlm_accuracy: float. Masked-LM accuracy on the held-out test text.
+        unigram_accuracy: float. Accuracy of always predicting
+            `unigram_token` (the most frequent training token) there.
+        unigram_token: str.
+        steps: int. Optimizer steps taken.
+        seconds: float. Wall-clock time of the whole job.
+        files: dict of the paths written (model, vocabulary, TensorBoard logs).
+    """
+
+    model_path: str
+    vocabulary_size: int
+    mlm_accuracy: float
+    unigram_accuracy: float
+    unigram_token: str
+    steps: int
+    seconds: float
+    files: dict
+
+
+@dataclasses.dataclass
+class PretrainMiniBERTConfig:
+    """Settings of `pretrain_minibert` (see its arguments)."""
+
+    dataset: object = "stdlib_docs"
+    data_dir: object = None
+    strategy: object = "auto"
+    tpu: object = None
+    model_dir: str = "runs/pretrain_minibert"
+    preset: str = "tiny"
+    sequence_length: int = 128
+    vocabulary_size: int = 8192
+    vocabulary: object = None
+    batch_size: int = 32
+    steps: int = 6000
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    dropout: float = 0.1
+    mixed_precision: object = None
+    scale_batch_size: bool = False
+    checkpoint_every: object = None
+    seed: int = 0
+    verbose: int = 1
+    restart_from_healthy: bool = False
+
+
+def pretrain_minibert(config=None, **overrides):
+    """Learns a vocabulary, pre-trains a MiniBERT by masked-LM and saves it.
+
+    The vocabulary is learned (`keras_pt.data.learn_vocabulary`) from the
+    data set's pre-training text (`load_pretraining_texts`: for
+    `stdlib_docs`, `train+unsupervised`, which holds no validation or test
+    text), which also feeds pre-training: `steps` AdamW steps of
+    `batch_size` texts packed to `sequence_length` tokens on the host, the
+    learning rate warming up linearly over `warmup_fraction` of the steps,
+    then decaying linearly to 0 (BERT's schedule). Masking is dynamic (fresh
+    each step, in `MiniBERT.train_step`). Training runs through
+    `keras_pt.training.train`, so it works under every strategy (the
+    `strategy.run` loop under `multi_worker`), checkpoints under
+    `model_dir/pretrain` and resumes from there when run again with the
+    same settings (other settings are refused). The
+    masked-LM accuracy on the held-out test text is then compared with the
+    unigram baseline (`unigram_baseline`).
+
+    Args:
+        config: `PretrainMiniBERTConfig` or None. The settings; keyword
+            arguments override its fields (the defaults without one).
+        dataset: a TFDS name (`keras_pt.data.TEXT_DATASETS`, the embedded
+            `"stdlib_docs"` by default), a text file or folder, or a
+            `keras_pt.data.TextData` (`keras_pt.data.load_texts`).
+        data_dir: str or None. TFDS data directory.
+        strategy: str or `tf.distribute.Strategy`. A `keras_pt.get_strategy`
+            name.
+        tpu: str or None. TPU name or address (`"tpu"`/`"auto"`).
+        model_dir: str. Where `mini_bert.keras` (and its `.sha256`),
+            `vocabulary.txt`, `settings.json`, the checkpoints
+            (`pretrain/`) and the TensorBoard logs (`logs/pretrain`) go; a
+            local, `gs://` or other `tf.io.gfile` path.
+        preset: str. `MiniBERT.from_preset` name: `"tiny"`, `"mini"` or
+            `"small"`.
+        sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
+            included; longer texts are truncated.
+        vocabulary_size: int. The most WordPiece tokens to learn. A small
+            corpus may give fewer (merged pairs must be seen twice):
+            `stdlib_docs` offers about 7,500.
+        vocabulary: list of str, str or None. A vocabulary (or the path of
+            a file with one token per line, e.g. the `vocabulary.txt` of an
+            earlier run) to use instead of learning one; it must start with
+            the special tokens. Defaults to None (learn `vocabulary_size`
+            tokens).
+        batch_size: int. Global batch size.
+        steps: int. Optimizer steps (an epoch is one pass over the text).
+        learning_rate: float. Peak AdamW learning rate.
+        warmup_fraction: float. Share of `steps` spent warming up.
+        weight_decay: float. AdamW weight decay.
+        dropout: float. Dropout of the encoder.
+        mixed_precision: str or None. `"mixed_bfloat16"` (TPUs) or
+            `"mixed_float16"` (GPUs); None keeps float32.
+        scale_batch_size: bool. Multiply the batch size and learning rate
+            by the number of replicas.
+        checkpoint_every: int or None. Steps between checkpoints. Defaults
+            to once per epoch.
+        restart_from_healthy: bool. After a `NonFiniteLossError`, continue
+            from the last healthy checkpoint with these settings.
+        seed: int. Seed of the weights, the data order and the masks.
+        verbose: int. Keras verbosity (1: progress bars).
+
+    Returns:
+        A `PretrainResult`.
+
+    Raises:
+        ValueError: for an unknown data set, preset or strategy, or
+            non-positive sizes.
+    """
+    config = resolve_config(PretrainMiniBERTConfig, config, overrides)
+    c = config
+    check_positive(sequence_length=c.sequence_length, batch_size=c.batch_size, steps=c.steps)
+    if not 0.0 <= c.warmup_fraction < 1.0:
+        raise ValueError(f"warmup_fraction must lie in [0, 1); got {c.warmup_fraction}.")
+    if c.preset not in PRESETS:
+        raise ValueError(f"unknown MiniBERT preset {c.preset!r}; choose one of {', '.join(PRESETS)}.")
+    start = time.perf_counter()
+    ctx = RunContext("pretrain_minibert", config)
+
+    # Learn the vocabulary from the pre-training text
+    texts = data_lib.load_pretraining_texts(c.dataset, data_dir=c.data_dir)
+    vocabulary = resolve_vocabulary(texts, c.vocabulary, c.vocabulary_size)
+    vocabulary_path = ctx.write_text(ctx.path(VOCABULARY_FILENAME), "\n".join(vocabulary) + "\n")
+    preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(vocabulary), c.sequence_length)
+
+    # Held-out text and the unigram baseline on it
+    _, _, test_split = finetune_splits(c.dataset)
+    test_texts = texts_of(data_lib.load_text_dataset(c.dataset, test_split, c.data_dir))
+    test = data_lib.preprocess_text_dataset(
+        test_texts, preprocessor, min(c.batch_size, data_lib.count_examples(test_texts))
+    ).cache()
+    unigram_token, unigram_accuracy = unigram_baseline(preprocessor, texts, test_texts)
+
+    # Pre-train by masked-LM
+    def build():  # in the strategy's scope
+        model = MiniBERT.from_preset(
+            c.preset,
+            preprocessor=preprocessor,
+            max_sequence_length=c.sequence_length,
+            dropout=c.dropout,
+            seed=c.seed,
+        )
+        schedule = WarmupLinearDecay(c.learning_rate, c.steps, int(c.warmup_fraction * c.steps))
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay, epsilon=1e-6)
+        )
+        return model
+
+    def dataset_fn(epoch, batch_size, seed):  # the same (epoch, seed), the same batches
+        batches = data_lib.epoch_batches(texts, batch_size, seed, epoch)
+        return batches.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
+        )
+
+    trained = ctx.train(
+        "pretrain",
+        build,
+        dataset_fn,
+        batch_size=c.batch_size,
+        steps=c.steps,
+        scale_batch_size=ctx.scale_batch_size,
+        scale_learning_rate=ctx.scale_batch_size,
+        checkpoint_every=ctx.checkpoint_every,
+    )
+    model = trained.model
+    model_path = ctx.save_model(model, ctx.path(MODEL_FILENAME))
+    return PretrainResult(
+        model_path=model_path,
+        vocabulary_size=len(vocabulary),
+        mlm_accuracy=mlm_accuracy(model, test),
+        unigram_accuracy=unigram_accuracy,
+        unigram_token=unigram_token,
+        steps=trained.step,
+        seconds=time.perf_counter() - start,
+        files={"model": model_path, "vocabulary": vocabulary_path, "logs": ctx.path("logs")},
+    )
+
+
+def mlm_accuracy(model, packed, repeats=3):
+    """Held-out masked-LM accuracy, over `repeats` fresh maskings.
+
+    The masks come from a copy of the seed state, which is put back after,
+    so evaluating does not change the masks of later training.
+    """
+    state = model.seed_generator.state.numpy()
+    accuracy = np.mean(
+        [
+            model.evaluate(packed, verbose=0, return_dict=True)["mlm_accuracy"]
+            for _ in range(repeats)
+        ]
+    )
+    model.seed_generator.state.assign(state)
+    return float(accuracy)

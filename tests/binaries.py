@@ -1,0 +1,61 @@
+"""Runs the example binaries in their own processes (each owns its absl flags)."""
+
+import contextlib
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+
+from absl import flags
+
+from keras_pt.recipes import flags as recipe_flags
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def run_example(name, *flags, timeout=600):
+    """Runs `examples/<name>` with `flags`; returns the `CompletedProcess`
+    (text `stdout`/`stderr`). TPU and cluster variables are removed so that
+    `--strategy=auto` picks the CPU."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    for variable in ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG"):
+        env.pop(variable, None)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", name), *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def run_in_process(name, *argv):
+    """Runs `examples/<name>`'s `main` in this process with `argv` flags, as
+    its `__main__` would (flag parsing, messages for bad input).
+
+    Returns `(exit_code, stdout, stderr)`. The example's flags are defined
+    for the call and removed after it, so binaries with flags of the same
+    names run one after another.
+    """
+    before = set(flags.FLAGS)
+    spec = importlib.util.spec_from_file_location(f"example_{name[:-3]}", os.path.join(ROOT, "examples", name))
+    module = importlib.util.module_from_spec(spec)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    try:
+        spec.loader.exec_module(module)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                flags.FLAGS([name, *argv])
+                recipe_flags.with_messages(module.main)([name])
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else 1
+            except flags.Error as error:
+                print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
+                code = 1
+    finally:
+        for flag in set(flags.FLAGS) - before:
+            delattr(flags.FLAGS, flag)
+        flags.FLAGS.unparse_flags()
+    return code, stdout.getvalue(), stderr.getvalue()

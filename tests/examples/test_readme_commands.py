@@ -1,0 +1,74 @@
+"""The README's "Use your own data" commands, word for word, on small files
+of each kind: class folders, IDX and .npz images; .txt, CSV, JSONL and
+class-folder texts."""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from tests import fixtures
+from tests.binaries import ROOT
+from tests.test_case import TestCase
+
+
+def readme_commands():
+    """The command lines of the bash block in the README's "Use your own data"."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme[readme.index("## Use your own data") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.startswith("python ")]
+
+
+def write_fixtures(root):
+    """The files the README's commands name, in `root`."""
+    images, labels = fixtures.digits()
+    fixtures.write_image_folder(os.path.join(root, "my_images"), images[:400], labels[:400], resize_odd_to=(10, 10))
+    fixtures.write_idx_folder(os.path.join(root, "mnist_idx"), images[:600], labels[:600])
+    fixtures.write_npz(os.path.join(root, "digits.npz"), images[:600], labels[:600])
+    rows = fixtures.docstrings(n_per_class=60, num_classes=3)
+    fixtures.write_lines(os.path.join(root, "corpus.txt"), [text for text, _ in fixtures.docstrings(80, 8)])
+    fixtures.write_csv(os.path.join(root, "reviews.csv"), rows, "review", "stars")
+    # Texts of several sentences: first sentence -> remainder pairs.
+    several = [(t, label) for t, label in fixtures.docstrings(150, 4) if re.search(r"\.\s+\w", t[20:])]
+    fixtures.write_jsonl(os.path.join(root, "notes.jsonl"), several)
+    fixtures.write_text_folders(os.path.join(root, "my_texts"), rows)
+
+
+@pytest.mark.slow
+class ReadmeCommandsTest(TestCase):
+    def test_every_source_kind_has_a_command(self):
+        text = " ".join(readme_commands())
+        for source in ("my_images/", "mnist_idx/", ".npz", ".txt", ".csv", ".jsonl", "my_texts/"):
+            self.assertIn(source, text)
+        for binary in ("pretrain_finetune", "train_gan", "pretrain_minibert", "pretrain_minigpt",
+                       "finetune_minibert", "distill", "train_sentence_embeddings"):
+            self.assertIn(f"examples/{binary}.py", text)
+
+    def test_readme_commands_word_for_word(self):
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root, ignore_errors=True)
+        write_fixtures(root)
+        os.symlink(os.path.join(ROOT, "examples"), os.path.join(root, "examples"))
+        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+        for name in ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG"):
+            env.pop(name, None)
+        for line in readme_commands():
+            with self.subTest(command=line):
+                argv = shlex.split(line)
+                self.assertEqual(argv[0], "python")
+                proc = subprocess.run(
+                    [sys.executable, *argv[1:]], cwd=root, env=env, capture_output=True, text=True,
+                    timeout=900,
+                )
+                self.assertEqual(proc.returncode, 0, f"{line}\n{proc.stderr[-3000:]}")
+                self.assertRegex(proc.stdout, r"\d\.\d{3}")  # a table of figures
+                model_dir = re.search(r"--model_dir=(\S+)", line).group(1)
+                self.assertTrue(os.path.exists(os.path.join(root, model_dir, "settings.json")))
