@@ -17,6 +17,7 @@ from keras_pt import data as data_lib
 from keras_pt import special_tokens
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
+from keras_pt.models.electra_pretrainer import ElectraPretrainer
 from keras_pt.models.mini_bert import PRESETS, MiniBERT
 from keras_pt.recipes.context import RunContext, resolve_config
 from keras_pt.recipes.text_common import (
@@ -29,6 +30,8 @@ from keras_pt.recipes.text_common import (
 from keras_pt.schedules import WarmupLinearDecay
 
 MODEL_FILENAME = "mini_bert.keras"
+ELECTRA_FILENAME = "electra.keras"
+OBJECTIVES = ("mlm", "electra")
 
 
 def ordinary_token_ids(packed_batches):
@@ -77,6 +80,9 @@ class PretrainResult:
             `unigram_token` (the most frequent training token) there.
         unigram_token: str.
         steps: int. Optimizer steps taken.
+        objective: str. `"mlm"` or `"electra"` (then `mlm_accuracy` is the
+            generator's, and `rtd_accuracy` the discriminator's share of
+            tokens correctly called original or replaced).
         seconds: float. Wall-clock time of the whole job.
         files: dict of the paths written (model, vocabulary, TensorBoard logs).
     """
@@ -89,6 +95,8 @@ class PretrainResult:
     steps: int
     seconds: float
     files: dict
+    objective: str = "mlm"
+    rtd_accuracy: object = None
 
 
 @dataclasses.dataclass
@@ -101,6 +109,7 @@ class PretrainMiniBERTConfig:
     tpu: object = None
     model_dir: str = "runs/pretrain_minibert"
     preset: str = "tiny"
+    objective: str = "mlm"
     sequence_length: int = 128
     vocabulary_size: int = 8192
     vocabulary: object = None
@@ -152,6 +161,11 @@ def pretrain_minibert(config=None, **overrides):
             local, `gs://` or other `tf.io.gfile` path.
         preset: str. `MiniBERT.from_preset` name: `"tiny"`, `"mini"` or
             `"small"`.
+        objective: str. `"mlm"` (masked-LM, the default) or `"electra"`
+            (`keras_pt.ElectraPretrainer`: a 1-block generator fills the
+            masked positions and the MiniBERT learns to tell replaced
+            tokens; the MiniBERT is saved as `mini_bert.keras`, the whole
+            pre-trainer as `electra.keras`).
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small
@@ -193,6 +207,10 @@ def pretrain_minibert(config=None, **overrides):
         raise ValueError(f"warmup_fraction must lie in [0, 1); got {c.warmup_fraction}.")
     if c.preset not in PRESETS:
         raise ValueError(f"unknown MiniBERT preset {c.preset!r}; choose one of {', '.join(PRESETS)}.")
+    if c.objective not in OBJECTIVES:
+        raise ValueError(
+            f"unknown pre-training objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}."
+        )
     start = time.perf_counter()
     ctx = RunContext("pretrain_minibert", config)
 
@@ -219,6 +237,8 @@ def pretrain_minibert(config=None, **overrides):
             dropout=c.dropout,
             seed=c.seed,
         )
+        if c.objective == "electra":
+            model = ElectraPretrainer(model, seed=c.seed)
         schedule = WarmupLinearDecay(c.learning_rate, c.steps, int(c.warmup_fraction * c.steps))
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay, epsilon=1e-6)
@@ -242,7 +262,14 @@ def pretrain_minibert(config=None, **overrides):
         checkpoint_every=ctx.checkpoint_every,
     )
     model = trained.model
-    model_path = ctx.save_model(model, ctx.path(MODEL_FILENAME))
+    files = {}
+    rtd_accuracy = None
+    if c.objective == "electra":
+        files["electra"] = ctx.save_model(model, ctx.path(ELECTRA_FILENAME))
+        rtd_accuracy = mlm_accuracy(model, test, key="rtd_accuracy")
+    bert = model.discriminator if c.objective == "electra" else model
+    model_path = ctx.save_model(bert, ctx.path(MODEL_FILENAME))
+    files.update({"model": model_path, "vocabulary": vocabulary_path, "logs": ctx.path("logs")})
     return PretrainResult(
         model_path=model_path,
         vocabulary_size=len(vocabulary),
@@ -251,12 +278,15 @@ def pretrain_minibert(config=None, **overrides):
         unigram_token=unigram_token,
         steps=trained.step,
         seconds=time.perf_counter() - start,
-        files={"model": model_path, "vocabulary": vocabulary_path, "logs": ctx.path("logs")},
+        files=files,
+        objective=c.objective,
+        rtd_accuracy=rtd_accuracy,
     )
 
 
-def mlm_accuracy(model, packed, repeats=3):
-    """Held-out masked-LM accuracy, over `repeats` fresh maskings.
+def mlm_accuracy(model, packed, repeats=3, key="mlm_accuracy"):
+    """Held-out masked-LM accuracy (or another logged `key`), over
+    `repeats` fresh maskings.
 
     The masks come from a copy of the seed state, which is put back after,
     so evaluating does not change the masks of later training.
@@ -264,7 +294,7 @@ def mlm_accuracy(model, packed, repeats=3):
     state = model.seed_generator.state.numpy()
     accuracy = np.mean(
         [
-            model.evaluate(packed, verbose=0, return_dict=True)["mlm_accuracy"]
+            model.evaluate(packed, verbose=0, return_dict=True)[key]
             for _ in range(repeats)
         ]
     )
