@@ -30,9 +30,10 @@ recipe_flags.define_flag(
 )
 recipe_flags.define_flag(
     Config, "objective",
-    "Pre-training objective: masked-LM, or ELECTRA's replaced-token detection "
+    "Pre-training objective: masked-LM, ELECTRA's replaced-token detection "
     "(a small generator fills the masked positions, the MiniBERT tells every token "
-    "original or replaced).",
+    "original or replaced), or contrastive crops (two random spans of a text match "
+    "each other against the rest of the batch).",
     OBJECTIVES,
 )
 recipe_flags.define_flag(Config, "sequence_length", "Tokens per packed text, [CLS] and [SEP] included.")
@@ -54,10 +55,13 @@ def main(argv):
     result = recipes.pretrain_minibert(recipe_flags.config_from_flags(Config))
     print(f"\nVocabulary: {result.vocabulary_size} tokens; {result.steps} pre-training steps")
     which = "of the generator " if result.objective == "electra" else ""
-    print(
-        f"Held-out masked-LM accuracy {which}{result.mlm_accuracy:.3f} "
-        f"(unigram baseline {result.unigram_accuracy:.3f}: always {result.unigram_token!r})"
-    )
+    if result.objective == "crops":
+        print("Pre-trained by contrastive crops (no masked-LM accuracy)")
+    else:
+        print(
+            f"Held-out masked-LM accuracy {which}{result.mlm_accuracy:.3f} "
+            f"(unigram baseline {result.unigram_accuracy:.3f}: always {result.unigram_token!r})"
+        )
     if result.rtd_accuracy is not None:
         print(f"Held-out replaced-token detection accuracy {result.rtd_accuracy:.3f}")
     for name, path in result.files.items():
