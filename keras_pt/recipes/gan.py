@@ -154,7 +154,7 @@ def probe(discriminator, data, strategy, c):
             svm.adapt(labelled.map(to_tanh_range))
         if c.svm_steps:
             train = data_lib.batch(labelled.map(to_tanh_range), min(n, 256), shuffle_seed=seed, repeat=True)
-            svm.fit(train, epochs=1, steps_per_epoch=c.svm_steps, verbose=0)
+            svm.fit(train, epochs=1, steps_per_epoch=c.svm_steps, verbose=0, shuffle=False)
         predicted = np.argmax(_host_predict(svm, test_x), axis=-1)
         accuracies.append(float(np.mean(predicted == test_y)))
     return baselines.Spread(accuracies)
