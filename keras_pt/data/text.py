@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_pt.data import stdlib_docs as _stdlib_docs
+from keras_pt.data.batching import batch
 from keras_pt.data.images import check_labels
 from keras_pt.data.epochs import epoch_batches
 
@@ -372,27 +373,14 @@ def preprocess_text_dataset(
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     pack = _packer(dataset.element_spec, preprocessor)
-    n = int(dataset.cardinality())
-    if n == tf.data.UNKNOWN_CARDINALITY:
-        head = int(dataset.take(batch_size).reduce(0, lambda count, *_: count + 1))
-        n = None if head == batch_size else head
-    elif n == tf.data.INFINITE_CARDINALITY:
-        n = None
-    if n == 0:
-        raise ValueError("the data set is empty: there is nothing to train on.")
-    if n is not None and n < batch_size:
-        raise ValueError(
-            f"the data set has {n} examples, fewer than batch_size={batch_size}, "
-            "so drop_remainder would leave no batch; lower the batch size."
-        )
-    if shuffle_seed is not None:
-        buffer = shuffle_buffer_size or n or 10_000
-        dataset = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return batch(
+        dataset,
+        batch_size,
+        shuffle_seed=shuffle_seed,
+        repeat=repeat,
+        shuffle_buffer_size=shuffle_buffer_size,
+        map_fn=pack,
+    )
 
 
 def labeled_text_subset(dataset, labels_per_class, seed=0, num_classes=None, at_most=False):
