@@ -31,6 +31,7 @@ import tensorflow_datasets as tfds
 from keras_pt.data import stdlib_docs as _stdlib_docs
 from keras_pt.data.batching import batch
 from keras_pt.data.images import check_labels
+from keras_pt.utils.text_inputs import is_text
 from keras_pt.data.epochs import epoch_batches
 
 
@@ -294,20 +295,17 @@ def load_pretraining_texts(name="stdlib_docs", split=None, data_dir=None, downlo
     return ds
 
 
-def _is_text(spec):
-    return isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string
-
-
 def _packer(element_spec, preprocessor):
     """A function mapping a batched element to the preprocessed element."""
-    if _is_text(element_spec):
-        return preprocessor
     if isinstance(element_spec, tuple) and len(element_spec) == 2:
         x, y = element_spec
-        if _is_text(x) and _is_text(y):  # (text_a, text_b)
+        if not isinstance(x, tuple) and not isinstance(y, tuple) and is_text(x) and is_text(y):
+            # (text_a, text_b)
             return lambda a, b: preprocessor((a, b))
-        if _is_text(x) or (isinstance(x, tuple) and all(_is_text(s) for s in x)):
+        if is_text(x):  # (text or (text_a, text_b), label)
             return lambda x, y: (preprocessor(tuple(x) if isinstance(x, tuple) else x), y)
+    elif is_text(element_spec):
+        return preprocessor
     raise ValueError(
         "preprocess_text_dataset takes a data set of texts, (text, label), "
         f"(text_a, text_b) or ((text_a, text_b), label); got {element_spec}."

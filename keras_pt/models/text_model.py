@@ -16,6 +16,7 @@ from keras_pt.layers.bert_embedding import TokenIdCheckMixin
 from keras_pt.layers.transformer_encoder_block import ACTIVATIONS
 from keras_pt.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
 from keras_pt.utils.deprecation import warn_renamed
+from keras_pt.utils.text_inputs import is_text
 
 # The miniature BERT shapes of Turc et al. (2019): layers and hidden size;
 # heads = hidden / 64, intermediate = 4 · hidden.
@@ -31,21 +32,6 @@ INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
 # raw first-token state, the encoder's pooled output (MiniBERT: the tanh
 # pooler on [CLS]), or the mean over the real tokens.
 POOLINGS = ("first_token", "pooled", "mean")
-
-
-def is_text(inputs):
-    """True for a string tensor/array/list or a pair (tuple) of them."""
-    if isinstance(inputs, str):
-        return True
-    if isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
-        return inputs.dtype == tf.string
-    if isinstance(inputs, np.ndarray):
-        return inputs.dtype.kind in ("U", "S", "O")
-    if isinstance(inputs, tuple) and len(inputs) == 2:
-        return all(is_text(x) for x in inputs)
-    if isinstance(inputs, list) and inputs:
-        return all(isinstance(x, (str, bytes)) for x in inputs)
-    return False
 
 
 def as_text_tensors(inputs):
