@@ -48,6 +48,7 @@ from keras_pt import (
     layers,
     models,
     recipes,
+    schedules,
     special_tokens,
     training,
     utils,

@@ -34,7 +34,7 @@ def numpy_kl(teacher, student, temperature):
 def numpy_loss(teacher, student, y, temperature, alpha):
     z = student - student.max(axis=-1, keepdims=True)
     log_q = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    labelled = y != Distiller.UNLABELLED
+    labelled = y != Distiller.UNLABELED
     ce = np.where(labelled, -log_q[np.arange(len(y)), np.where(labelled, y, 0)], 0.0)
     kl = numpy_kl(teacher, student, temperature)
     return (alpha * ce + (1 - alpha) * temperature**2 * kl).mean()
@@ -116,18 +116,26 @@ class DistillerTest(TestCase):
             evaluated = distiller.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
             self.assertAllClose(evaluated["loss"], expected, atol=1e-5, rtol=1e-5)
 
+    def test_unlabelled_spelling_is_a_deprecated_alias(self):
+        from keras_pt.models import distiller as distiller_module
+
+        with self.assertWarns(DeprecationWarning):
+            self.assertEqual(Distiller.UNLABELLED, Distiller.UNLABELED)
+        with self.assertWarns(DeprecationWarning):
+            self.assertEqual(distiller_module.UNLABELLED, -1)
+
     def test_unlabelled_examples_distil_only(self):
         # A transfer set mixing labelled and unlabelled (-1) examples: the
         # cross-entropy covers the labelled ones, the KL term every one.
         x, y = labelled(16)
-        y = np.where(np.arange(16) % 3 == 0, y, Distiller.UNLABELLED).astype("int32")
+        y = np.where(np.arange(16) % 3 == 0, y, Distiller.UNLABELED).astype("int32")
         teacher, student, distiller = self.make(alpha=0.4)
         distiller.compile(optimizer=keras.optimizers.SGD(0.0))
         t = teacher(x).numpy().astype("float64")
         s = student(x).numpy().astype("float64")
         logs = distiller.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
         self.assertAllClose(logs["loss"], numpy_loss(t, s, y, 3.0, 0.4), atol=1e-5, rtol=1e-5)
-        known = y != Distiller.UNLABELLED
+        known = y != Distiller.UNLABELED
         self.assertAllClose(
             logs["student_loss"], numpy_loss(t[known], s[known], y[known], 3.0, 1.0), atol=1e-5
         )
@@ -135,7 +143,7 @@ class DistillerTest(TestCase):
         # A batch without any label trains on the teacher alone.
         distiller.compile(optimizer=keras.optimizers.SGD(0.1))
         before = [w.copy() for w in student.get_weights()]
-        none = np.full(16, Distiller.UNLABELLED, "int32")
+        none = np.full(16, Distiller.UNLABELED, "int32")
         history = distiller.fit(x, none, batch_size=16, verbose=0).history
         self.assertAllClose(history["loss"][0], 0.6 * 9.0 * numpy_kl(t, s, 3.0).mean(), atol=1e-5)
         self.assertFalse(all(np.allclose(a, b) for a, b in zip(before, student.get_weights())))

@@ -346,7 +346,7 @@ class MiniBERTClassifierTest(TestCase):
         self.assertTrue(any("transformer_layer_0" in n for n in names))
 
     def test_frozen_backbone(self):
-        classifier = self._classifier(trainable_backbone=False)
+        classifier = self._classifier(trainable_encoder=False)
         self.assertEqual(len(classifier.trainable_variables), 2)
         classifier.compile(optimizer="adam")
         x, y = self._data()

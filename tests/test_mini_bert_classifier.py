@@ -59,7 +59,7 @@ class MiniBERTClassifierTest(TestCase):
         names = {v.path for v in model.trainable_variables}
         self.assertFalse(any("mlm_head" in n for n in names), names)
         self.assertTrue(any(n.startswith("logits") or "/logits/" in n for n in names), names)
-        frozen = MiniBERTClassifier(backbone(vocabulary_size=40), num_classes=3, trainable_backbone=False)
+        frozen = MiniBERTClassifier(backbone(vocabulary_size=40), num_classes=3, trainable_encoder=False)
         frozen(x)
         self.assertEqual(len(frozen.trainable_variables), 2)  # the head's kernel and bias
 
@@ -78,8 +78,33 @@ class MiniBERTClassifierTest(TestCase):
         model.compile(optimizer="adam")
         model.fit(x, y, batch_size=4, verbose=0)
         self.assertEqual(MiniBERTClassifier.from_config(model.get_config()).pooling, "mean")
-        with self.assertRaisesRegex(ValueError, "pooling must be one of cls, mean"):
+        with self.assertRaisesRegex(ValueError, "unknown pooling 'max'; choose one of first_token, pooled, mean"):
             MiniBERTClassifier(bert, num_classes=3, pooling="max")
+
+    def test_deprecated_spellings(self):
+        bert = backbone(vocabulary_size=40)
+        x, _ = packed_batch(2)
+        model = MiniBERTClassifier(bert, num_classes=3, dropout=0.0)
+        self.assertEqual(model.pooling, "pooled")
+        # pooling="cls" was the tanh pooler here; trainable_backbone is trainable_encoder.
+        with self.assertWarns(DeprecationWarning):
+            old = MiniBERTClassifier(bert, num_classes=3, dropout=0.0, pooling="cls", trainable_backbone=False)
+        self.assertEqual((old.pooling, old.trainable_encoder), ("pooled", False))
+        with self.assertWarns(DeprecationWarning):
+            self.assertFalse(old.trainable_backbone)
+        old.logits_dense.set_weights(model.logits_dense.get_weights())
+        self.assertAllClose(old(x), model(x))
+        # A config saved with the old names still loads.
+        config = old.get_config()
+        config.pop("trainable_encoder")
+        config.update(pooling="cls", trainable_backbone=False)
+        with self.assertWarns(DeprecationWarning):
+            restored = MiniBERTClassifier.from_config(config)
+        self.assertEqual((restored.pooling, restored.trainable_encoder), ("pooled", False))
+        first = MiniBERTClassifier(bert, num_classes=3, dropout=0.0, pooling="first_token")
+        sequence = bert.encoder(x)["sequence_output"].numpy()
+        kernel, bias = first.logits_dense.get_weights()
+        self.assertAllClose(first(x), sequence[:, 0] @ kernel + bias, atol=1e-5)
 
     def test_raw_strings_pairs_and_saved_vocabulary(self):
         model = MiniBERTClassifier(backbone(preprocessor=preprocessor()), num_classes=2)

@@ -140,11 +140,19 @@ class RetrievalTest(TestCase):
 class SentenceEncoderTest(TestCase):
     def test_embeddings_and_pooling(self):
         batch = packed(seed=3)
-        for pooling in ("mean", "cls", "pooled"):
+        for pooling in ("mean", "first_token", "pooled"):
             embedder = tiny_embedder(pooling=pooling)
             out = embedder(batch).numpy()
             self.assertEqual(out.shape, (8, 16))
             self.assertAllClose(np.linalg.norm(out, axis=1), np.ones(8), atol=1e-5)
+        # The old "cls" (the raw first token here) is a deprecated alias.
+        with self.assertWarns(DeprecationWarning):
+            old = tiny_embedder(pooling="cls")
+        self.assertEqual(old.pooling, "first_token")
+        config = old.get_config()
+        config["pooling"] = "cls"
+        with self.assertWarns(DeprecationWarning):
+            self.assertEqual(SentenceEncoder.from_config(config).pooling, "first_token")
         # Mean pooling ignores padding: extra padding changes nothing.
         embedder = tiny_embedder()
         longer = {k: np.pad(v, ((0, 0), (0, 4))) for k, v in batch.items()}

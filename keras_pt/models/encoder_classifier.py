@@ -170,18 +170,7 @@ class EncoderClassifier(keras.Model):
 
     def check_labels(self, y):
         """Asserts int labels in [0, num_classes) inside the step."""
-        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
-        message = (
-            f"labels must lie in [0, {self.num_classes}) for num_classes="
-            f"{self.num_classes}; fix the labels or raise num_classes"
-        )
-        with tf.control_dependencies(
-            [
-                tf.debugging.assert_non_negative(y, message=message),
-                tf.debugging.assert_less(y, self.num_classes, message=message),
-            ]
-        ):
-            return tf.identity(y)
+        return assert_labels(y, self.num_classes)
 
     def default_loss(self):
         return None
@@ -245,3 +234,20 @@ def _input_batches(x, y, batch_size, encoder):
         )
     for start in range(0, int(x.shape[0]), batch_size):
         yield x[start : start + batch_size], (None if y is None else y[start : start + batch_size])
+
+
+def assert_labels(y, num_classes):
+    """`y` as int32 class ids `(batch,)`, asserted to lie in `[0, num_classes)`
+    inside the step (graph mode; XLA drops the assertions)."""
+    y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+    message = (
+        f"labels must lie in [0, {num_classes}) for num_classes="
+        f"{num_classes}; fix the labels or raise num_classes"
+    )
+    with tf.control_dependencies(
+        [
+            tf.debugging.assert_non_negative(y, message=message),
+            tf.debugging.assert_less(y, num_classes, message=message),
+        ]
+    ):
+        return tf.identity(y)

@@ -12,12 +12,6 @@ from keras_pt.models.generator import Generator
 from keras_pt.models.seed_state import SeedStateMixin
 
 
-def _dense(grads):
-    # Label-embedding gradients arrive as IndexedSlices; dense tensors keep
-    # the cross-replica reductions one uniform all-reduce.
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-
-
 def _per_example(model):
     """Whether `model` scores each example on its own (no batch statistics)."""
     return not any(
@@ -352,7 +346,7 @@ class GAN(SeedStateMixin, keras.Model):
             # Scale inside the tape, so that the division is differentiated;
             # the float16 loss scale (identity otherwise) likewise.
             scaled_loss = self.d_optimizer.scale_loss(distribute.scale_loss(d_loss))
-        grads = _dense(tape.gradient(scaled_loss, weights))
+        grads = distribute.dense_gradients(tape.gradient(scaled_loss, weights))
         self.d_optimizer.apply(grads, weights)
         return d_loss, penalty
 
@@ -400,7 +394,7 @@ class GAN(SeedStateMixin, keras.Model):
             )  # (b, 1)
             g_loss = gan_losses.generator_loss(fake_logits, self.loss_name)
             scaled_loss = self.g_optimizer.scale_loss(distribute.scale_loss(g_loss))
-        grads = _dense(tape.gradient(scaled_loss, weights))
+        grads = distribute.dense_gradients(tape.gradient(scaled_loss, weights))
         self.g_optimizer.apply(grads, weights)
         return g_loss
 
