@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_pt import distribute
 from keras_pt.kernels import distillation as distillation_kernel
 from keras_pt.utils.deprecation import DeprecatedAlias, module_aliases
+from keras_pt.models.input_checks import InputCheckMixin
 
 UNLABELED = -1  # the label of a transfer-set example without one
 # The old spelling, for one release.
@@ -16,7 +17,7 @@ __getattr__ = module_aliases(__name__, {"UNLABELLED": "UNLABELED"})
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class Distiller(keras.Model):
+class Distiller(InputCheckMixin, keras.Model):
     """Trains a student classifier on a frozen teacher's softened outputs.
 
     The training loss of each example is
@@ -75,6 +76,9 @@ class Distiller(keras.Model):
         Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural
         Network", 2015.
     """
+
+    TAKES = "what the student takes (raw strings, packed ids or arrays)"
+    TAKES_TEXT = True
 
     UNLABELED = UNLABELED
     UNLABELLED = DeprecatedAlias("UNLABELED")

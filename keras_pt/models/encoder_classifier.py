@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pt.layers.feature_standardization import FeatureStandardization
+from keras_pt.models.input_checks import InputCheckMixin
 
 
 def clone_encoder(encoder):
@@ -28,7 +29,7 @@ def clone_encoder(encoder):
     return clone
 
 
-class EncoderClassifier(keras.Model):
+class EncoderClassifier(InputCheckMixin, keras.Model):
     """A classification head on any encoder: `logits = head(standardize(encoder(x)))`.
 
     Subclasses make `self.head_layers` (applied in order to the standardised
@@ -55,6 +56,8 @@ class EncoderClassifier(keras.Model):
     training with an error (graph mode; under `jit_compile=True` check labels
     in the input pipeline, e.g. with `keras_pt.data.check_labels`).
     """
+
+    TAKES = "what its encoder takes: a float array or tensor of shape (batch, ...)"
 
     def __init__(
         self,
@@ -147,6 +150,7 @@ class EncoderClassifier(keras.Model):
             y: labels of an array `x`. Defaults to None.
             batch_size: int. Batch size of the feature computation.
         """
+        self._check_x(x, "adapt")
         features, labels = self.features(x, y, batch_size)  # (num_examples, features)
         self.standardization.set_statistics(
             features.mean(0), features.var(0), len(features), standardize=self.standardize
@@ -164,7 +168,9 @@ class EncoderClassifier(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """Keras `fit`; first runs `adapt(x, y)` if it has not run yet."""
-        if not self.adapted and x is not None:
+        self._check_x(x, "fit")
+        x, y = self._checked_labels(x, y, "fit")
+        if not self.adapted:
             self.adapt(x, y)
         return super().fit(x, y, *args, **kwargs)
 

@@ -7,9 +7,8 @@ from keras_pt import distribute
 from keras_pt.kernels import gan_losses
 from keras_pt.kernels import random
 from keras_pt.kernels.gradient_penalty import gradient_penalty
-from keras_pt.models.discriminator import Discriminator
-from keras_pt.models.generator import Generator
 from keras_pt.models.seed_state import SeedStateMixin
+from keras_pt.models.input_checks import InputCheckMixin
 
 
 def _per_example(model):
@@ -26,7 +25,7 @@ def _default_optimizer():
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class GAN(SeedStateMixin, keras.Model):
+class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
     """Generative adversarial network with its own two-phase `train_step`.
 
     `call(z)` (or `call((z, labels))` when conditional) returns generated
@@ -94,6 +93,8 @@ class GAN(SeedStateMixin, keras.Model):
         Goodfellow et al., "Generative Adversarial Nets", 2014.
         Gulrajani et al., "Improved Training of Wasserstein GANs", 2017.
     """
+
+    TAKES = "images as a float array or tensor of shape (batch, height, width, channels)"
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from keras_pt.layers.transformer_encoder_block import ACTIVATIONS
 from keras_pt.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
 from keras_pt.utils.deprecation import warn_renamed
 from keras_pt.utils.text_inputs import is_text
+from keras_pt.models.input_checks import InputCheckMixin
 
 # The miniature BERT shapes of Turc et al. (2019): layers and hidden size;
 # heads = hidden / 64, intermediate = 4 · hidden.
@@ -45,14 +46,17 @@ def as_text_tensors(inputs):
     return inputs
 
 
-def text_dataset(inputs, batch_size=None):
-    """Raw strings (or a pair of string batches) as a batched `tf.data`
-    set for `predict` (Keras's array adapters take no string arrays)."""
+def text_dataset(inputs, batch_size=None, labels=None):
+    """Raw strings (or a pair of string batches), with their `labels` if
+    given, as a batched `tf.data` set for `fit`, `evaluate` and `predict`
+    (Keras's array adapters take no string arrays)."""
     tensors = as_text_tensors(inputs)
     if isinstance(tensors, np.ndarray) or (
         isinstance(tensors, tuple) and any(isinstance(t, np.ndarray) for t in tensors)
     ):
         tensors = tf.nest.map_structure(lambda t: tf.constant(t.astype(bytes)), tensors)
+    if labels is not None:
+        tensors = (tensors, np.asarray(labels))
     return tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size or 32)
 
 
@@ -270,7 +274,7 @@ def check_transformer_shape(
     return vocabulary_size, hidden_dim, num_heads, intermediate_dim
 
 
-class TextModel(TokenIdCheckMixin):
+class TextModel(InputCheckMixin, TokenIdCheckMixin):
     """The shared base of the text models (MiniBERT, MiniGPT,
     SentenceEncoder, MiniBERTClassifier). Mix in before `keras.Model`.
 
@@ -307,10 +311,29 @@ class TextModel(TokenIdCheckMixin):
         config.update(overrides)
         return cls(vocabulary_size=vocabulary_size, **config)
 
+    TAKES = "raw strings (with a preprocessor) or a dict with 'token_ids' of int (batch, sequence_length)"
+    TAKES_TEXT = True
+
     def __call__(self, inputs, *args, **kwargs):
+        self._check_x(inputs, "call")
         return super().__call__(as_text_tensors(inputs), *args, **kwargs)
 
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        if is_text(x) and not isinstance(x, tf.data.Dataset):
+            self._check_x(x, "fit")
+            x, y = self._checked_labels(x, y, "fit")
+            x, y = text_dataset(x, batch_size, labels=y), None
+        return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        if is_text(x) and not isinstance(x, tf.data.Dataset):
+            self._check_x(x, "evaluate")
+            x, y = self._checked_labels(x, y, "evaluate")
+            x, y = text_dataset(x, batch_size, labels=y), None
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
     def predict(self, x, batch_size=None, **kwargs):
+        self._check_x(x, "predict")
         if is_text(x) and not isinstance(x, tf.data.Dataset):
             return super().predict(text_dataset(x, batch_size), **kwargs)
         return super().predict(x, batch_size=batch_size, **kwargs)
