@@ -400,13 +400,7 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
         config = super().get_config()
         config.update(
             {
-                "vocabulary_size": self.vocabulary_size,
-                "num_layers": self.num_layers,
-                "hidden_dim": self.hidden_dim,
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "max_sequence_length": self.max_sequence_length,
-                "dropout": self.dropout,
+                **self._transformer_config(),
                 "mask_selection_rate": self.mask_selection_rate,
                 "mask_token_rate": self.mask_token_rate,
                 "random_token_rate": self.random_token_rate,

@@ -302,9 +302,7 @@ class MiniGPT(MiniGPTGeneration, TextModel, keras.Model):
                 `"auto"`.
             **kwargs: passed to `keras.Model.compile`.
         """
-        for name in ("loss", "metrics"):
-            if kwargs.pop(name, None) not in (None, "auto"):
-                raise ValueError(f"MiniGPT has its own loss and metrics; do not pass {name}=.")
+        self._check_own_loss(kwargs)
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=0.01)
         jit_compile = resolve_jit_compile(jit_compile, kwargs.get("run_eagerly"))
@@ -314,13 +312,7 @@ class MiniGPT(MiniGPTGeneration, TextModel, keras.Model):
         config = super().get_config()
         config.update(
             {
-                "vocabulary_size": self.vocabulary_size,
-                "num_layers": self.num_layers,
-                "hidden_dim": self.hidden_dim,
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "max_sequence_length": self.max_sequence_length,
-                "dropout": self.dropout,
+                **self._transformer_config(),
                 "activation": self.activation,
                 "preprocessor": self._preprocessor_config(),
             }

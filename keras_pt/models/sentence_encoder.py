@@ -360,11 +360,7 @@ class SentenceEncoder(SeedStateMixin, TextModel, keras.Model):
                 `"auto"`.
             **kwargs: passed to `keras.Model.compile`.
         """
-        for name in ("loss", "metrics"):
-            if kwargs.pop(name, None) not in (None, "auto"):
-                raise ValueError(
-                    f"SentenceEncoder has its own loss and metrics; do not pass {name}=."
-                )
+        self._check_own_loss(kwargs)
         jit_compile = resolve_jit_compile(jit_compile, kwargs.get("run_eagerly"))
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 

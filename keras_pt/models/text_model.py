@@ -371,6 +371,26 @@ class TextModel(InputCheckMixin, TokenIdCheckMixin):
     def _global_count(self, weights):
         return global_count(weights)
 
+    def _check_own_loss(self, kwargs):
+        """Refuses `compile(loss=...)` and `metrics=` (the model has its own)."""
+        for name in ("loss", "metrics"):
+            if kwargs.pop(name, None) not in (None, "auto"):
+                raise ValueError(
+                    f"{type(self).__name__} has its own loss and metrics; do not pass {name}=."
+                )
+
+    def _transformer_config(self):
+        """The config entries of a transformer stack the model built itself."""
+        return {
+            "vocabulary_size": self.vocabulary_size,
+            "num_layers": self.num_layers,
+            "hidden_dim": self.hidden_dim,
+            "num_heads": self.num_heads,
+            "intermediate_dim": self.intermediate_dim,
+            "max_sequence_length": self.max_sequence_length,
+            "dropout": self.dropout,
+        }
+
     def _preprocessor_config(self):
         preprocessor = getattr(self, "preprocessor", None)
         return None if preprocessor is None else keras.layers.serialize(preprocessor)
