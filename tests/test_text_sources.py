@@ -4,7 +4,6 @@ import csv
 import json
 import os
 
-import numpy as np
 
 from keras_pt import data
 from tests.test_case import TestCase

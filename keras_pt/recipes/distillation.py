@@ -144,7 +144,7 @@ def distill_minibert(teacher=None, config=None, **overrides):
       classifier of that size would be trained without a teacher;
     - `"distilled"`: by `keras_pt.Distiller` on a transfer set made of the
       labelled examples (with their labels) and the whole training split
-      with its labels hidden (label `Distiller.UNLABELLED`), so each batch
+      with its labels hidden (label `Distiller.UNLABELED`), so each batch
       minimises `alpha·CE + (1 − alpha)·T²·KL(teacher ‖ student)` with the
       cross-entropy over its labelled examples only (Hinton et al., 2015).
 
@@ -235,7 +235,7 @@ def distill_minibert(teacher=None, config=None, **overrides):
     # (stdlib_docs' other pre-training text, docstrings of other modules,
     # would teach the student the teacher's guesses on out-of-task text.)
     unlabelled = data_lib.load_text_dataset(c.dataset, task.train_split, c.data_dir).map(
-        lambda x, y: (x, tf.constant(Distiller.UNLABELLED, tf.int32))
+        lambda x, y: (x, tf.constant(Distiller.UNLABELED, tf.int32))
     )
     transfer = labelled.concatenate(unlabelled).cache()
     num_transfer = data_lib.count_examples(transfer)
