@@ -20,7 +20,10 @@ from tests import strategy_cases
 from tests.test_case import TestCase
 
 TOLERANCE = {"mixed_bfloat16": (0.05, 1e-2), "mixed_float16": (0.01, 1e-3)}
-FLAT_START_TOLERANCE = {"mixed_bfloat16": 0.25, "mixed_float16": 0.05}
+# The denoising autoencoder starts flat (a tiny first update), so rounding is
+# a larger share of it: 0.060 in float16 on CPUs with AVX512-FP16/AMX, where
+# oneDNN runs float16 matmuls natively, against under 0.05 elsewhere.
+FLAT_START_TOLERANCE = {"mixed_bfloat16": 0.25, "mixed_float16": 0.1}
 POLICIES = ("mixed_bfloat16", "mixed_float16")  # every case of strategy_cases
 
 
