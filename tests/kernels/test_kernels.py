@@ -96,7 +96,7 @@ class KernelImportsTest(TestCase):
         import pathlib
 
         allowed = {"keras_pt.kernels", "keras_pt.distribute", "keras_pt.special_tokens", "keras_pt"}
-        root = pathlib.Path(__file__).resolve().parents[1] / "keras_pt" / "kernels"
+        root = pathlib.Path(__file__).resolve().parents[2] / "keras_pt" / "kernels"
         for path in sorted(root.glob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_pt"):

@@ -15,7 +15,6 @@ from tests.binaries import run_example, run_in_process
 from keras_pt.recipes.context import load_model
 from tests.test_case import TestCase
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 TEXTS = [
     "Return the logger with the given name.",

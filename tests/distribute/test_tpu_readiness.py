@@ -155,7 +155,7 @@ class ColabNotebookTest(unittest.TestCase):
     notebook JSON, every code cell parses, and every keras_pt call in it
     names arguments the library takes."""
 
-    PATH = os.path.join(os.path.dirname(__file__), "..", "examples", "minibert_colab_tpu.ipynb")
+    PATH = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "minibert_colab_tpu.ipynb")
 
     def test_notebook_matches_the_library(self):
         with open(self.PATH) as f:

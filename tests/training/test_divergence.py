@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import keras_pt
 from keras_pt import checkpointing, data, training
-from tests import test_training as base
+from tests.training import test_training as base
 from tests.test_case import TestCase
 
 LABELS = np.arange(64) % 4
