@@ -14,6 +14,8 @@ import os
 import tempfile
 import unittest
 
+import pytest
+
 import numpy as np
 
 from tests import multiprocess, strategy_cases
@@ -29,6 +31,7 @@ def _load(path):
         return arrays, json.load(f)
 
 
+@pytest.mark.multiprocess
 class StrategyEquivalenceTest(unittest.TestCase):
     """The multi-worker run is also preempted: SIGTERM to worker 1 after the
     first step of the first case makes both workers save step 2 and stop;

@@ -43,6 +43,7 @@ def write_fixtures(root):
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 class ReadmeCommandsTest(TestCase):
     def test_every_source_kind_has_a_command(self):
         text = " ".join(readme_commands())

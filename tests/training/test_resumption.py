@@ -9,6 +9,8 @@ import signal
 import tempfile
 import unittest
 
+import pytest
+
 import numpy as np
 
 from keras_pt import data
@@ -17,6 +19,7 @@ from tests import multiprocess
 WORKER = "tests/resume_worker.py"
 
 
+@pytest.mark.multiprocess
 class KillResumeTest(unittest.TestCase):
     def test_killed_and_resumed_run_equals_uninterrupted_run(self):
         root = tempfile.mkdtemp(prefix="resume_")
