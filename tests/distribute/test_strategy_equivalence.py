@@ -32,6 +32,7 @@ def _load(path):
 
 
 @pytest.mark.multiprocess
+@pytest.mark.slow
 class StrategyEquivalenceTest(unittest.TestCase):
     """The multi-worker run is also preempted: SIGTERM to worker 1 after the
     first step of the first case makes both workers save step 2 and stop;

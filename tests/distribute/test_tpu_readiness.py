@@ -24,6 +24,7 @@ import inspect
 import json
 import os
 import unittest
+import pytest
 
 import keras
 import numpy as np
@@ -74,6 +75,7 @@ def forbidden_tensors(graph_def):
 
 
 class TPUReadinessTest(TestCase):
+    @pytest.mark.slow
     def test_every_train_step_runs_under_xla(self):
         for name, case in strategy_cases.CASES.items():
             with self.subTest(case=name):

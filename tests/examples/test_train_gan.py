@@ -4,6 +4,7 @@ import glob
 import os
 import re
 import uuid
+import pytest
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,7 @@ TINY = (
 
 
 class TrainGANExampleTest(TestCase):
+    @pytest.mark.slow
     def test_main_with_tiny_flags(self):
         model_dir = self.get_temp_dir()
         code, stdout, stderr = run_in_process(
@@ -40,6 +42,7 @@ class TrainGANExampleTest(TestCase):
         for name in ("gan.keras", "gan.keras.sha256", "feature_classifier.keras", "generator_savedmodel"):
             self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)
 
+    @pytest.mark.slow
     def test_main_on_a_npz_file_and_a_ram_filesystem(self):
         images, labels = fixtures.digits(600)
         path = fixtures.write_npz(os.path.join(self.get_temp_dir(), "digits.npz"), images, labels)

@@ -1,6 +1,7 @@
 import numpy as np
 import tensorflow as tf
 import keras
+import pytest
 
 from keras_pt import Autoencoder, DenoisingAutoencoder
 from tests.test_case import TestCase
@@ -23,6 +24,7 @@ class AutoencoderTest(TestCase):
             self.assertEqual(model.encoder(x).shape, (4, 6))
             self.assertEqual(model.decoder(np.zeros((4, 6), "float32")).shape, (4,) + shape)
 
+    @pytest.mark.slow
     def test_config_and_saving(self):
         for cls, extra in ((Autoencoder, {}), (DenoisingAutoencoder, {"noise_stddev": 0.1, "mask_rate": 0.3, "seed": 3})):
             for architecture in ("dense", "conv"):

@@ -1,6 +1,7 @@
 """Generator, Discriminator and GAN: shapes, phases, distribution, saving, errors."""
 
 import os
+import pytest
 
 import keras
 import numpy as np
@@ -235,6 +236,7 @@ class GANTest(TestCase):
         gan.compile()
         self.assertEqual(set(self.run_fit(gan, _dataset()).history), {"loss", "d_loss", "g_loss"})
 
+    @pytest.mark.slow
     def test_fit_all_losses_jit_and_conditional(self):
         for loss, jit, classes in (
             ("non_saturating", True, None),
@@ -279,6 +281,7 @@ class GANTest(TestCase):
             reference_loss=reference_d_loss,
         )
 
+    @pytest.mark.slow
     def test_strategy_equivalence_wasserstein_conditional(self):
         def build():
             gan = _gan("wasserstein", num_classes=3, d_steps=2)

@@ -1,6 +1,7 @@
 import numpy as np
 import tensorflow as tf
 import keras
+import pytest
 
 from keras_pt import Autoencoder, MLPClassifier, SVMClassifier
 from keras_pt.kernels import hinge
@@ -111,6 +112,7 @@ class HeadsTest(TestCase):
                             model.standardization.inverse_scale.numpy())
         self.assertEqual(float(restored.num_train_examples.numpy()), 64.0)
 
+    @pytest.mark.slow
     def test_strategy_equivalence(self):
         x, y = labelled(96)
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32, drop_remainder=True)

@@ -2,6 +2,7 @@
 import keras
 import numpy as np
 import tensorflow as tf
+import pytest
 
 import keras_pt
 from keras_pt import MiniBERT, MiniBERTClassifier
@@ -173,6 +174,7 @@ class MiniBERTTest(TestCase):
             model({**batch, "padding_mask": batch["padding_mask"].astype(bool)}), model(batch), atol=1e-5
         )
 
+    @pytest.mark.slow
     def test_fit_logs_masked_mean(self):
         model = tiny_bert(dropout=0.1)
         model.compile(optimizer=keras.optimizers.SGD(0.0))
@@ -188,6 +190,7 @@ class MiniBERTTest(TestCase):
         history = model.fit(packed(10), batch_size=4, verbose=0)
         self.assertTrue(np.isfinite(history.history["loss"][0]))
 
+    @pytest.mark.slow
     def test_strategy_equivalence_with_dropout(self):
         # Replicas hold different numbers of selected positions (random
         # lengths): the loss is normalised by the global count.
@@ -202,6 +205,7 @@ class MiniBERTTest(TestCase):
             reference_loss=reference_mlm_loss,
         )
 
+    @pytest.mark.slow
     def test_jit_compile_step(self):
         # Selecting and masking every candidate makes the masks independent of
         # the random algorithm (XLA's stateless draws differ from plain TF's),
@@ -226,6 +230,7 @@ class MiniBERTTest(TestCase):
         model.compile(optimizer="adam", jit_compile=True)
         self.run_fit(model, data, epochs=2)
 
+    @pytest.mark.slow
     def test_learns_a_synthetic_language(self):
         # Each sequence repeats one random token between [CLS] and [SEP]: a
         # masked token is any unmasked one. Chance level is 1/95.
@@ -245,6 +250,7 @@ class MiniBERTTest(TestCase):
         self.assertGreater(after["mlm_accuracy"], 0.4)
         self.assertLess(after["loss"], before["loss"] / 2)
 
+    @pytest.mark.slow
     def test_config_and_saving(self):
         model = tiny_bert(dropout=0.2, max_predictions=4, activation="gelu_approximate")
         self.run_config_roundtrip(model)

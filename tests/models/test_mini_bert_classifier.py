@@ -1,6 +1,7 @@
 import numpy as np
 import tensorflow as tf
 import keras
+import pytest
 
 from keras_pt import Distiller, MiniBERT, MiniBERTClassifier
 from keras_pt.layers import MiniBERTPreprocessor, WordPieceTokenizer, special_tokens
@@ -133,6 +134,7 @@ class MiniBERTClassifierTest(TestCase):
         with self.assertRaisesRegex(ValueError, "at least 2"):
             MiniBERTClassifier(backbone(vocabulary_size=40), num_classes=1)
 
+    @pytest.mark.slow
     def test_strategy_equivalence(self):
         x, y = packed_batch(48, seed=1)
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16, drop_remainder=True)

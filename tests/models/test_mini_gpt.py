@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 import keras
+import pytest
 
 from keras_pt import MiniGPT, evaluation
 from keras_pt.kernels import sampling
@@ -174,6 +175,7 @@ class MiniGPTTest(TestCase):
         with self.assertRaisesRegex(ValueError, "trains on static shapes.*drop_remainder=True"):
             model.fit(dataset, verbose=0)
 
+    @pytest.mark.slow
     def test_strategy_equivalence_uneven_tokens(self):
         # Replica 0 holds long texts, replica 1 short ones: the loss must be
         # the mean over the global batch's tokens, not a mean of means.
@@ -223,6 +225,7 @@ class MiniGPTTest(TestCase):
             model.generate(prompts, max_length=10, strategy="top_k", top_k=1, seed=5), out
         )
 
+    @pytest.mark.slow
     def test_cached_generation_equals_uncached(self):
         model = tiny_gpt(max_sequence_length=32, num_layers=3)
         # Prompts of different lengths, padded with [PAD] into one int array.

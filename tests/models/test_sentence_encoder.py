@@ -1,6 +1,7 @@
 """Contrastive sentence embeddings: kernel, SentenceEncoder, pairs, retrieval, search."""
 
 import json
+import pytest
 
 import numpy as np
 import tensorflow as tf
@@ -171,6 +172,7 @@ class SentenceEncoderTest(TestCase):
         want = states[np.arange(8), last]
         self.assertAllClose(out, want / np.linalg.norm(want, axis=1, keepdims=True), atol=1e-5)
 
+    @pytest.mark.slow
     def test_train_step_loss_matches_numpy(self):
         embedder = tiny_embedder()
         a, b = packed(seed=4), packed(seed=5)
@@ -215,6 +217,7 @@ class SentenceEncoderTest(TestCase):
         self.assertGreater(np.std(lengths), 0.02)  # the crop ratio is drawn per text
         self.assertAllEqual(out["segment_ids"], np.zeros_like(batch["token_ids"]))
 
+    @pytest.mark.slow
     def test_crop_views_train_and_save(self):
         embedder = tiny_embedder(views="crop", seed=2, dropout=0.1)
         embedder.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -227,6 +230,7 @@ class SentenceEncoderTest(TestCase):
         with self.assertRaisesRegex(ValueError, "crop_ratio must be"):
             tiny_embedder(views="crop", crop_ratio=(0.6, 0.2))
 
+    @pytest.mark.slow
     def test_strategy_equivalence(self):
         # Candidates are all-gathered: 2 replicas of 4 contrast against all 8.
         pairs = tf.data.Dataset.from_tensor_slices((packed(16, seed=7), packed(16, seed=8)))
@@ -258,6 +262,7 @@ class SentenceEncoderTest(TestCase):
 
         self.run_strategy_equivalence(build_crops, texts, steps=2, atol=1e-4)
 
+    @pytest.mark.slow
     def test_text_api_saving_and_search(self):
         preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(VOCABULARY), 12)
         embedder = tiny_embedder(preprocessor=preprocessor)

@@ -4,6 +4,7 @@ trimming, and the two example binaries run in their own processes."""
 
 import os
 import uuid
+import pytest
 
 import numpy as np
 import tensorflow as tf
@@ -172,6 +173,7 @@ class VocabularyTrimTest(TestCase):
 
 
 class ExamplesTest(TestCase):
+    @pytest.mark.slow
     def test_pretrain_then_finetune_binaries_on_a_ram_filesystem(self):
         # In one process, so TensorFlow's in-memory filesystem holds every
         # file from one binary to the next: nothing goes through os.path.

@@ -2,12 +2,14 @@
 Fréchet distance far below that of the untrained generator."""
 
 import keras
+import pytest
 
 from keras_pt import GAN, Discriminator, Generator, data
 from keras_pt.evaluation import GeneratorEvaluator, images_array, train_feature_classifier
 from tests.test_case import TestCase
 
 
+@pytest.mark.slow
 class GANLearningTest(TestCase):
     def test_frechet_distance_falls_on_digits(self):
         digits = data.load_image_dataset("digits", data_dir=self.get_temp_dir())

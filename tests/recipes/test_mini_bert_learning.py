@@ -21,6 +21,7 @@ afford, so no test claims it.
 
 import shutil
 import tempfile
+import pytest
 
 from keras_pt import recipes
 from tests.test_case import TestCase
@@ -33,6 +34,7 @@ TEACHER_LABELS_PER_CLASS = 40
 STUDENT_LABELS_PER_CLASS = 10
 
 
+@pytest.mark.slow
 class MiniBERTLearningTest(TestCase):
     @classmethod
     def setUpClass(cls):

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import pytest
 
 from keras_pt import data, recipes
 from tests.test_case import TestCase
@@ -23,6 +24,7 @@ SMALL = dict(
 )
 
 
+@pytest.mark.slow
 class TextLearningTest(TestCase):
     def test_minigpt_perplexity_far_below_unigram(self):
         result = recipes.pretrain_minigpt(

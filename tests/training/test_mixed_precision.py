@@ -14,6 +14,7 @@ undone (a factor of 32768), is off by about 100%.
 import keras
 import numpy as np
 import tensorflow as tf
+import pytest
 
 from keras_pt import data, training
 from tests import strategy_cases
@@ -53,6 +54,7 @@ def _train(case, policy):
 
 
 class MixedPrecisionTest(TestCase):
+    @pytest.mark.slow
     def test_few_steps_follow_float32(self):
         for name, case in strategy_cases.CASES.items():
             reference, initial = _train(case, None)

@@ -20,6 +20,7 @@ WORKER = "tests/resume_worker.py"
 
 
 @pytest.mark.multiprocess
+@pytest.mark.slow
 class KillResumeTest(unittest.TestCase):
     def test_killed_and_resumed_run_equals_uninterrupted_run(self):
         root = tempfile.mkdtemp(prefix="resume_")
