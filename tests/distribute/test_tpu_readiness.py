@@ -112,6 +112,7 @@ class TPUReadinessTest(TestCase):
         for a, b in zip(fit.model.get_weights(), custom.model.get_weights(), strict=True):
             self.assertAllClose(a, b, atol=1e-6, rtol=1e-6)
 
+    @pytest.mark.slow
     def test_no_float64_variables_or_string_ops_in_train_steps(self):
         for name, case in strategy_cases.CASES.items():
             with self.subTest(case=name):

@@ -1,4 +1,5 @@
 import math
+import pytest
 
 import numpy as np
 import tensorflow as tf
@@ -170,6 +171,7 @@ class TransformerEncoderBlockTest(TestCase):
         self.assertAllClose(some, np.take_along_axis(full, positions[:, :, None], 1), atol=1e-5)
         self.assertNotAllClose(full, block(x, padding_mask=mask).numpy())
 
+    @pytest.mark.slow
     def test_fused_gradients_equal_plain_and_xla_gradients(self):
         rng = np.random.default_rng(4)
         x = tf.constant(rng.standard_normal((4, 8, 32)).astype("float32"))

@@ -38,6 +38,7 @@ class AutoencoderTest(TestCase):
                 # The restored model keeps training.
                 self.run_fit(restored, image_dataset())
 
+    @pytest.mark.slow
     def test_strategy_equivalence(self):
         for cls, extra in ((Autoencoder, {}), (DenoisingAutoencoder, {"seed": 7, "mask_rate": 0.3})):
             for loss in ("mse", "binary_crossentropy"):
@@ -82,6 +83,7 @@ class AutoencoderTest(TestCase):
         with self.assertRaisesRegex(ValueError, "mask_rate"):
             DenoisingAutoencoder(image_shape=(8, 8, 1), mask_rate=1.5)
 
+    @pytest.mark.slow
     def test_jit_compiled_step(self):
         for cls in (Autoencoder, DenoisingAutoencoder):
             model = cls(image_shape=(8, 8, 1), latent_dim=4, architecture="conv", filters=(4,))

@@ -1,6 +1,7 @@
 import numpy as np
 import tensorflow as tf
 import keras
+import pytest
 
 from keras_pt import Autoencoder, Distiller, MLPClassifier, SVMClassifier
 from keras_pt.kernels import distillation
@@ -148,6 +149,7 @@ class DistillerTest(TestCase):
         self.assertAllClose(history["loss"][0], 0.6 * 9.0 * numpy_kl(t, s, 3.0).mean(), atol=1e-5)
         self.assertFalse(all(np.allclose(a, b) for a, b in zip(before, student.get_weights())))
 
+    @pytest.mark.slow
     def test_strategy_equivalence(self):
         x, y = labelled(48)
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16, drop_remainder=True)
@@ -181,6 +183,7 @@ class DistillerTest(TestCase):
         distiller.compile(optimizer="adam", jit_compile=True)
         self.run_fit(distiller, tf.data.Dataset.from_tensor_slices((x, y)).batch(16, drop_remainder=True))
 
+    @pytest.mark.slow
     def test_config_saving_and_continued_training(self):
         x, y = labelled()
         teacher, student, distiller = self.make()

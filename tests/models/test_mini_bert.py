@@ -278,6 +278,7 @@ class MiniBERTTest(TestCase):
         with self.assertRaisesRegex(ValueError, "got raw strings but has no preprocessor"):
             tiny_bert()(["some text"])
 
+    @pytest.mark.slow
     def test_bad_inputs(self):
         model = tiny_bert()
         batch = packed(4)
@@ -361,6 +362,7 @@ class MiniBERTClassifierTest(TestCase):
         for a, b in zip(before, classifier.backbone.get_weights()):
             self.assertAllEqual(a, b)
 
+    @pytest.mark.slow
     def test_jit_compile_step_equals_plain_step(self):
         x, y = self._data(16)
         data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)

@@ -161,6 +161,7 @@ class MiniBERTClassifierTest(TestCase):
         model.compile(jit_compile=True)
         self.run_fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True))
 
+    @pytest.mark.slow
     def test_distill_a_larger_minibert_into_a_smaller_one(self):
         x, y = packed_batch(32)
         teacher = MiniBERTClassifier(backbone(vocabulary_size=40, hidden_dim=32), num_classes=3)

@@ -46,6 +46,7 @@ class SimCLRTest(TestCase):
                                    brightness=0.0, contrast=0.0, noise_stddev=0.0)
         self.assertAllClose(same, x, atol=1e-5)
 
+    @pytest.mark.slow
     def test_strategy_equivalence(self):
         x = images(64)
         ds = tf.data.Dataset.from_tensor_slices(x).batch(16, drop_remainder=True)

@@ -63,6 +63,7 @@ class SavingTest(TestCase):
         self.assertEqual(restored.preprocessor.sequence_length, preprocessor.sequence_length)
         self.assertAllOutputsClose(model.encoder(preprocessor(strings)), restored.encoder(restored.preprocessor(strings)))
 
+    @pytest.mark.slow
     def test_classifier_keras_roundtrip_on_raw_strings(self):
         preprocessor = tiny_preprocessor()
         classifier = MiniBERTClassifier(tiny_minibert(preprocessor), num_classes=3, preprocessor=preprocessor)
@@ -94,6 +95,7 @@ class SavingTest(TestCase):
         self.assertEqual((spec.dtype, spec.shape.as_list()), (tf.string, [None]))
         self.assertAllClose(signature(text=strings)["probabilities"], probabilities, atol=1e-6)
 
+    @pytest.mark.slow
     def test_savedmodel_export_of_sentence_pairs(self):
         preprocessor = tiny_preprocessor()
         classifier = MiniBERTClassifier(tiny_minibert(preprocessor), num_classes=2, preprocessor=preprocessor)

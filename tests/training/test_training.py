@@ -6,6 +6,7 @@ import os
 import signal
 import warnings
 from unittest import mock
+import pytest
 
 import keras
 import numpy as np
@@ -284,6 +285,7 @@ class TrainLoopTest(TestCase):
             atol=1e-6,
         )
 
+    @pytest.mark.slow
     def test_early_stopping_restores_the_best_epoch_and_resumes_exactly(self):
         # Scripted validation values by epoch (read from the step counter, so
         # a resumed process sees the same): the best is epoch 1, and with
