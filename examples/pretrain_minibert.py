@@ -20,12 +20,21 @@ from absl import flags
 from keras_pt import recipes
 from keras_pt.models.mini_bert import PRESETS
 from keras_pt.recipes import flags as recipe_flags
+from keras_pt.recipes.minibert_pretraining import OBJECTIVES
 from keras_pt.recipes.minibert_pretraining import PretrainMiniBERTConfig as Config
 
 FLAGS = flags.FLAGS
 recipe_flags.define_common_flags(Config, "text")
 recipe_flags.define_flag(
     Config, "preset", "MiniBERT shape (layers/hidden: tiny 2/128, mini 4/256, small 4/512).", PRESETS
+)
+recipe_flags.define_flag(
+    Config, "objective",
+    "Pre-training objective: masked-LM, ELECTRA's replaced-token detection "
+    "(a small generator fills the masked positions, the MiniBERT tells every token "
+    "original or replaced), or contrastive crops (two random spans of a text match "
+    "each other against the rest of the batch).",
+    OBJECTIVES,
 )
 recipe_flags.define_flag(Config, "sequence_length", "Tokens per packed text, [CLS] and [SEP] included.")
 recipe_flags.define_flag(Config, "vocabulary_size", "The most WordPiece tokens to learn (special tokens included).")
@@ -45,10 +54,16 @@ def main(argv):
     del argv
     result = recipes.pretrain_minibert(recipe_flags.config_from_flags(Config))
     print(f"\nVocabulary: {result.vocabulary_size} tokens; {result.steps} pre-training steps")
-    print(
-        f"Held-out masked-LM accuracy {result.mlm_accuracy:.3f} "
-        f"(unigram baseline {result.unigram_accuracy:.3f}: always {result.unigram_token!r})"
-    )
+    which = "of the generator " if result.objective == "electra" else ""
+    if result.objective == "crops":
+        print("Pre-trained by contrastive crops (no masked-LM accuracy)")
+    else:
+        print(
+            f"Held-out masked-LM accuracy {which}{result.mlm_accuracy:.3f} "
+            f"(unigram baseline {result.unigram_accuracy:.3f}: always {result.unigram_token!r})"
+        )
+    if result.rtd_accuracy is not None:
+        print(f"Held-out replaced-token detection accuracy {result.rtd_accuracy:.3f}")
     for name, path in result.files.items():
         print(f"{name}: {path}")
     print(f"Finished in {result.seconds:.0f} s")

@@ -71,6 +71,7 @@ from keras_pt.models.distiller import Distiller  # noqa: E402
 # MiniBERT.
 from keras_pt.models.mini_bert import MiniBERT  # noqa: E402
 from keras_pt.models.mini_bert_classifier import MiniBERTClassifier  # noqa: E402
+from keras_pt.models.electra_pretrainer import ElectraPretrainer  # noqa: E402
 
 # Causal language model and contrastive sentence embeddings.
 from keras_pt import metrics  # noqa: E402

@@ -160,6 +160,12 @@ def _mini_bert_classifier():
     return model
 
 
+def _electra():
+    model = keras_pt.ElectraPretrainer(_mini_bert_backbone(), generator_intermediate_dim=16, seed=7)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
 CASES = {
     "autoencoder": Case(
         _autoencoder,
@@ -196,6 +202,12 @@ CASES = {
         lambda: tf.data.Dataset.from_tensor_slices(_packed_texts()),
         None,
         ("loss", "mlm_accuracy"),
+    ),
+    "electra": Case(
+        _electra,
+        lambda: tf.data.Dataset.from_tensor_slices(_packed_texts()),
+        None,
+        ("loss", "mlm_loss", "rtd_loss", "rtd_accuracy"),
     ),
     "mini_bert_classifier": Case(
         _mini_bert_classifier,

@@ -19,6 +19,7 @@ from keras_pt.data.image_sources import (
     load_numpy_images,
     read_idx,
 )
+from keras_pt.data.debian_packages import DebianPackages
 from keras_pt.data.stdlib_docs import StdlibDocs
 from keras_pt.data.text import (
     TEXT_DATASETS,

@@ -2,7 +2,7 @@
 
 `load_text_dataset` reads a TFDS text classification data set as
 `(text, label)` or `((text_a, text_b), label)` pairs: the embedded
-`stdlib_docs` (offline), or `imdb_reviews`, `glue/sst2`, `glue/mrpc`,
+`stdlib_docs` and `debian_packages` (offline), or `imdb_reviews`, `glue/sst2`, `glue/mrpc`,
 `glue/qqp` where they can be downloaded or are already in `data_dir`.
 `load_pretraining_texts` gives the unlabelled text view for pre-training.
 `preprocess_text_dataset` maps a `MiniBERTPreprocessor` over a data set on
@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_pt.data import debian_packages as _debian_packages
 from keras_pt.data import stdlib_docs as _stdlib_docs
 from keras_pt.data.batching import batch
 from keras_pt.data.images import check_labels
@@ -70,6 +71,14 @@ TEXT_DATASETS = {
             "stdlib_docs",
             ("text",),
             _stdlib_docs.NUM_CLASSES,
+            ("train", "validation", "test"),
+            "train+unsupervised",
+            embedded=True,
+        ),
+        TextDatasetSpec(
+            "debian_packages",
+            ("text",),
+            _debian_packages.NUM_CLASSES,
             ("train", "validation", "test"),
             "train+unsupervised",
             embedded=True,
@@ -154,7 +163,7 @@ def text_dataset_spec(name):
     except KeyError:
         raise ValueError(
             f"unknown text data set {name!r}; known: {', '.join(TEXT_DATASETS)} "
-            "(stdlib_docs is embedded and works offline)."
+            "(stdlib_docs and debian_packages are embedded and work offline)."
         ) from None
 
 
@@ -186,8 +195,8 @@ def load_text_dataset(name, split, data_dir=None, download=True, shuffle_files=F
     """Loads a labelled split of a TFDS text classification data set.
 
     Args:
-        name: str. One of `TEXT_DATASETS`: `"stdlib_docs"` (embedded,
-            offline), `"imdb_reviews"`, `"glue/sst2"`, or the sentence-pair
+        name: str. One of `TEXT_DATASETS`: `"stdlib_docs"` or
+            `"debian_packages"` (embedded, offline), `"imdb_reviews"`, `"glue/sst2"`, or the sentence-pair
             tasks `"glue/mrpc"` and `"glue/qqp"`.
         split: str. A TFDS split of labelled splits, slicing and `+` allowed
             (`"train"`, `"validation"`, `"train[:80%]"`).

@@ -17,7 +17,9 @@ from keras_pt import data as data_lib
 from keras_pt import special_tokens
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
+from keras_pt.models.electra_pretrainer import ElectraPretrainer
 from keras_pt.models.mini_bert import PRESETS, MiniBERT
+from keras_pt.models.sentence_encoder import SentenceEncoder
 from keras_pt.recipes.context import RunContext, resolve_config
 from keras_pt.recipes.text_common import (
     VOCABULARY_FILENAME,
@@ -28,6 +30,12 @@ from keras_pt.recipes.text_common import (
 from keras_pt.schedules import WarmupLinearDecay
 
 MODEL_FILENAME = "mini_bert.keras"
+ELECTRA_FILENAME = "electra.keras"
+OBJECTIVES = ("mlm", "electra", "crops")
+# Contrastive crops: the share of a text's tokens each view keeps, and the
+# InfoNCE temperature (see BUILD_NOTES, "pre-training at small budgets").
+CROP_RATIO = (0.3, 0.7)
+CROP_TEMPERATURE = 0.05
 
 
 def ordinary_token_ids(packed_batches):
@@ -76,6 +84,10 @@ class PretrainResult:
             `unigram_token` (the most frequent training token) there.
         unigram_token: str.
         steps: int. Optimizer steps taken.
+        objective: str. `"mlm"`, `"electra"` (then `mlm_accuracy` is the
+            generator's, and `rtd_accuracy` the discriminator's share of
+            tokens correctly called original or replaced) or `"crops"`
+            (no masked-LM: `mlm_accuracy` is NaN).
         seconds: float. Wall-clock time of the whole job.
         files: dict of the paths written (model, vocabulary, TensorBoard logs).
     """
@@ -88,6 +100,8 @@ class PretrainResult:
     steps: int
     seconds: float
     files: dict
+    objective: str = "mlm"
+    rtd_accuracy: object = None
 
 
 @dataclasses.dataclass
@@ -100,6 +114,7 @@ class PretrainMiniBERTConfig:
     tpu: object = None
     model_dir: str = "runs/pretrain_minibert"
     preset: str = "tiny"
+    objective: str = "mlm"
     sequence_length: int = 128
     vocabulary_size: int = 8192
     vocabulary: object = None
@@ -151,6 +166,15 @@ def pretrain_minibert(config=None, **overrides):
             local, `gs://` or other `tf.io.gfile` path.
         preset: str. `MiniBERT.from_preset` name: `"tiny"`, `"mini"` or
             `"small"`.
+        objective: str. `"mlm"` (masked-LM, the default) or `"electra"`
+            (`keras_pt.ElectraPretrainer`: a 1-block generator fills the
+            masked positions and the MiniBERT learns to tell replaced
+            tokens; the MiniBERT is saved as `mini_bert.keras`, the whole
+            pre-trainer as `electra.keras`) or `"crops"` (contrastive:
+            `keras_pt.SentenceEncoder(views="crop")` on the MiniBERT's
+            encoder, two random spans of 30-70% of each text matched
+            against the rest of the batch, mean pooling, temperature
+            0.05; the MiniBERT is saved, its masked-LM head untrained).
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small
@@ -192,6 +216,10 @@ def pretrain_minibert(config=None, **overrides):
         raise ValueError(f"warmup_fraction must lie in [0, 1); got {c.warmup_fraction}.")
     if c.preset not in PRESETS:
         raise ValueError(f"unknown MiniBERT preset {c.preset!r}; choose one of {', '.join(PRESETS)}.")
+    if c.objective not in OBJECTIVES:
+        raise ValueError(
+            f"unknown pre-training objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}."
+        )
     start = time.perf_counter()
     ctx = RunContext("pretrain_minibert", config)
 
@@ -209,7 +237,9 @@ def pretrain_minibert(config=None, **overrides):
     ).cache()
     unigram_token, unigram_accuracy = unigram_baseline(preprocessor, texts, test_texts)
 
-    # Pre-train by masked-LM
+    # Pre-train by masked-LM (or replaced-token detection, or crops)
+    bert = {}  # the MiniBERT that build() makes, whatever trains it
+
     def build():  # in the strategy's scope
         model = MiniBERT.from_preset(
             c.preset,
@@ -218,6 +248,19 @@ def pretrain_minibert(config=None, **overrides):
             dropout=c.dropout,
             seed=c.seed,
         )
+        bert["model"] = model
+        if c.objective == "electra":
+            model = ElectraPretrainer(model, seed=c.seed)
+        elif c.objective == "crops":
+            model.compile()  # the held-out masked-LM evaluation needs it
+            model = SentenceEncoder(
+                model.encoder,
+                pooling="mean",
+                temperature=CROP_TEMPERATURE,
+                views="crop",
+                crop_ratio=CROP_RATIO,
+                seed=c.seed,
+            )
         schedule = WarmupLinearDecay(c.learning_rate, c.steps, int(c.warmup_fraction * c.steps))
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay, epsilon=1e-6)
@@ -241,21 +284,30 @@ def pretrain_minibert(config=None, **overrides):
         checkpoint_every=ctx.checkpoint_every,
     )
     model = trained.model
-    model_path = ctx.save_model(model, ctx.path(MODEL_FILENAME))
+    files = {}
+    rtd_accuracy = None
+    if c.objective == "electra":
+        files["electra"] = ctx.save_model(model, ctx.path(ELECTRA_FILENAME))
+        rtd_accuracy = mlm_accuracy(model, test, key="rtd_accuracy")
+    model_path = ctx.save_model(bert["model"], ctx.path(MODEL_FILENAME))
+    files.update({"model": model_path, "vocabulary": vocabulary_path, "logs": ctx.path("logs")})
     return PretrainResult(
         model_path=model_path,
         vocabulary_size=len(vocabulary),
-        mlm_accuracy=mlm_accuracy(model, test),
+        mlm_accuracy=float("nan") if c.objective == "crops" else mlm_accuracy(model, test),
         unigram_accuracy=unigram_accuracy,
         unigram_token=unigram_token,
         steps=trained.step,
         seconds=time.perf_counter() - start,
-        files={"model": model_path, "vocabulary": vocabulary_path, "logs": ctx.path("logs")},
+        files=files,
+        objective=c.objective,
+        rtd_accuracy=rtd_accuracy,
     )
 
 
-def mlm_accuracy(model, packed, repeats=3):
-    """Held-out masked-LM accuracy, over `repeats` fresh maskings.
+def mlm_accuracy(model, packed, repeats=3, key="mlm_accuracy"):
+    """Held-out masked-LM accuracy (or another logged `key`), over
+    `repeats` fresh maskings.
 
     The masks come from a copy of the seed state, which is put back after,
     so evaluating does not change the masks of later training.
@@ -263,7 +315,7 @@ def mlm_accuracy(model, packed, repeats=3):
     state = model.seed_generator.state.numpy()
     accuracy = np.mean(
         [
-            model.evaluate(packed, verbose=0, return_dict=True)["mlm_accuracy"]
+            model.evaluate(packed, verbose=0, return_dict=True)[key]
             for _ in range(repeats)
         ]
     )
