@@ -6,7 +6,8 @@ the texts are short English prose, mostly distinct, about as long as
 dictionary definitions or short reviews. For each vocabulary size, both
 methods learn a vocabulary from the same texts in the same process; the
 script prints each one's wall-clock and CPU time (after a warm-up run of
-both on 1,000 texts), the ratio, the vocabulary sizes, how many tokens they share, and how each vocabulary tokenizes held-out text
+both on 1,000 texts), the ratio, the vocabulary sizes, how many tokens
+they share, and how each vocabulary tokenizes held-out text
 (tokens per text, `[UNK]` share) through the package's tokenizer layer.
 
     python benchmarks/vocabulary_speed.py

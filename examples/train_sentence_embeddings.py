@@ -43,7 +43,7 @@ recipe_flags.define_flag(Config, "sequence_length", "Packed length of each text.
 recipe_flags.define_flag(Config, "steps", "Contrastive training steps.")
 recipe_flags.define_flag(Config, "mlm_steps", "Masked-LM pre-training steps before (0: none).")
 recipe_flags.define_flag(Config, "temperature", "Temperature of the cosine similarities.")
-recipe_flags.define_flag(Config, "pooling", "How token states become one vector.", ["mean", "cls", "pooled"])
+recipe_flags.define_flag(Config, "pooling", "How token states become one vector.", ["mean", "first_token", "pooled"])
 recipe_flags.define_flag(Config, "learning_rate", "Adam learning rate.")
 recipe_flags.define_flag(Config, "dropout", "Dropout rate (SimCSE's augmentation).")
 recipe_flags.define_flag(Config, "num_candidates", "Retrieval candidates per query (chance = 1/N).")

@@ -48,6 +48,7 @@ from keras_pt import (
     layers,
     models,
     recipes,
+    schedules,
     special_tokens,
     training,
     utils,
@@ -77,5 +78,5 @@ from keras_pt import metrics  # noqa: E402
 from keras_pt.models.mini_gpt import MiniGPT  # noqa: E402
 from keras_pt.models.sentence_encoder import SentenceEncoder  # noqa: E402
 
-# Learning-rate schedules saved with models; the SavedModel export.
-from keras_pt import export, schedules  # noqa: E402
+# The SavedModel export of text classifiers.
+from keras_pt import export  # noqa: E402

@@ -21,7 +21,9 @@ tf.config.set_logical_device_configuration(
 # first so that the parallel workers (pytest-xdist, setup.cfg) finish
 # together rather than one of them running a long module at the end.
 LONGEST_FIRST = (
+    "test_readme_commands.py",
     "test_mini_bert_learning.py",
+    "test_reruns.py",
     "test_strategy_equivalence.py",
     "test_bert_recipes.py",
     "test_text_learning.py",

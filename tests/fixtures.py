@@ -73,20 +73,20 @@ def write_npz(path, images, labels, test_share=0.2):
 
 
 def docstrings(n_per_class=60, num_classes=3, min_chars=60):
-    """`(text, module)` rows of the embedded stdlib_docs corpus: the first
-    `num_classes` modules with `n_per_class` docstrings of `min_chars`."""
+    """`(text, "module_<k>")` rows of the embedded stdlib_docs corpus: up to
+    `n_per_class` docstrings of at least `min_chars` from each of the
+    `num_classes` modules with the most of them."""
     from keras_pt import data
 
-    names = data.load_text_dataset("stdlib_docs", "train").map(lambda x, y: (x, y))
     by_label = {}
-    for text, label in names.as_numpy_iterator():
+    for text, label in data.load_text_dataset("stdlib_docs", "train").as_numpy_iterator():
         text = " ".join(text.decode("utf-8").split())
-        if len(text) >= min_chars and len(by_label.setdefault(int(label), [])) < n_per_class:
-            by_label[int(label)].append(text)
-    full = sorted(label for label, texts in by_label.items() if len(texts) == n_per_class)
+        if len(text) >= min_chars:
+            by_label.setdefault(int(label), []).append(text)
+    largest = sorted(by_label, key=lambda label: (-len(by_label[label]), label))[:num_classes]
     rows = []
-    for rank, label in enumerate(full[:num_classes]):
-        rows += [(text, f"module_{rank}") for text in by_label[label]]
+    for rank, label in enumerate(largest):
+        rows += [(text, f"module_{rank}") for text in by_label[label][:n_per_class]]
     return rows
 
 

@@ -11,6 +11,8 @@ derived from `(seed, epoch)` and never reshuffles on re-iteration.
 import numpy as np
 import tensorflow as tf
 
+from keras_pt.data.batching import check_batchable
+
 
 def epoch_seed(seed, epoch):
     """A 31-bit shuffle seed derived from `(seed, epoch)`, the same everywhere."""
@@ -52,19 +54,10 @@ def epoch_batches(dataset, batch_size, seed, epoch, shuffle=True, buffer_size=No
     ...     [b.tolist() for b in epoch_batches(ds, 4, seed=0, epoch=0).as_numpy_iterator()]
     True
     """
-    if int(batch_size) <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    n = int(dataset.cardinality())
-    if n == 0:
-        raise ValueError("the data set is empty: there is nothing to train on.")
-    if n > 0 and n < batch_size:
-        raise ValueError(
-            f"the data set has {n} examples, fewer than batch_size={batch_size}, "
-            "so drop_remainder would leave no batch; lower the batch size."
-        )
+    n = check_batchable(dataset, batch_size, count_unknown=False)
     if int(passes) < 1:
         raise ValueError(f"passes must be at least 1, got {passes}.")
-    buffer_size = buffer_size or (n if n > 0 else 10_000)
+    buffer_size = buffer_size or n or 10_000
     base = epoch_seed(seed, epoch)
 
     def one_pass(index):

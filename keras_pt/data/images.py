@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_pt.data import digits as _digits  # noqa: F401  (registers "digits")
+from keras_pt.data.batching import batch  # noqa: F401 (once defined here)
 
 EMBEDDED_IMAGE_DATASETS = ("digits",)
 DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
@@ -128,43 +129,6 @@ def load_image_dataset(name="digits", data_dir=None, download=True):
         num_train=num_train,
         num_test=num_test,
     )
-
-
-def _num_examples(dataset):
-    n = int(dataset.cardinality())
-    return None if n < 0 else n
-
-
-def batch(dataset, batch_size, shuffle_seed=None, repeat=False):
-    """Batches with `drop_remainder=True` (static shapes), then prefetches.
-
-    Args:
-        dataset: unbatched `tf.data.Dataset`.
-        batch_size: int. The global batch size.
-        shuffle_seed: int or None. Shuffle with this seed each epoch (the
-            same order for the same seed). Defaults to None (no shuffle).
-        repeat: bool. Repeat forever. Defaults to False.
-
-    Raises:
-        ValueError: if the data set is empty or smaller than one batch.
-    """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    n = _num_examples(dataset)
-    if n == 0:
-        raise ValueError("the data set is empty: there is nothing to train on.")
-    if n is not None and n < batch_size:
-        raise ValueError(
-            f"the data set has {n} examples, fewer than batch_size={batch_size}, "
-            "so drop_remainder would leave no batch; lower the batch size."
-        )
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(
-            n or 10_000, seed=shuffle_seed, reshuffle_each_iteration=True
-        )
-    if repeat:
-        dataset = dataset.repeat()
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def unlabeled(dataset):

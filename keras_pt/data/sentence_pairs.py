@@ -20,6 +20,7 @@ Example:
 import tensorflow as tf
 
 from keras_pt.data import text as text_lib
+from keras_pt.data.batching import batch
 from keras_pt.data.vocabulary import texts_only
 
 # The shortest first sentence up to its end mark, whitespace, then the rest.
@@ -122,23 +123,11 @@ def preprocess_sentence_pairs(dataset, preprocessor, batch_size, shuffle_seed=No
         raise ValueError(
             f"preprocess_sentence_pairs takes a data set of (text_a, text_b) strings; got {spec}."
         )
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    n = int(dataset.cardinality())
-    if n < 0:  # unknown (filtered) or infinite
-        head = int(dataset.take(batch_size).reduce(0, lambda count, *_: count + 1))
-        n = None if head == batch_size else head
-    if n is not None and n < batch_size:
-        raise ValueError(
-            f"the data set has {n} pairs, fewer than batch_size={batch_size}, so "
-            "drop_remainder would leave no batch; lower the batch size."
-        )
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(n or 10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(
-        lambda a, b: (preprocessor(a), preprocessor(b)), num_parallel_calls=tf.data.AUTOTUNE
+    return batch(
+        dataset,
+        batch_size,
+        shuffle_seed=shuffle_seed,
+        repeat=repeat,
+        map_fn=lambda a, b: (preprocessor(a), preprocessor(b)),
+        noun="pairs",
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -30,7 +30,9 @@ import tensorflow_datasets as tfds
 
 from keras_pt.data import debian_packages as _debian_packages
 from keras_pt.data import stdlib_docs as _stdlib_docs
+from keras_pt.data.batching import batch
 from keras_pt.data.images import check_labels
+from keras_pt.utils.text_inputs import is_text
 from keras_pt.data.epochs import epoch_batches
 
 
@@ -302,20 +304,17 @@ def load_pretraining_texts(name="stdlib_docs", split=None, data_dir=None, downlo
     return ds
 
 
-def _is_text(spec):
-    return isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string
-
-
 def _packer(element_spec, preprocessor):
     """A function mapping a batched element to the preprocessed element."""
-    if _is_text(element_spec):
-        return preprocessor
     if isinstance(element_spec, tuple) and len(element_spec) == 2:
         x, y = element_spec
-        if _is_text(x) and _is_text(y):  # (text_a, text_b)
+        if not isinstance(x, tuple) and not isinstance(y, tuple) and is_text(x) and is_text(y):
+            # (text_a, text_b)
             return lambda a, b: preprocessor((a, b))
-        if _is_text(x) or (isinstance(x, tuple) and all(_is_text(s) for s in x)):
+        if is_text(x):  # (text or (text_a, text_b), label)
             return lambda x, y: (preprocessor(tuple(x) if isinstance(x, tuple) else x), y)
+    elif is_text(element_spec):
+        return preprocessor
     raise ValueError(
         "preprocess_text_dataset takes a data set of texts, (text, label), "
         f"(text_a, text_b) or ((text_a, text_b), label); got {element_spec}."
@@ -381,27 +380,14 @@ def preprocess_text_dataset(
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     pack = _packer(dataset.element_spec, preprocessor)
-    n = int(dataset.cardinality())
-    if n == tf.data.UNKNOWN_CARDINALITY:
-        head = int(dataset.take(batch_size).reduce(0, lambda count, *_: count + 1))
-        n = None if head == batch_size else head
-    elif n == tf.data.INFINITE_CARDINALITY:
-        n = None
-    if n == 0:
-        raise ValueError("the data set is empty: there is nothing to train on.")
-    if n is not None and n < batch_size:
-        raise ValueError(
-            f"the data set has {n} examples, fewer than batch_size={batch_size}, "
-            "so drop_remainder would leave no batch; lower the batch size."
-        )
-    if shuffle_seed is not None:
-        buffer = shuffle_buffer_size or n or 10_000
-        dataset = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return batch(
+        dataset,
+        batch_size,
+        shuffle_seed=shuffle_seed,
+        repeat=repeat,
+        shuffle_buffer_size=shuffle_buffer_size,
+        map_fn=pack,
+    )
 
 
 def labeled_text_subset(dataset, labels_per_class, seed=0, num_classes=None, at_most=False):

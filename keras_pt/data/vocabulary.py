@@ -8,6 +8,7 @@ from tensorflow_text.python.ops import bert_tokenizer
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
 from keras_pt import special_tokens
+from keras_pt.utils.text_inputs import is_text
 
 # tensorflow-text's learner accepts vocabularies between (1 - SLACK_RATIO)
 # and 1 times the target size.
@@ -53,8 +54,8 @@ def texts_only(dataset):
     """
     spec = dataset.element_spec
     flat = tf.nest.flatten(spec)
-    is_text = [isinstance(s, tf.TensorSpec) and s.dtype == tf.string for s in flat]
-    if not any(is_text):
+    texts = [isinstance(s, tf.TensorSpec) and is_text(s) for s in flat]
+    if not any(texts):
         raise ValueError(
             f"the data set holds no strings (element spec {spec}); pass a data "
             "set of raw texts."
@@ -64,8 +65,8 @@ def texts_only(dataset):
 
     def strings(*element):
         values = tf.nest.flatten(element)
-        texts = [v for v, t in zip(values, is_text, strict=True) if t]
-        return tf.data.Dataset.from_tensor_slices(tf.stack(texts))
+        kept = [v for v, t in zip(values, texts, strict=True) if t]
+        return tf.data.Dataset.from_tensor_slices(tf.stack(kept))
 
     return dataset.flat_map(strings)
 

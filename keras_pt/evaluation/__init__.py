@@ -16,7 +16,7 @@ from keras_pt.evaluation.feature_classifier import (
     train_feature_classifier,
 )
 from keras_pt.evaluation.generator_evaluator import GeneratorEvaluator
-from keras_pt.evaluation.language_model import next_token_counts, unigram_perplexity
+from keras_pt.evaluation.language_model import next_token_counts, perplexity, unigram_perplexity
 from keras_pt.evaluation.retrieval import retrieval_accuracy
 from keras_pt.evaluation.text_baselines import (
     TfidfSVM,

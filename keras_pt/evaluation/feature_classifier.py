@@ -110,7 +110,7 @@ def train_feature_classifier(
         metrics=["accuracy"],
     )
     train = data.train.shuffle(10_000, seed=seed).batch(batch_size)
-    classifier.fit(train, epochs=epochs, verbose=0)
+    classifier.fit(train, epochs=epochs, verbose=0, shuffle=False)  # shuffled by tf.data
     _, accuracy = classifier.evaluate(data.test.batch(256), verbose=0)
     if save_path:
         classifier.save(save_path)

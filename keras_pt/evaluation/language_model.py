@@ -1,6 +1,10 @@
-"""Language-model baselines: the unigram perplexity of next-token targets."""
+"""Language-model evaluation: held-out perplexity of a causal LM, and the
+unigram perplexity of next-token targets (the context-free baseline)."""
+
+import math
 
 import numpy as np
+import tensorflow as tf
 
 from keras_pt.special_tokens import CLS_ID, MASK_ID, PAD_ID
 
@@ -76,3 +80,32 @@ def unigram_perplexity(train_counts, test_counts, smoothing=1.0):
         )
     log_likelihood = np.sum(test_counts[seen] * np.log(probabilities[seen]))
     return float(np.exp(-log_likelihood / test_counts.sum()))
+
+
+def perplexity(model, dataset):
+    """Held-out perplexity of a causal LM (`MiniGPT`): exp of the mean
+    next-token cross-entropy over every real target token of `dataset`.
+
+    Computed from `model.token_losses` in a `tf.function` outside any
+    replica context, so every worker of every strategy gets the same value
+    with no cross-replica traffic (Keras's `evaluate` fails under
+    `MultiWorkerMirroredStrategy`).
+
+    Args:
+        model: a model with `token_losses(packed) -> (losses, weights)`.
+        dataset: batched `tf.data.Dataset` of packed dicts (or `(packed, ...)`).
+
+    Returns:
+        float.
+    """
+    losses_of = tf.function(
+        lambda packed: model.token_losses(model.pack(packed), training=False), reduce_retracing=True
+    )
+    total = count = 0.0
+    for batch in dataset:
+        losses, weights = losses_of(batch[0] if isinstance(batch, tuple) else batch)
+        total += float(tf.reduce_sum(losses * weights))
+        count += float(tf.reduce_sum(weights))
+    if count == 0:
+        raise ValueError("the data set holds no next-token targets to score.")
+    return math.exp(total / count)

@@ -1,7 +1,6 @@
 """FastDropout: inverted dropout with counter-based masks (cheap under XLA)."""
 
 import keras
-import tensorflow as tf
 
 from keras_pt.kernels import dropout as dropout_kernel
 from keras_pt.kernels import random

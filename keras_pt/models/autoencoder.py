@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_pt import distribute
+from keras_pt.models.input_checks import InputCheckMixin
 
 ARCHITECTURES = ("dense", "conv")
 RECONSTRUCTION_LOSSES = ("mse", "binary_crossentropy")
@@ -67,7 +68,7 @@ def _build_conv(input_shape, latent_dim, filters):
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class Autoencoder(keras.Model):
+class Autoencoder(InputCheckMixin, keras.Model):
     """An autoencoder whose `encoder` is a pre-trained feature extractor.
 
     `call(images)` returns the reconstruction `decoder(encoder(images))`.
@@ -97,6 +98,8 @@ class Autoencoder(keras.Model):
     >>> model.encoder(images).shape
     TensorShape([32, 4])
     """
+
+    TAKES = "images as a float array or tensor of shape (batch, height, width, channels)"
 
     def __init__(
         self,

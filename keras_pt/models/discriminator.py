@@ -5,10 +5,11 @@ import math
 import keras
 
 from keras_pt.models.generator import check_shape_and_architecture, num_halvings
+from keras_pt.models.input_checks import InputCheckMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class Discriminator(keras.Model):
+class Discriminator(InputCheckMixin, keras.Model):
     """Discriminator (critic) of a GAN, with its features as an encoder.
 
     With `architecture="dcgan"` (the default for 3-D `image_shape`) it is a
@@ -52,6 +53,8 @@ class Discriminator(keras.Model):
         Radford et al., "Unsupervised Representation Learning with Deep
         Convolutional Generative Adversarial Networks", 2015.
     """
+
+    TAKES = "images as a float array or tensor of shape (batch, height, width, channels)"
 
     def __init__(
         self,

@@ -8,12 +8,16 @@ import tensorflow as tf
 
 from keras_pt import distribute
 from keras_pt.kernels import distillation as distillation_kernel
+from keras_pt.utils.deprecation import DeprecatedAlias, module_aliases
+from keras_pt.models.input_checks import InputCheckMixin
 
-UNLABELLED = -1  # the label of a transfer-set example without one
+UNLABELED = -1  # the label of a transfer-set example without one
+# The old spelling, for one release.
+__getattr__ = module_aliases(__name__, {"UNLABELLED": "UNLABELED"})
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class Distiller(keras.Model):
+class Distiller(InputCheckMixin, keras.Model):
     """Trains a student classifier on a frozen teacher's softened outputs.
 
     The training loss of each example is
@@ -36,7 +40,7 @@ class Distiller(keras.Model):
     same packed token ids) and predict the same `num_classes`.
 
     Unlabelled examples (a transfer set of raw inputs, as in Hinton et
-    al.) carry the label `UNLABELLED` (-1): their cross-entropy term is
+    al.) carry the label `UNLABELED` (-1): their cross-entropy term is
     zero, their distillation term counts as usual, so a batch may mix
     labelled and unlabelled examples. The loss stays a mean over every
     example of the global batch.
@@ -73,7 +77,11 @@ class Distiller(keras.Model):
         Network", 2015.
     """
 
-    UNLABELLED = UNLABELLED
+    TAKES = "what the student takes (raw strings, packed ids or arrays)"
+    TAKES_TEXT = True
+
+    UNLABELED = UNLABELED
+    UNLABELLED = DeprecatedAlias("UNLABELED")
 
     def __init__(self, teacher, student, temperature=4.0, alpha=0.1, **kwargs):
         for name, model in (("teacher", teacher), ("student", student)):
@@ -158,11 +166,11 @@ class Distiller(keras.Model):
     def _per_example_losses(self, y, teacher_logits, student_logits):
         """Labels, labelled mask, cross-entropy and T²·KL, each (batch,).
 
-        Unlabelled examples (`UNLABELLED`) get label 0 and a zero mask, so
+        Unlabeled examples (`UNLABELED`) get label 0 and a zero mask, so
         their cross-entropy is masked out; the losses are float32.
         """
         y = tf.cast(tf.reshape(y, [-1]), tf.int32)
-        labelled = tf.not_equal(y, UNLABELLED)
+        labelled = tf.not_equal(y, UNLABELED)
         y = tf.where(labelled, y, tf.zeros_like(y))
         if hasattr(self.student, "check_labels"):
             y = self.student.check_labels(y)

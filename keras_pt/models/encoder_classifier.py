@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pt.layers.feature_standardization import FeatureStandardization
+from keras_pt.models.input_checks import InputCheckMixin
 
 
 def clone_encoder(encoder):
@@ -28,7 +29,7 @@ def clone_encoder(encoder):
     return clone
 
 
-class EncoderClassifier(keras.Model):
+class EncoderClassifier(InputCheckMixin, keras.Model):
     """A classification head on any encoder: `logits = head(standardize(encoder(x)))`.
 
     Subclasses make `self.head_layers` (applied in order to the standardised
@@ -55,6 +56,8 @@ class EncoderClassifier(keras.Model):
     training with an error (graph mode; under `jit_compile=True` check labels
     in the input pipeline, e.g. with `keras_pt.data.check_labels`).
     """
+
+    TAKES = "what its encoder takes: a float array or tensor of shape (batch, ...)"
 
     def __init__(
         self,
@@ -147,6 +150,7 @@ class EncoderClassifier(keras.Model):
             y: labels of an array `x`. Defaults to None.
             batch_size: int. Batch size of the feature computation.
         """
+        self._check_x(x, "adapt")
         features, labels = self.features(x, y, batch_size)  # (num_examples, features)
         self.standardization.set_statistics(
             features.mean(0), features.var(0), len(features), standardize=self.standardize
@@ -164,24 +168,15 @@ class EncoderClassifier(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """Keras `fit`; first runs `adapt(x, y)` if it has not run yet."""
-        if not self.adapted and x is not None:
+        self._check_x(x, "fit")
+        x, y = self._checked_labels(x, y, "fit")
+        if not self.adapted:
             self.adapt(x, y)
         return super().fit(x, y, *args, **kwargs)
 
     def check_labels(self, y):
         """Asserts int labels in [0, num_classes) inside the step."""
-        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
-        message = (
-            f"labels must lie in [0, {self.num_classes}) for num_classes="
-            f"{self.num_classes}; fix the labels or raise num_classes"
-        )
-        with tf.control_dependencies(
-            [
-                tf.debugging.assert_non_negative(y, message=message),
-                tf.debugging.assert_less(y, self.num_classes, message=message),
-            ]
-        ):
-            return tf.identity(y)
+        return assert_labels(y, self.num_classes)
 
     def default_loss(self):
         return None
@@ -245,3 +240,20 @@ def _input_batches(x, y, batch_size, encoder):
         )
     for start in range(0, int(x.shape[0]), batch_size):
         yield x[start : start + batch_size], (None if y is None else y[start : start + batch_size])
+
+
+def assert_labels(y, num_classes):
+    """`y` as int32 class ids `(batch,)`, asserted to lie in `[0, num_classes)`
+    inside the step (graph mode; XLA drops the assertions)."""
+    y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+    message = (
+        f"labels must lie in [0, {num_classes}) for num_classes="
+        f"{num_classes}; fix the labels or raise num_classes"
+    )
+    with tf.control_dependencies(
+        [
+            tf.debugging.assert_non_negative(y, message=message),
+            tf.debugging.assert_less(y, num_classes, message=message),
+        ]
+    ):
+        return tf.identity(y)

@@ -7,15 +7,8 @@ from keras_pt import distribute
 from keras_pt.kernels import gan_losses
 from keras_pt.kernels import random
 from keras_pt.kernels.gradient_penalty import gradient_penalty
-from keras_pt.models.discriminator import Discriminator
-from keras_pt.models.generator import Generator
 from keras_pt.models.seed_state import SeedStateMixin
-
-
-def _dense(grads):
-    # Label-embedding gradients arrive as IndexedSlices; dense tensors keep
-    # the cross-replica reductions one uniform all-reduce.
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+from keras_pt.models.input_checks import InputCheckMixin
 
 
 def _per_example(model):
@@ -32,7 +25,7 @@ def _default_optimizer():
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class GAN(SeedStateMixin, keras.Model):
+class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
     """Generative adversarial network with its own two-phase `train_step`.
 
     `call(z)` (or `call((z, labels))` when conditional) returns generated
@@ -100,6 +93,8 @@ class GAN(SeedStateMixin, keras.Model):
         Goodfellow et al., "Generative Adversarial Nets", 2014.
         Gulrajani et al., "Improved Training of Wasserstein GANs", 2017.
     """
+
+    TAKES = "images as a float array or tensor of shape (batch, height, width, channels)"
 
     def __init__(
         self,
@@ -352,7 +347,7 @@ class GAN(SeedStateMixin, keras.Model):
             # Scale inside the tape, so that the division is differentiated;
             # the float16 loss scale (identity otherwise) likewise.
             scaled_loss = self.d_optimizer.scale_loss(distribute.scale_loss(d_loss))
-        grads = _dense(tape.gradient(scaled_loss, weights))
+        grads = distribute.dense_gradients(tape.gradient(scaled_loss, weights))
         self.d_optimizer.apply(grads, weights)
         return d_loss, penalty
 
@@ -400,7 +395,7 @@ class GAN(SeedStateMixin, keras.Model):
             )  # (b, 1)
             g_loss = gan_losses.generator_loss(fake_logits, self.loss_name)
             scaled_loss = self.g_optimizer.scale_loss(distribute.scale_loss(g_loss))
-        grads = _dense(tape.gradient(scaled_loss, weights))
+        grads = distribute.dense_gradients(tape.gradient(scaled_loss, weights))
         self.g_optimizer.apply(grads, weights)
         return g_loss
 

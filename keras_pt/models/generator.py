@@ -3,6 +3,7 @@
 import math
 
 import keras
+from keras_pt.models.input_checks import InputCheckMixin
 import tensorflow as tf
 
 ARCHITECTURES = ("auto", "dcgan", "dense")
@@ -49,7 +50,7 @@ def num_halvings(height, width, min_size=4, max_halvings=4):
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class Generator(keras.Model):
+class Generator(InputCheckMixin, keras.Model):
     """Generator of a GAN: latent vectors (batch, latent_dim) to images.
 
     With `architecture="dcgan"` (the default for 3-D `image_shape`) a dense
@@ -96,6 +97,8 @@ class Generator(keras.Model):
         Radford et al., "Unsupervised Representation Learning with Deep
         Convolutional Generative Adversarial Networks", 2015.
     """
+
+    TAKES = "latent vectors as a float array or tensor of shape (batch, latent_dim)"
 
     def __init__(
         self,

@@ -1,153 +1,32 @@
 """MiniBERT: a small BERT pre-trained by masked-LM with dynamic masking."""
 
-import copy
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_pt import distribute
 from keras_pt.kernels import mlm_masking
 from keras_pt.kernels import transformer as kernels
 from keras_pt.kernels.xla import in_xla_context
-from keras_pt.layers.bert_embedding import BertEmbedding, TokenIdCheckMixin
+from keras_pt.layers.bert_embedding import BertEmbedding
 from keras_pt.layers.masked_lm_head import MaskedLMHead
-from keras_pt.special_tokens import NUM_SPECIAL_TOKENS, PAD_ID
-from keras_pt.layers.transformer_encoder_block import ACTIVATIONS, TransformerEncoderBlock
+from keras_pt.layers.transformer_encoder_block import TransformerEncoderBlock
 from keras_pt.models.seed_state import SeedStateMixin
 
-# The miniature BERT shapes of Turc et al. (2019): layers and hidden size;
-# heads = hidden / 64, intermediate = 4 · hidden.
-PRESETS = {
-    "tiny": {"num_layers": 2, "hidden_dim": 128},
-    "mini": {"num_layers": 4, "hidden_dim": 256},
-    "small": {"num_layers": 4, "hidden_dim": 512},
-}
-
-INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
-
-
-def is_text(inputs):
-    """True for a string tensor/array/list or a pair (tuple) of them."""
-    if isinstance(inputs, str):
-        return True
-    if isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
-        return inputs.dtype == tf.string
-    if isinstance(inputs, np.ndarray):
-        return inputs.dtype.kind in ("U", "S", "O")
-    if isinstance(inputs, tuple) and len(inputs) == 2:
-        return all(is_text(x) for x in inputs)
-    if isinstance(inputs, list) and inputs:
-        return all(isinstance(x, (str, bytes)) for x in inputs)
-    return False
-
-
-def as_text_tensors(inputs):
-    """Python lists of strings (or a pair of them) as string tensors."""
-    if isinstance(inputs, str):
-        return tf.constant([inputs])
-    if isinstance(inputs, list) and inputs and all(isinstance(x, (str, bytes)) for x in inputs):
-        return tf.constant(inputs)
-    if isinstance(inputs, tuple) and len(inputs) == 2 and is_text(inputs):
-        return tuple(as_text_tensors(x) if isinstance(x, (list, str)) else x for x in inputs)
-    return inputs
-
-
-def text_dataset(inputs, batch_size=None):
-    """Raw strings (or a pair of string batches) as a batched `tf.data`
-    set for `predict` (Keras's array adapters take no string arrays)."""
-    tensors = as_text_tensors(inputs)
-    if isinstance(tensors, np.ndarray) or (
-        isinstance(tensors, tuple) and any(isinstance(t, np.ndarray) for t in tensors)
-    ):
-        tensors = tf.nest.map_structure(lambda t: tf.constant(t.astype(bytes)), tensors)
-    return tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size or 32)
-
-
-class TextInputsMixin(TokenIdCheckMixin):
-    """Lets a Keras model take raw strings in `__call__` and `predict`.
-
-    Python strings become string tensors before Keras sees them, and
-    `predict` batches them as a `tf.data` set (Keras's array adapters take
-    no string arrays). Token ids given to `fit`, `evaluate` and `predict`
-    are checked on the host (`TokenIdCheckMixin`). Mix in before
-    `keras.Model`.
-    """
-
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(as_text_tensors(inputs), *args, **kwargs)
-
-    def predict(self, x, batch_size=None, **kwargs):
-        if is_text(x) and not isinstance(x, tf.data.Dataset):
-            return super().predict(text_dataset(x, batch_size), **kwargs)
-        return super().predict(x, batch_size=batch_size, **kwargs)
-
-
-def preprocess_text(preprocessor, inputs, owner):
-    """Runs `preprocessor` on raw strings (or a pair of string batches)."""
-    if preprocessor is None:
-        raise ValueError(
-            f"{owner} got raw strings but has no preprocessor; pass "
-            "preprocessor=MiniBERTPreprocessor(...) or feed packed "
-            "{'token_ids', 'segment_ids', 'padding_mask'} dicts."
-        )
-    if isinstance(inputs, str):
-        inputs = [inputs]
-    if isinstance(inputs, tuple):
-        inputs = tuple(tf.convert_to_tensor(x, tf.string) for x in inputs)
-    else:
-        inputs = tf.convert_to_tensor(inputs, tf.string)
-    return preprocessor(inputs)
-
-
-def standardize_inputs(inputs):
-    """A packed dict of int32 `(batch, seq_len)` tensors from a dict of ids.
-
-    `segment_ids` defaults to zeros and `padding_mask` to `token_ids !=
-    [PAD]`; other dtypes (a bool `padding_mask`, float ids) are cast. (Keras
-    itself hands float batches to `call` when it builds a model under a
-    `tf.distribute` strategy: it averages the replicas' first batch.)
-    """
-    if not isinstance(inputs, dict) or "token_ids" not in inputs:
-        got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
-        raise ValueError(
-            "MiniBERT takes a dict with 'token_ids' (and 'segment_ids', "
-            f"'padding_mask') of int (batch, seq_len) tensors; got {got}. "
-            "Pack text with MiniBERTPreprocessor."
-        )
-    token_ids = tf.convert_to_tensor(inputs["token_ids"])
-    if token_ids.dtype == tf.string:
-        raise ValueError(
-            "token_ids must be integer ids, got strings; pass raw text (with a "
-            "preprocessor) instead of a dict, or tokenize it first."
-        )
-    if token_ids.shape.rank != 2:
-        raise ValueError(
-            f"token_ids must have shape (batch, seq_len); got {token_ids.shape}."
-        )
-    token_ids = tf.cast(token_ids, tf.int32)
-    segment_ids = inputs.get("segment_ids")
-    segment_ids = (
-        tf.zeros_like(token_ids) if segment_ids is None else tf.cast(segment_ids, tf.int32)
-    )
-    padding_mask = inputs.get("padding_mask")
-    padding_mask = (
-        tf.cast(token_ids != PAD_ID, tf.int32)
-        if padding_mask is None
-        else tf.cast(padding_mask, tf.int32)
-    )
-    for name, value in (("segment_ids", segment_ids), ("padding_mask", padding_mask)):
-        if value.shape.rank != 2 or (
-            value.shape[1] is not None
-            and token_ids.shape[1] is not None
-            and value.shape[1] != token_ids.shape[1]
-        ):
-            raise ValueError(
-                f"{name} must have the shape of token_ids {token_ids.shape}; "
-                f"got {value.shape}."
-            )
-    return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
-
+# The text-input plumbing, once importable from here.
+from keras_pt.models.text_model import (  # noqa: F401
+    INPUT_KEYS,
+    PRESETS,
+    TextInputsMixin,
+    TextModel,
+    _resolve_vocabulary_size,
+    as_text_tensors,
+    check_transformer_shape,
+    compile_from_config,
+    is_text,
+    preprocess_text,
+    standardize_inputs,
+    text_dataset,
+)
 
 def _build_encoder(embedding, transformer_layers, pooled_dense):
     inputs = {
@@ -163,7 +42,7 @@ def _build_encoder(embedding, transformer_layers, pooled_dense):
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class MiniBERT(SeedStateMixin, TextInputsMixin, keras.Model):
+class MiniBERT(SeedStateMixin, TextModel, keras.Model):
     """A small BERT encoder with masked-LM pre-training in its `train_step`.
 
     Token, position and segment embeddings (LayerNorm, dropout), then
@@ -279,26 +158,10 @@ class MiniBERT(SeedStateMixin, TextInputsMixin, keras.Model):
         seed=None,
         **kwargs,
     ):
-        vocabulary_size = _resolve_vocabulary_size(vocabulary_size, preprocessor)
-        if int(vocabulary_size) <= NUM_SPECIAL_TOKENS:
-            raise ValueError(
-                f"vocabulary_size must exceed the {NUM_SPECIAL_TOKENS} special "
-                f"tokens; got {vocabulary_size}."
-            )
-        if int(num_layers) < 1:
-            raise ValueError(f"num_layers must be a positive int; got {num_layers}.")
-        hidden_dim = int(hidden_dim)
-        num_heads = max(1, hidden_dim // 64) if num_heads is None else int(num_heads)
-        if hidden_dim < 1 or hidden_dim % num_heads:
-            raise ValueError(
-                f"hidden_dim={hidden_dim} must be a positive multiple of "
-                f"num_heads={num_heads}."
-            )
-        intermediate_dim = 4 * hidden_dim if intermediate_dim is None else int(intermediate_dim)
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}."
-            )
+        vocabulary_size, hidden_dim, num_heads, intermediate_dim = check_transformer_shape(
+            vocabulary_size, num_layers, hidden_dim, num_heads, intermediate_dim, activation,
+            preprocessor,
+        )
         mlm_masking.check_rates(mask_selection_rate, mask_token_rate, random_token_rate)
         if max_predictions is not None and int(max_predictions) < 1:
             raise ValueError(
@@ -370,32 +233,7 @@ class MiniBERT(SeedStateMixin, TextInputsMixin, keras.Model):
         self.accuracy_tracker = keras.metrics.Mean(name="mlm_accuracy")
         self.built = True
 
-    @classmethod
-    def from_preset(cls, name, vocabulary_size=None, **overrides):
-        """A MiniBERT with a named shape: `"tiny"` (2 layers, hidden 128),
-        `"mini"` (4/256) or `"small"` (4/512); heads = hidden / 64,
-        intermediate = 4 · hidden. `overrides` are passed to the
-        constructor (e.g. `max_sequence_length=128`, `preprocessor=...`)."""
-        if name not in PRESETS:
-            raise ValueError(
-                f"unknown MiniBERT preset {name!r}; choose one of {', '.join(PRESETS)}."
-            )
-        config = dict(PRESETS[name])
-        config["num_heads"] = config["hidden_dim"] // 64
-        config["intermediate_dim"] = 4 * config["hidden_dim"]
-        config.update(overrides)
-        return cls(vocabulary_size=vocabulary_size, **config)
-
     # === Parts ===
-
-    @property
-    def embedding(self):
-        """The `BertEmbedding` layer (its `token_embeddings` feed the MLM head)."""
-        return self.encoder.get_layer("embedding")
-
-    @property
-    def transformer_layers(self):
-        return [self.encoder.get_layer(f"transformer_layer_{i}") for i in range(self.num_layers)]
 
     @property
     def pooled_dense(self):
@@ -406,14 +244,6 @@ class MiniBERT(SeedStateMixin, TextInputsMixin, keras.Model):
         return [self.loss_tracker, self.accuracy_tracker]
 
     # === Forward ===
-
-    def pack(self, inputs):
-        """The packed int32 dict for `inputs` (raw strings go through the preprocessor)."""
-        if is_text(inputs):
-            inputs = preprocess_text(self.preprocessor, inputs, "MiniBERT")
-        packed = standardize_inputs(inputs)
-        self.embedding.check_sequence_length(packed["token_ids"].shape[1])
-        return packed
 
     def encode(self, packed, training=False, query_positions=None):
         """Sequence output of the encoder blocks for a packed dict.
@@ -486,13 +316,6 @@ class MiniBERT(SeedStateMixin, TextInputsMixin, keras.Model):
         losses = kernels.sparse_cross_entropy(rows, labels)
         correct = kernels.correct_predictions(tf.stop_gradient(rows), labels)
         return tf.reshape(losses, [batch, slots]), tf.reshape(correct, [batch, slots])
-
-    def _global_count(self, weights):
-        count = tf.reduce_sum(weights)
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-        return tf.stop_gradient(count)
 
     def _trainable_mlm_variables(self):
         # The pooler gets no gradient from the MLM loss.
@@ -577,65 +400,16 @@ class MiniBERT(SeedStateMixin, TextInputsMixin, keras.Model):
         config = super().get_config()
         config.update(
             {
-                "vocabulary_size": self.vocabulary_size,
-                "num_layers": self.num_layers,
-                "hidden_dim": self.hidden_dim,
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "max_sequence_length": self.max_sequence_length,
-                "dropout": self.dropout,
+                **self._transformer_config(),
                 "mask_selection_rate": self.mask_selection_rate,
                 "mask_token_rate": self.mask_token_rate,
                 "random_token_rate": self.random_token_rate,
                 "max_predictions": self.max_predictions,
                 "num_segments": self.num_segments,
                 "activation": self.activation,
-                "preprocessor": (
-                    None
-                    if self.preprocessor is None
-                    else keras.layers.serialize(self.preprocessor)
-                ),
+                "preprocessor": self._preprocessor_config(),
                 "seed": self.seed,
             }
         )
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = copy.deepcopy(config)
-        if config.get("preprocessor") is not None:
-            config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
-        return cls(**config)
-
-
-def compile_from_config(model, config):
-    """Re-compiles a loaded model with its saved compile arguments."""
-    config = keras.saving.deserialize_keras_object(config)
-    model.compile(**config)
-    if model.built and getattr(model, "optimizer", None) is not None:
-        model.optimizer.build(model.trainable_variables)
-
-
-def _resolve_vocabulary_size(vocabulary_size, preprocessor):
-    tokenizer_size = None
-    if preprocessor is not None:
-        tokenizer = getattr(preprocessor, "tokenizer", None)
-        if tokenizer is None or not hasattr(tokenizer, "vocabulary_size"):
-            raise ValueError(
-                "preprocessor must have a .tokenizer with vocabulary_size() "
-                f"(e.g. MiniBERTPreprocessor); got {type(preprocessor).__name__}."
-            )
-        tokenizer_size = int(tokenizer.vocabulary_size())
-    if vocabulary_size is None:
-        if tokenizer_size is None:
-            raise ValueError(
-                "pass vocabulary_size, or a preprocessor whose tokenizer gives it."
-            )
-        return tokenizer_size
-    if tokenizer_size is not None and int(vocabulary_size) != tokenizer_size:
-        raise ValueError(
-            f"vocabulary_size={vocabulary_size} differs from the preprocessor's "
-            f"tokenizer vocabulary_size()={tokenizer_size}; leave vocabulary_size=None "
-            "to take the tokenizer's."
-        )
-    return int(vocabulary_size)

@@ -1,34 +1,34 @@
 """MiniBERTClassifier: fine-tunes a MiniBERT encoder for text classification."""
 
-import copy
-
 import keras
-import tensorflow as tf
 
 from keras_pt.layers.fast_dropout import FastDropout
-from keras_pt.models.mini_bert import (
-    MiniBERT,
-    TextInputsMixin,
+from keras_pt.models.encoder_classifier import assert_labels
+from keras_pt.models.mini_bert import MiniBERT
+from keras_pt.models.text_model import (
+    POOLINGS,
+    TextModel,
     compile_from_config,
-    is_text,
-    preprocess_text,
-    standardize_inputs,
+    pool,
+    resolve_pooling,
 )
+from keras_pt.utils.deprecation import warn_renamed
 
-
-POOLING = ("cls", "mean")
+# The pooling names this head takes (once POOLING, with "cls").
+POOLING = POOLINGS
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class MiniBERTClassifier(TextInputsMixin, keras.Model):
+class MiniBERTClassifier(TextModel, keras.Model):
     """Sentence (or sentence-pair) classifier on a MiniBERT encoder.
 
-    `logits = Dense(Dropout(pooled))`. With `pooling="cls"` (the default)
-    `pooled` is the encoder's pooled `[CLS]` vector, as in BERT's
-    fine-tuning recipe; with `pooling="mean"` it is the mean of the
+    `logits = Dense(Dropout(pooled))`. With `pooling="pooled"` (the default)
+    `pooled` is the encoder's pooled `[CLS]` vector (the tanh pooler), as in
+    BERT's fine-tuning recipe; with `pooling="mean"` it is the mean of the
     sequence output over the real (unpadded) tokens, which suits an encoder
     pre-trained by masked-LM alone (its `[CLS]` pooler gets no pre-training
-    signal without a next-sentence task). `call(inputs)` takes the packed dict `{"token_ids",
+    signal without a next-sentence task); with `pooling="first_token"` it is
+    the raw sequence output at `[CLS]`. `call(inputs)` takes the packed dict `{"token_ids",
     "segment_ids", "padding_mask"}` (int `(batch, seq_len)`) and returns
     logits `(batch, num_classes)`. With a `preprocessor`, `inputs` may also
     be raw strings `(batch,)` or a tuple of two string batches (sentence
@@ -50,11 +50,14 @@ class MiniBERTClassifier(TextInputsMixin, keras.Model):
             dict (e.g. `MiniBERTPreprocessor`); saved with the model.
             Defaults to None, i.e. the backbone's `preprocessor` if it has
             one (that one is saved with the backbone).
-        trainable_backbone: bool. Fine-tune the encoder (True) or train the
-            head only (False). Defaults to True.
+        trainable_encoder: bool. Fine-tune the encoder (True) or train the
+            head only (False); the old name `trainable_backbone` is
+            deprecated. Defaults to True.
         seed: int or None. Seed of the head's dropout. Defaults to None.
-        pooling: `"cls"` or `"mean"`. What the head reads. Defaults to
-            `"cls"`.
+        pooling: `"pooled"`, `"mean"` or `"first_token"` (see
+            `keras_pt.models.text_model.POOLINGS`). What the head reads; the
+            old `"cls"` means `"pooled"` (deprecated). Defaults to
+            `"pooled"`.
 
     Example:
 
@@ -70,15 +73,19 @@ class MiniBERTClassifier(TextInputsMixin, keras.Model):
     (8, 3)
     """
 
+    # The config holds two serialized layers.
+    _SERIALIZED_LAYERS = ("backbone", "preprocessor")
+
     def __init__(
         self,
         backbone,
         num_classes,
         dropout=0.1,
         preprocessor=None,
-        trainable_backbone=True,
+        trainable_encoder=True,
         seed=None,
-        pooling="cls",
+        pooling="pooled",
+        trainable_backbone=None,
         **kwargs,
     ):
         if isinstance(backbone, MiniBERT):
@@ -94,8 +101,10 @@ class MiniBERTClassifier(TextInputsMixin, keras.Model):
             raise ValueError(f"num_classes must be at least 2; got {num_classes}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1); got {dropout}.")
-        if pooling not in POOLING:
-            raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got {pooling!r}.")
+        pooling = resolve_pooling(pooling, "MiniBERTClassifier", cls_means="pooled")
+        if trainable_backbone is not None:
+            warn_renamed("MiniBERTClassifier(trainable_backbone=...)", "trainable_encoder=...")
+            trainable_encoder = trainable_backbone
         super().__init__(**kwargs)
         # Inputs may be int id dicts or strings: keep Keras from casting them.
         self._convert_input_args = False
@@ -115,11 +124,17 @@ class MiniBERTClassifier(TextInputsMixin, keras.Model):
         # === Config ===
         self.num_classes = int(num_classes)
         self.dropout = float(dropout)
-        self.trainable_backbone = bool(trainable_backbone)
+        self.trainable_encoder = bool(trainable_encoder)
         self.seed = seed
         self.pooling = pooling
-        self.backbone.trainable = self.trainable_backbone
+        self.backbone.trainable = self.trainable_encoder
         self.built = True
+
+    @property
+    def trainable_backbone(self):
+        """Deprecated: `trainable_encoder`."""
+        warn_renamed("MiniBERTClassifier.trainable_backbone", "trainable_encoder")
+        return self.trainable_encoder
 
     @property
     def encoder(self):
@@ -133,7 +148,7 @@ class MiniBERTClassifier(TextInputsMixin, keras.Model):
         # nor its [CLS] pooler under mean pooling.
         if isinstance(self.backbone, MiniBERT):
             unused = list(self.backbone.mlm_head.weights)
-            if self.pooling == "mean":
+            if self.pooling != "pooled":
                 unused += self.backbone.pooled_dense.weights
             unused = {id(w) for w in unused}
             weights = [w for w in weights if id(w) not in unused]
@@ -153,48 +168,19 @@ class MiniBERTClassifier(TextInputsMixin, keras.Model):
         return getattr(self.backbone, "preprocessor", None)
 
     def call(self, inputs, training=False):
-        if is_text(inputs):
-            inputs = preprocess_text(self._preprocessor(), inputs, "MiniBERTClassifier")
-        elif isinstance(inputs, dict):
-            # Keras builds compiled metrics under a multi-replica strategy
-            # from a MEAN-reduced (hence float) copy of the first batch; cast
-            # back to ids as a functional model's int32 Input would.
-            inputs = {
-                key: tf.cast(value, tf.int32)
-                if getattr(value, "dtype", None) is not None
-                and tf.as_dtype(value.dtype).is_floating
-                else value
-                for key, value in inputs.items()
-            }
-        packed = standardize_inputs(inputs)
+        # Float ids (Keras builds compiled metrics under a multi-replica
+        # strategy from a MEAN-reduced copy of the first batch) are cast back.
+        packed = self.pack_inputs(inputs)
         if isinstance(self.backbone, MiniBERT):
             self.backbone.embedding.check_sequence_length(packed["token_ids"].shape[1])
         outputs = self.encoder(packed, training=training)
-        if self.pooling == "mean":
-            sequence = outputs["sequence_output"]  # (batch, seq_len, hidden)
-            mask = tf.cast(packed["padding_mask"], sequence.dtype)[..., None]
-            pooled = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(
-                tf.reduce_sum(mask, axis=1), tf.ones([], sequence.dtype)
-            )  # (batch, hidden)
-        else:
-            pooled = outputs["pooled_output"]  # (batch, hidden)
+        pooled = pool(outputs, packed["padding_mask"], self.pooling)  # (batch, hidden)
         pooled = self.classifier_dropout(pooled, training=training)
         return self.logits_dense(pooled)  # (batch, num_classes)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is not None:
-            y = tf.cast(tf.reshape(y, [-1]), tf.int32)
-            message = (
-                f"labels must lie in [0, {self.num_classes}) for num_classes="
-                f"{self.num_classes}; fix the labels or raise num_classes"
-            )
-            with tf.control_dependencies(
-                [
-                    tf.debugging.assert_non_negative(y, message=message),
-                    tf.debugging.assert_less(y, self.num_classes, message=message),
-                ]
-            ):
-                y = tf.identity(y)
+            y = assert_labels(y, self.num_classes)
         return super().compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
@@ -221,25 +207,13 @@ class MiniBERTClassifier(TextInputsMixin, keras.Model):
                 "backbone": keras.layers.serialize(self.backbone),
                 "num_classes": self.num_classes,
                 "dropout": self.dropout,
-                "preprocessor": (
-                    None
-                    if self.preprocessor is None
-                    else keras.layers.serialize(self.preprocessor)
-                ),
-                "trainable_backbone": self.trainable_backbone,
+                "preprocessor": self._preprocessor_config(),
+                "trainable_encoder": self.trainable_encoder,
                 "seed": self.seed,
                 "pooling": self.pooling,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = copy.deepcopy(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        if config.get("preprocessor") is not None:
-            config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
-        return cls(**config)
 
 
 def _output_names(model):

@@ -1,36 +1,28 @@
 """SentenceEncoder: contrastive sentence embeddings on a pre-trained text encoder."""
 
-import copy
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_pt import distribute
 from keras_pt.kernels import contrastive, random
-from keras_pt.layers.bert_embedding import TokenIdCheckMixin
 from keras_pt.models.seed_state import SeedStateMixin
+from keras_pt.models.text_model import (
+    INPUT_KEYS,
+    POOLINGS,  # noqa: F401 (the pooling names, once defined here)
+    TextModel,
+    pool,
+    resolve_jit_compile,
+    resolve_pooling,
+)
 from keras_pt.special_tokens import PAD_ID, SEP_ID
 from keras_pt.utils.nearest_neighbors import NearestNeighborIndex
 
-POOLINGS = ("mean", "cls", "pooled")
 VIEWS = ("dropout", "crop")
 
 
-def _is_text(inputs):
-    if isinstance(inputs, str):
-        return True
-    if isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
-        return inputs.dtype == tf.string
-    if isinstance(inputs, np.ndarray):
-        return inputs.dtype.kind in ("U", "S", "O")
-    if isinstance(inputs, (list, tuple)) and inputs:
-        return all(isinstance(x, (str, bytes)) for x in inputs)
-    return False
-
-
 @keras.saving.register_keras_serializable(package="keras_pt")
-class SentenceEncoder(SeedStateMixin, TokenIdCheckMixin, keras.Model):
+class SentenceEncoder(SeedStateMixin, TextModel, keras.Model):
     """Sentence embeddings trained contrastively with in-batch negatives.
 
     Wraps a text encoder — `MiniBERT(...).encoder` (or `MiniGPT(...).encoder`):
@@ -79,8 +71,10 @@ class SentenceEncoder(SeedStateMixin, TokenIdCheckMixin, keras.Model):
             `"pooled_output"` `(batch, hidden)` out). Trained with the
             embedder (not frozen).
         pooling: str. `"mean"`: the mean of `sequence_output` over real
-            tokens; `"cls"`: `sequence_output` at position 0; `"pooled"`:
-            the encoder's `pooled_output`. Defaults to `"mean"`.
+            tokens; `"first_token"`: `sequence_output` at position 0;
+            `"pooled"`: the encoder's `pooled_output` (see
+            `keras_pt.models.text_model.POOLINGS`). The old `"cls"` means
+            `"first_token"` (deprecated). Defaults to `"mean"`.
         temperature: float > 0. The similarity temperature `T`. Defaults to
             0.05 (SimCSE).
         preprocessor: Keras layer or None. Packs raw strings
@@ -114,6 +108,10 @@ class SentenceEncoder(SeedStateMixin, TokenIdCheckMixin, keras.Model):
         Reimers & Gurevych, "Sentence-BERT", 2019.
     """
 
+    # Raw inputs are single texts; the config holds two serialized layers.
+    TEXT_PAIRS = False
+    _SERIALIZED_LAYERS = ("encoder", "preprocessor")
+
     def __init__(
         self,
         encoder,
@@ -131,8 +129,7 @@ class SentenceEncoder(SeedStateMixin, TokenIdCheckMixin, keras.Model):
                 "{'sequence_output', 'pooled_output'} (e.g. MiniBERT(...).encoder); "
                 f"got {type(encoder).__name__}."
             )
-        if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
+        pooling = resolve_pooling(pooling, "SentenceEncoder", cls_means="first_token")
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be positive, got {temperature}.")
         if views not in VIEWS:
@@ -177,44 +174,10 @@ class SentenceEncoder(SeedStateMixin, TokenIdCheckMixin, keras.Model):
 
     def pack(self, inputs):
         """The packed int32 dict the encoder takes (strings go through the preprocessor)."""
-        if _is_text(inputs):
-            if self.preprocessor is None:
-                raise ValueError(
-                    "SentenceEncoder got raw strings but has no preprocessor; pass "
-                    "preprocessor=MiniBERTPreprocessor(...) or packed dicts."
-                )
-            inputs = self.preprocessor(tf.convert_to_tensor(inputs, tf.string))
-        if not isinstance(inputs, dict) or "token_ids" not in inputs:
-            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
-            raise ValueError(
-                "SentenceEncoder takes a packed dict with 'token_ids' (and "
-                f"'padding_mask', 'segment_ids') or raw strings; got {got}."
-            )
-        token_ids = tf.cast(inputs["token_ids"], tf.int32)
-        packed = {"token_ids": token_ids}
-        packed["padding_mask"] = (
-            tf.cast(token_ids != 0, tf.int32)
-            if inputs.get("padding_mask") is None
-            else tf.cast(inputs["padding_mask"], tf.int32)
-        )
-        packed["segment_ids"] = (
-            tf.zeros_like(token_ids)
-            if inputs.get("segment_ids") is None
-            else tf.cast(inputs["segment_ids"], tf.int32)
-        )
-        if self._input_keys is not None:
-            packed = {key: packed[key] for key in self._input_keys}
-        return packed
+        return self.pack_inputs(inputs, self._input_keys or INPUT_KEYS)
 
     def _pool(self, outputs, padding_mask):
-        if self.pooling == "pooled":
-            return outputs["pooled_output"]
-        sequence = outputs["sequence_output"]  # (batch, seq, hidden)
-        if self.pooling == "cls":
-            return sequence[:, 0, :]
-        weights = tf.cast(padding_mask, sequence.dtype)[:, :, None]  # (batch, seq, 1)
-        total = tf.reduce_sum(sequence * weights, axis=1)  # (batch, hidden)
-        return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+        return pool(outputs, padding_mask, self.pooling)
 
     def embeddings(self, packed, training=False):
         """Unit-norm float32 embeddings `(batch, hidden)` of a packed dict."""
@@ -392,18 +355,13 @@ class SentenceEncoder(SeedStateMixin, TokenIdCheckMixin, keras.Model):
         Args:
             optimizer: optimizer or name. Defaults to `"adam"`.
             jit_compile: bool or `"auto"`. `"auto"` compiles the step with
-                XLA unless a multi-replica strategy is in use (then Keras's
-                choice). Defaults to `"auto"`.
+                XLA on one replica, see
+                `keras_pt.models.text_model.resolve_jit_compile`. Defaults to
+                `"auto"`.
             **kwargs: passed to `keras.Model.compile`.
         """
-        for name in ("loss", "metrics"):
-            if kwargs.pop(name, None) not in (None, "auto"):
-                raise ValueError(
-                    f"SentenceEncoder has its own loss and metrics; do not pass {name}=."
-                )
-        if jit_compile == "auto" and not kwargs.get("run_eagerly"):
-            if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-                jit_compile = True
+        self._check_own_loss(kwargs)
+        jit_compile = resolve_jit_compile(jit_compile, kwargs.get("run_eagerly"))
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def get_config(self):
@@ -416,19 +374,7 @@ class SentenceEncoder(SeedStateMixin, TokenIdCheckMixin, keras.Model):
                 "views": self.views,
                 "crop_ratio": list(self.crop_ratio),
                 "seed": self.seed,
-                "preprocessor": (
-                    None
-                    if self.preprocessor is None
-                    else keras.layers.serialize(self.preprocessor)
-                ),
+                "preprocessor": self._preprocessor_config(),
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = copy.deepcopy(config)
-        config["encoder"] = keras.layers.deserialize(config["encoder"])
-        if config.get("preprocessor") is not None:
-            config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
-        return cls(**config)

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_pt import distribute
 from keras_pt.kernels import augment, contrastive
+from keras_pt.models.input_checks import InputCheckMixin
 
 ARCHITECTURES = ("conv", "dense")
 
@@ -33,7 +34,7 @@ def build_image_encoder(image_shape, architecture="conv", filters=(32, 64, 128),
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
-class SimCLR(keras.Model):
+class SimCLR(InputCheckMixin, keras.Model):
     """Contrastive image pre-training: two random views of each image, InfoNCE.
 
     `train_step` makes two views of every image of the batch
@@ -79,6 +80,8 @@ class SimCLR(keras.Model):
         Chen, Kornblith, Norouzi & Hinton, "A Simple Framework for
         Contrastive Learning of Visual Representations", ICML 2020.
     """
+
+    TAKES = "images as a float array or tensor of shape (batch, height, width, channels)"
 
     def __init__(
         self,

@@ -181,32 +181,37 @@ class RunContext:
 
     # === Settings ===
 
-    def _check_settings(self):
+    def _read_settings(self):
+        """The settings file: recipe name -> that recipe's settings (recipes
+        may share a folder: their phases' folders differ)."""
         path = self.path(SETTINGS_FILENAME)
-        if tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path, "r") as f:
-                old = json.load(f)
-            new = json.loads(json.dumps(self.settings))
-            changed = _differences(old, new)
-            if changed and not self.restart_from_healthy:
-                lines = "; ".join(
-                    f"{key}: {_short(old.get(key))} -> {_short(new.get(key))}" for key in changed
-                )
-                raise ValueError(
-                    f"{self.model_dir!r} holds a {old.get('recipe', 'recipe')} run with other "
-                    f"settings ({lines}). A rerun with the same model_dir resumes that run; "
-                    f"to run with these settings use a new --model_dir, or delete "
-                    f"{self.model_dir!r} to start over."
-                )
-            self._settings_written = not changed
-        else:
-            self._settings_written = False
+        if not tf.io.gfile.exists(path):
+            return {}
+        with tf.io.gfile.GFile(path, "r") as f:
+            return json.load(f)
+
+    def _check_settings(self):
+        old = self._read_settings().get(self.recipe)
+        self._settings_written = False
+        if old is None:
+            return
+        new = json.loads(json.dumps(self.settings))
+        changed = _differences(old, new)
+        if changed and not self.restart_from_healthy:
+            lines = "; ".join(f"{key}: {_short(old.get(key))} -> {_short(new.get(key))}" for key in changed)
+            raise ValueError(
+                f"{self.model_dir!r} holds a {self.recipe} run with other settings ({lines}). A "
+                "rerun with the same model_dir resumes that run; to run with these settings use "
+                f"a new --model_dir, or delete {self.model_dir!r} to start over."
+            )
+        self._settings_written = not changed
 
     def _record_settings(self):
         # Written when the run first trains or saves, so that a run refused
         # for bad input leaves nothing that binds the folder.
         if not self._settings_written:
-            text = json.dumps(self.settings, indent=1, sort_keys=True) + "\n"
+            settings = dict(self._read_settings(), **{self.recipe: self.settings})
+            text = json.dumps(settings, indent=1, sort_keys=True) + "\n"
             self.write_text(self.path(SETTINGS_FILENAME), text)
             self._settings_written = True
 
@@ -218,10 +223,13 @@ class RunContext:
     # === Chief-only writes ===
 
     def write_text(self, path, text):
-        """Writes a text file (chief only)."""
+        """Writes a text file (chief only), whole or not at all: through a
+        temporary file renamed over `path`."""
         if self.is_chief:
-            with tf.io.gfile.GFile(path, "w") as f:
+            temp = f"{path}.tmp-{os.getpid()}"
+            with tf.io.gfile.GFile(temp, "w") as f:
                 f.write(text)
+            tf.io.gfile.rename(temp, path, overwrite=True)
         return path
 
     def save_model(self, model, path):

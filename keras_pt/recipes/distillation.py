@@ -131,6 +131,39 @@ def _load_teacher(teacher, strategy, num_classes, dataset):
     return teacher
 
 
+def _transfer_set(c, task):
+    """The labelled examples and the training split with its labels hidden
+    (label `Distiller.UNLABELED`): text of the task's classes. (stdlib_docs'
+    other pre-training text, docstrings of other modules, would teach the
+    student the teacher's guesses on out-of-task text.)"""
+    unlabelled = data_lib.load_text_dataset(c.dataset, task.train_split, c.data_dir).map(
+        lambda x, y: (x, tf.constant(Distiller.UNLABELED, tf.int32))
+    )
+    return task.labelled.concatenate(unlabelled).cache()
+
+
+def _student_builder(c, preprocessor, num_classes):
+    """A function building the same initial student on every call."""
+
+    def student():
+        keras.utils.set_random_seed(c.seed + 2)
+        backbone = MiniBERT(
+            preprocessor=preprocessor,
+            num_layers=c.student_layers,
+            hidden_dim=c.student_hidden_dim,
+            num_heads=max(1, c.student_hidden_dim // 64),
+            intermediate_dim=4 * c.student_hidden_dim,
+            max_sequence_length=preprocessor.sequence_length,
+            dropout=c.dropout,
+            seed=c.seed,
+        )
+        return MiniBERTClassifier(
+            backbone, num_classes=num_classes, dropout=c.dropout, seed=c.seed, pooling="mean", name="student"
+        )
+
+    return student
+
+
 def distill_minibert(teacher=None, config=None, **overrides):
     """Distils a fine-tuned MiniBERT classifier into a smaller student.
 
@@ -144,7 +177,7 @@ def distill_minibert(teacher=None, config=None, **overrides):
       classifier of that size would be trained without a teacher;
     - `"distilled"`: by `keras_pt.Distiller` on a transfer set made of the
       labelled examples (with their labels) and the whole training split
-      with its labels hidden (label `Distiller.UNLABELLED`), so each batch
+      with its labels hidden (label `Distiller.UNLABELED`), so each batch
       minimises `alpha·CE + (1 − alpha)·T²·KL(teacher ‖ student)` with the
       cross-entropy over its labelled examples only (Hinton et al., 2015).
 
@@ -231,38 +264,9 @@ def distill_minibert(teacher=None, config=None, **overrides):
         baselines["tfidf_svm"] = tfidf_svm_baseline(
             c.dataset, c.data_dir, c.labels_per_class, c.seed, c.baseline_draws, labelled=labelled
         )
-    # The training split with its labels hidden: text of the task's classes.
-    # (stdlib_docs' other pre-training text, docstrings of other modules,
-    # would teach the student the teacher's guesses on out-of-task text.)
-    unlabelled = data_lib.load_text_dataset(c.dataset, task.train_split, c.data_dir).map(
-        lambda x, y: (x, tf.constant(Distiller.UNLABELLED, tf.int32))
-    )
-    transfer = labelled.concatenate(unlabelled).cache()
+    transfer = _transfer_set(c, task)
     num_transfer = data_lib.count_examples(transfer)
-
-    def student():
-        keras.utils.set_random_seed(c.seed + 2)  # the same initial student twice
-        backbone = MiniBERT(
-            preprocessor=preprocessor,
-            num_layers=c.student_layers,
-            hidden_dim=c.student_hidden_dim,
-            num_heads=max(1, c.student_hidden_dim // 64),
-            intermediate_dim=4 * c.student_hidden_dim,
-            max_sequence_length=preprocessor.sequence_length,
-            dropout=c.dropout,
-            seed=c.seed,
-        )
-        return MiniBERTClassifier(
-            backbone,
-            num_classes=spec.num_classes,
-            dropout=c.dropout,
-            seed=c.seed,
-            pooling="mean",
-            name="student",
-        )
-
-    def optimizer():
-        return keras.optimizers.AdamW(c.learning_rate, weight_decay=c.weight_decay)
+    student = _student_builder(c, preprocessor, spec.num_classes)
 
     # The teacher's accuracy
     accuracy = {"teacher": test_accuracy(teacher, task.test)}
@@ -278,14 +282,11 @@ def distill_minibert(teacher=None, config=None, **overrides):
             model = student()
             if name == "distilled":
                 model = Distiller(teacher, model, temperature=c.temperature, alpha=c.alpha)
-            model.compile(optimizer=optimizer())
+            model.compile(optimizer=keras.optimizers.AdamW(c.learning_rate, weight_decay=c.weight_decay))
             return model
 
         if c.verbose:
-            what = (
-                f"{num_transfer} transfer examples" if name == "distilled"
-                else f"{num_labels} labels"
-            )
+            what = f"{num_transfer} transfer examples" if name == "distilled" else f"{num_labels} labels"
             print(f"Training the student {name} on {what}")
         (
             models[name], validation_accuracy[name], epochs_run[name], accuracy[name]

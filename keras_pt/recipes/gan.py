@@ -154,7 +154,7 @@ def probe(discriminator, data, strategy, c):
             svm.adapt(labelled.map(to_tanh_range))
         if c.svm_steps:
             train = data_lib.batch(labelled.map(to_tanh_range), min(n, 256), shuffle_seed=seed, repeat=True)
-            svm.fit(train, epochs=1, steps_per_epoch=c.svm_steps, verbose=0)
+            svm.fit(train, epochs=1, steps_per_epoch=c.svm_steps, verbose=0, shuffle=False)
         predicted = np.argmax(_host_predict(svm, test_x), axis=-1)
         accuracies.append(float(np.mean(predicted == test_y)))
     return baselines.Spread(accuracies)
@@ -167,6 +167,28 @@ def raw_pixel_baselines(data, c):
         for draw in range(c.probe_draws)
     ]
     return baselines.raw_input_baselines(draws, *_arrays(data.test))
+
+
+def _gan_builder(c, image_shape, strategy):
+    """The `build_model` of `training.train`: a compiled GAN (in the strategy's scope)."""
+
+    def build():
+        gan = GAN(
+            Generator(image_shape, c.latent_dim, base_filters=c.base_filters),
+            Discriminator(image_shape, base_filters=c.base_filters),
+            loss=c.loss,
+            d_steps=c.d_steps,
+            seed=c.seed,
+        )
+        gan.compile(
+            d_optimizer=keras.optimizers.Adam(c.d_learning_rate, beta_1=0.5),
+            g_optimizer=keras.optimizers.Adam(c.g_learning_rate, beta_1=0.5),
+            jit_compile=c.jit_compile if strategy.num_replicas_in_sync == 1 else False,
+            steps_per_execution=c.steps_per_execution,
+        )
+        return gan
+
+    return build
 
 
 def train_gan(config=None, **overrides):
@@ -235,21 +257,7 @@ def train_gan(config=None, **overrides):
         seed=c.seed,
     )
 
-    def build():  # in the strategy's scope, after the seed is set
-        gan = GAN(
-            Generator(image_shape, c.latent_dim, base_filters=c.base_filters),
-            Discriminator(image_shape, base_filters=c.base_filters),
-            loss=c.loss,
-            d_steps=c.d_steps,
-            seed=c.seed,
-        )
-        gan.compile(
-            d_optimizer=keras.optimizers.Adam(c.d_learning_rate, beta_1=0.5),
-            g_optimizer=keras.optimizers.Adam(c.g_learning_rate, beta_1=0.5),
-            jit_compile=c.jit_compile if strategy.num_replicas_in_sync == 1 else False,
-            steps_per_execution=c.steps_per_execution,
-        )
-        return gan
+    build = _gan_builder(c, image_shape, strategy)
 
     # The same seed builds the same initial weights that training starts from.
     keras.utils.set_random_seed(c.seed)
@@ -281,12 +289,10 @@ def train_gan(config=None, **overrides):
         checkpoint_every=ctx.checkpoint_every,
     )
     gan = result.model
-    files["gan"] = ctx.save_model(gan, ctx.path("gan.keras"))
+    files.update(gan=ctx.save_model(gan, ctx.path("gan.keras")), generator=ctx.path("generator_savedmodel"),
+                 samples=ctx.path("samples"), logs=ctx.path("logs"))
     if ctx.is_chief:
-        files["generator"] = ctx.path("generator_savedmodel")
         gan.generator.export_saved_model(files["generator"])
-    files["samples"] = ctx.path("samples")
-    files["logs"] = ctx.path("logs")
 
     # Linear SVM on the discriminator's features vs. the same discriminator
     # at its initial weights.

@@ -197,8 +197,8 @@ def finetune_minibert(pretrained=None, config=None, **overrides):
         weight_decay: float. AdamW weight decay.
         dropout: float. Dropout before the classification layer.
         pooling: str. `MiniBERTClassifier` pooling, `"mean"` (of the token
-            states: masked-LM pre-training trains no `[CLS]` pooler) or
-            `"cls"`.
+            states: masked-LM pre-training trains no `[CLS]` pooler),
+            `"pooled"` (the `[CLS]` pooler) or `"first_token"`.
         scale_batch_size: bool. Multiply the batch size and learning rate
             by the number of replicas.
         checkpoint_every: int or None. Steps between checkpoints (default:

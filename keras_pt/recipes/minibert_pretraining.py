@@ -24,9 +24,8 @@ from keras_pt.recipes.context import RunContext, resolve_config
 from keras_pt.recipes.text_common import (
     VOCABULARY_FILENAME,
     check_positive,
-    finetune_splits,
+    heldout_split,
     resolve_vocabulary,
-    texts_of,
 )
 from keras_pt.schedules import WarmupLinearDecay
 
@@ -231,8 +230,8 @@ def pretrain_minibert(config=None, **overrides):
     preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(vocabulary), c.sequence_length)
 
     # Held-out text and the unigram baseline on it
-    _, _, test_split = finetune_splits(c.dataset)
-    test_texts = texts_of(data_lib.load_text_dataset(c.dataset, test_split, c.data_dir))
+    # (the test split's texts; for unlabelled text, its held-out share)
+    test_texts = data_lib.load_pretraining_texts(c.dataset, heldout_split(c.dataset), c.data_dir)
     test = data_lib.preprocess_text_dataset(
         test_texts, preprocessor, min(c.batch_size, data_lib.count_examples(test_texts))
     ).cache()

@@ -153,7 +153,7 @@ def pretrain_minigpt(config=None, **overrides):
     # The same seed builds the initial weights that training starts from.
     keras.utils.set_random_seed(c.seed)
     with strategy.scope():
-        initial = build().evaluate(heldout, verbose=0, return_dict=True)["perplexity"]
+        initial = evaluation.perplexity(build(), heldout)
     trained = ctx.train(
         "pretrain",
         build,
@@ -166,7 +166,7 @@ def pretrain_minigpt(config=None, **overrides):
         checkpoint_every=ctx.checkpoint_every,
     )
     model = trained.model
-    perplexity = model.evaluate(heldout, verbose=0, return_dict=True)["perplexity"]
+    perplexity = evaluation.perplexity(model, heldout)  # outside the strategy's loop
 
     prompts = list(c.prompts)
     greedy = model.generate(prompts, max_length=c.sequence_length, strategy="greedy")

@@ -228,109 +228,116 @@ def pretrain_finetune(config=None, **overrides):
         A `PretrainFinetuneResult`.
     """
     config = resolve_config(PretrainFinetuneConfig, config, overrides)
-    if config.pretraining not in PRETRAINING:
-        raise ValueError(
-            f"unknown pretraining {config.pretraining!r}; choose one of {', '.join(PRETRAINING)}."
-        )
-    if int(config.label_draws) < 1:
-        raise ValueError(f"label_draws must be at least 1, got {config.label_draws}.")
+    c = config
+    if c.pretraining not in PRETRAINING:
+        raise ValueError(f"unknown pretraining {c.pretraining!r}; choose one of {', '.join(PRETRAINING)}.")
+    if int(c.label_draws) < 1:
+        raise ValueError(f"label_draws must be at least 1, got {c.label_draws}.")
     start = time.time()
     ctx = RunContext("pretrain_finetune", config)
-    return _run(ctx, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config)}, start=start)
-
-
-def _run(ctx, *, dataset, data_dir, image_size, test_fraction, seed, download, pretraining,
-         architecture, latent_dim, pretrain_epochs, batch_size, learning_rate, svm_c,
-         finetune_steps, labels_per_class, label_draws, finetune_lr_scale, scale_batch_size,
-         verbose, start, **unused):
-    strategy = ctx.strategy
-    replicas = strategy.num_replicas_in_sync
     data = data_lib.load_images(
-        dataset,
-        data_dir=data_dir,
-        image_size=image_size,
-        test_fraction=test_fraction,
-        seed=seed,
-        download=download,
+        c.dataset,
+        data_dir=c.data_dir,
+        image_size=c.image_size,
+        test_fraction=c.test_fraction,
+        seed=c.seed,
+        download=c.download,
     )
-    contrastive = pretraining == "simclr"
-    if architecture == "auto":
-        architecture = "conv" if contrastive else "dense"
-    if pretrain_epochs is None:
-        pretrain_epochs = 20 if contrastive else 40
-    if batch_size is None:
-        batch_size = 128 if contrastive else 64
+    contrastive = c.pretraining == "simclr"
+    c = dataclasses.replace(
+        c,
+        architecture=("conv" if contrastive else "dense") if c.architecture == "auto" else c.architecture,
+        pretrain_epochs=(20 if contrastive else 40) if c.pretrain_epochs is None else c.pretrain_epochs,
+        batch_size=(128 if contrastive else 64) if c.batch_size is None else c.batch_size,
+    )
+    untrained, pretrained = _pretrain(ctx, c, data)
+    files = {"model": ctx.save_model(pretrained, ctx.path("pretrained.keras"))}
+    test_x, test_y = _arrays(data.test)  # whole passes over the cached split
+    files["grid"] = _write_grid(ctx, pretrained, test_x[:16], contrastive)
+    reconstruction_loss = mean_image_loss = None
+    if not contrastive:
+        reconstruction_loss = _reconstruction_loss(pretrained, data_lib.unlabeled(data.test), c.batch_size)
+        mean_image_loss = _mean_image_loss(data.train, data.test, pretrained.per_example_loss)
+    accuracy, draws = _train_heads(ctx, c, data, {"untrained": untrained, "pretrained": pretrained})
+    return PretrainFinetuneResult(
+        accuracy={key: baselines_lib.Spread(values) for key, values in accuracy.items()},
+        baselines=baselines_lib.raw_input_baselines(draws, test_x, test_y),
+        reconstruction_loss=reconstruction_loss,
+        mean_image_loss=mean_image_loss,
+        seconds=time.time() - start,
+        files=dict(files, logs=ctx.path("logs"), settings=ctx.path("settings.json")),
+    )
+
+
+def _pretrain(ctx, c, data):
+    """`(untrained, pretrained)`: the pre-training model at its initial
+    weights, and trained on the unlabelled images."""
 
     def new_model():
-        if contrastive:
-            return SimCLR(image_shape=data.image_shape, architecture=architecture, seed=seed)
-        kwargs = dict(image_shape=data.image_shape, latent_dim=latent_dim, architecture=architecture)
-        if pretraining == "denoising_autoencoder":
-            return DenoisingAutoencoder(seed=seed, **kwargs)
+        if c.pretraining == "simclr":
+            return SimCLR(image_shape=data.image_shape, architecture=c.architecture, seed=c.seed)
+        kwargs = dict(image_shape=data.image_shape, latent_dim=c.latent_dim, architecture=c.architecture)
+        if c.pretraining == "denoising_autoencoder":
+            return DenoisingAutoencoder(seed=c.seed, **kwargs)
         return Autoencoder(**kwargs)
 
     def build_model():
         model = new_model()
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        model.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
         return model
 
     # The untrained baseline: the pre-trained model's initial weights.
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
+    keras.utils.set_random_seed(c.seed)
+    with ctx.strategy.scope():
         untrained = new_model()
         untrained(np.zeros((1,) + data.image_shape, np.float32))
-
-    # Pre-train on unlabelled images
     pretrained = ctx.train(
         "pretrain",
         build_model,
         batches_fn(data.pretraining_images()),
-        batch_size=batch_size,
-        epochs=pretrain_epochs,
-        scale_batch_size=scale_batch_size,
-        scale_learning_rate=scale_batch_size,
+        batch_size=c.batch_size,
+        epochs=c.pretrain_epochs,
+        scale_batch_size=c.scale_batch_size,
+        scale_learning_rate=c.scale_batch_size,
         checkpoint_every=ctx.checkpoint_every,
     ).model
-    model_path = ctx.path("pretrained.keras")
-    # Whole passes over the cached test split (a partial read warns).
-    test_x, test_y = _arrays(data.test)
-    test_images = test_x[:16]
-    if contrastive:
-        first = keras.ops.convert_to_numpy(pretrained.view(test_images[:8]))
-        second = keras.ops.convert_to_numpy(pretrained.view(test_images[:8]))
-        grid = np.concatenate([test_images[:8], first, second]).astype(np.float32)
-        grid_path, rows = ctx.path("views.png"), 3
-    else:
-        reconstructions = keras.ops.convert_to_numpy(pretrained(test_images)).astype(np.float32)
-        grid = np.concatenate(
-            [test_images[:8], reconstructions[:8], test_images[8:], reconstructions[8:]]
-        )
-        grid_path, rows = ctx.path("reconstructions.png"), 4
-    ctx.save_model(pretrained, model_path)
-    if ctx.is_chief:
-        save_image_grid(grid, grid_path, rows=rows, columns=8)
-    reconstruction_loss = mean_image_loss = None
-    if not contrastive:
-        test_images_only = data_lib.unlabeled(data.test)
-        reconstruction_loss = _reconstruction_loss(pretrained, test_images_only, batch_size)
-        mean_image_loss = _mean_image_loss(data.train, data.test, pretrained.per_example_loss)
+    return untrained, pretrained
 
-    # Heads on a few labels, on both encoders, frozen and fine-tuned; and the
-    # raw-pixel baselines, on every label draw
-    num_labelled = labels_per_class * data.num_classes
+
+def _write_grid(ctx, pretrained, images, contrastive):
+    """A PNG of test images with two random views each (SimCLR) or their
+    reconstructions (autoencoders); returns its path."""
+    if contrastive:
+        first = keras.ops.convert_to_numpy(pretrained.view(images[:8]))
+        second = keras.ops.convert_to_numpy(pretrained.view(images[:8]))
+        grid = np.concatenate([images[:8], first, second]).astype(np.float32)
+        path, rows = ctx.path("views.png"), 3
+    else:
+        reconstructions = keras.ops.convert_to_numpy(pretrained(images)).astype(np.float32)
+        grid = np.concatenate([images[:8], reconstructions[:8], images[8:], reconstructions[8:]])
+        path, rows = ctx.path("reconstructions.png"), 4
+    if ctx.is_chief:
+        save_image_grid(grid, path, rows=rows, columns=8)
+    return path
+
+
+def _train_heads(ctx, c, data, encoders):
+    """Both heads on each encoder, frozen then fine-tuned, for every label
+    draw. Returns `(accuracy, draws)`: test accuracies per `(encoder,
+    head, mode)` and the labelled `(x, y)` arrays of each draw."""
+    replicas = ctx.strategy.num_replicas_in_sync
+    num_labelled = c.labels_per_class * data.num_classes
     head_batch = min(32, num_labelled - num_labelled % replicas)
     # An epoch of the heads is several passes over the few labels (about 50
     # steps), not a handful of steps.
     passes = max(1, (50 * head_batch) // num_labelled)
-    encoders = {"untrained": untrained, "pretrained": pretrained}
     # What each head is trained on, recorded in its checkpoints.
     encoder_sha256 = {name: weights_sha256(model.encoder) for name, model in encoders.items()}
-    accuracy = {}
-    draws = []
-    for draw in range(int(label_draws)):
-        draw_seed = seed + draw
+    accuracy, draws = {}, []
+    for draw in range(int(c.label_draws)):
+        draw_seed = c.seed + draw
         labelled = data_lib.labeled_subset(
-            data.train, labels_per_class, seed=draw_seed, num_classes=data.num_classes
+            data.train, c.labels_per_class, seed=draw_seed, num_classes=data.num_classes
         )
         draws.append(_arrays(labelled))
         for source, trained in encoders.items():
@@ -339,17 +346,17 @@ def _run(ctx, *, dataset, data_dir, image_size, test_fraction, seed, download, p
 
                 def build_head(head_cls=head_cls, trained=trained, name=name, head_name=head_name,
                                labelled=labelled):
-                    kwargs = {"C": svm_c} if head_name == "svm" else {}
+                    kwargs = {"C": c.svm_c} if head_name == "svm" else {}
                     # The head copies the encoder; adapt sets the feature
                     # statistics and, for the SVM, solves the linear probe.
                     head = head_cls(trained.encoder, data.num_classes, name=name, **kwargs)
                     head.adapt(labelled)
-                    head.compile(optimizer=keras.optimizers.Adam(learning_rate))
+                    head.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
                     return head
 
                 def train_head(build, mode, name=name, source=source, head_name=head_name,
                                labelled=labelled, draw_seed=draw_seed):
-                    if verbose:
+                    if c.verbose:
                         print(f"Training the {head_name} head on the {source} encoder ({mode}, draw {draw})")
                     return ctx.train(
                         join("heads", f"{name}_{mode}"),
@@ -357,39 +364,26 @@ def _run(ctx, *, dataset, data_dir, image_size, test_fraction, seed, download, p
                         batches_fn(labelled, passes),
                         inputs={"encoder_sha256": encoder_sha256[source], "draw_seed": draw_seed},
                         batch_size=head_batch,
-                        steps=finetune_steps,
-                        checkpoint_every=finetune_steps,
+                        steps=c.finetune_steps,
+                        checkpoint_every=c.finetune_steps,
                         seed=draw_seed,
                         verbose=0,
                     ).model
 
                 if head_name == "svm":
                     # The frozen probe is the solved objective: nothing to train.
-                    with strategy.scope():
+                    with ctx.strategy.scope():
                         head = build_head()
                 else:
                     head = train_head(build_head, "frozen")
-                accuracy.setdefault((source, head_name, "frozen"), []).append(
-                    _accuracy(head, data.test, 256)
-                )
+                accuracy.setdefault((source, head_name, "frozen"), []).append(_accuracy(head, data.test, 256))
 
                 # Fine-tune: unfreeze the encoder, continue at a lower learning rate
                 def unfreeze(head=head):
                     head.set_encoder_trainable(True)
-                    head.compile(optimizer=keras.optimizers.Adam(learning_rate * finetune_lr_scale))
+                    head.compile(optimizer=keras.optimizers.Adam(c.learning_rate * c.finetune_lr_scale))
                     return head
 
                 head = train_head(unfreeze, "fine-tuned")
-                accuracy.setdefault((source, head_name, "fine-tuned"), []).append(
-                    _accuracy(head, data.test, 256)
-                )
-    baselines = baselines_lib.raw_input_baselines(draws, test_x, test_y)
-    return PretrainFinetuneResult(
-        accuracy={key: baselines_lib.Spread(values) for key, values in accuracy.items()},
-        baselines=baselines,
-        reconstruction_loss=reconstruction_loss,
-        mean_image_loss=mean_image_loss,
-        seconds=time.time() - start,
-        files={"model": model_path, "grid": grid_path, "logs": ctx.path("logs"),
-               "settings": ctx.path("settings.json")},
-    )
+                accuracy.setdefault((source, head_name, "fine-tuned"), []).append(_accuracy(head, data.test, 256))
+    return accuracy, draws

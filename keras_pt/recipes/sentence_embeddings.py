@@ -102,6 +102,42 @@ class SentenceEmbeddingConfig:
     verbose: int = 0
 
 
+def _heldout_pairs(c):
+    """`(queries, candidates)`: first sentences and remainders of the held-out split."""
+    heldout = list(
+        data_lib.load_sentence_pairs(c.dataset, heldout_split(c.dataset), c.data_dir).as_numpy_iterator()
+    )
+    if len(heldout) < c.num_candidates:
+        raise ValueError(
+            f"only {len(heldout)} held-out pairs, fewer than num_candidates={c.num_candidates}; "
+            "lower num_candidates."
+        )
+    return [a.decode("utf-8") for a, _ in heldout], [b.decode("utf-8") for _, b in heldout]
+
+
+def _build(c, preprocessor, strategy):
+    """`(bert, embedder)`: a MiniBERT (compiled for masked-LM when
+    `mlm_steps`) and the compiled `SentenceEncoder` on its encoder."""
+    with strategy.scope():
+        bert = MiniBERT.from_preset(
+            c.preset,
+            vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
+            **model_shape(c.hidden_dim, c.num_layers, c.dropout, c.sequence_length),
+        )
+        embedder = SentenceEncoder(
+            bert.encoder,
+            pooling=c.pooling,
+            temperature=c.temperature,
+            preprocessor=preprocessor,
+            views=c.views,
+            seed=c.seed,
+        )
+        embedder.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
+        if c.mlm_steps:
+            bert.compile(optimizer=keras.optimizers.AdamW(c.learning_rate, weight_decay=0.01))
+    return bert, embedder
+
+
 def train_sentence_embeddings(config=None, **overrides):
     """Trains contrastive sentence embeddings on a MiniBERT encoder; pair retrieval.
 
@@ -141,36 +177,10 @@ def train_sentence_embeddings(config=None, **overrides):
     texts, preprocessor = build_preprocessor(
         c.dataset, c.data_dir, c.vocabulary, c.vocabulary_size, c.vocabulary_texts, c.sequence_length
     )
-    spec = data_lib.text_dataset_spec(c.dataset)
-    pairs = data_lib.load_sentence_pairs(c.dataset, spec.pretraining_split, c.data_dir)
-    heldout = list(
-        data_lib.load_sentence_pairs(c.dataset, heldout_split(c.dataset), c.data_dir).as_numpy_iterator()
-    )
-    queries = [a.decode("utf-8") for a, _ in heldout]
-    candidates = [b.decode("utf-8") for _, b in heldout]
-    if len(heldout) < c.num_candidates:
-        raise ValueError(
-            f"only {len(heldout)} held-out pairs, fewer than num_candidates={c.num_candidates}; "
-            "lower num_candidates."
-        )
-
-    with strategy.scope():
-        bert = MiniBERT.from_preset(
-            c.preset,
-            vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
-            **model_shape(c.hidden_dim, c.num_layers, c.dropout, c.sequence_length),
-        )
-        embedder = SentenceEncoder(
-            bert.encoder,
-            pooling=c.pooling,
-            temperature=c.temperature,
-            preprocessor=preprocessor,
-            views=c.views,
-            seed=c.seed,
-        )
-        embedder.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
-        if c.mlm_steps:
-            bert.compile(optimizer=keras.optimizers.AdamW(c.learning_rate, weight_decay=0.01))
+    pairs = data_lib.load_sentence_pairs(c.dataset, data_lib.text_dataset_spec(c.dataset).pretraining_split,
+                                         c.data_dir)
+    queries, candidates = _heldout_pairs(c)
+    bert, embedder = _build(c, preprocessor, strategy)
     common = dict(
         batch_size=c.batch_size,
         scale_batch_size=ctx.scale_batch_size,
@@ -225,7 +235,7 @@ def train_sentence_embeddings(config=None, **overrides):
         tfidf_accuracy=tfidf_retrieval_accuracy(queries, candidates, c.num_candidates, c.seed),
         chance=1.0 / c.num_candidates,
         num_candidates=c.num_candidates,
-        num_pairs=len(heldout),
+        num_pairs=len(queries),
         examples=examples,
         seconds=time.perf_counter() - start,
         files=files,

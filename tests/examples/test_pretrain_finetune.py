@@ -1,6 +1,7 @@
 """examples/pretrain_finetune.py, the main job's binary, end to end."""
 
 import uuid
+import pytest
 
 import tensorflow as tf
 
@@ -13,6 +14,7 @@ TINY = ("--pretrain_epochs=1", "--finetune_steps=2", "--labels_per_class=2", "--
 
 
 class PretrainFinetuneBinaryTest(TestCase):
+    @pytest.mark.slow
     def test_on_a_ram_filesystem_with_bfloat16(self):
         model_dir = f"ram://pretrain-finetune-{uuid.uuid4().hex}"  # any tf.io.gfile path
         code, stdout, stderr = run_in_process(
@@ -27,6 +29,7 @@ class PretrainFinetuneBinaryTest(TestCase):
         self.assertTrue(tf.io.gfile.listdir(f"{model_dir}/logs"))
         self.assertTrue(tf.io.gfile.listdir(f"{model_dir}/pretrain/checkpoints"))
 
+    @pytest.mark.slow
     def test_on_a_folder_of_class_folders(self):
         images, labels = fixtures.digits(200)
         root = fixtures.write_image_folder(f"{self.get_temp_dir()}/my_digits", images, labels,

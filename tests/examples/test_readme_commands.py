@@ -34,15 +34,16 @@ def write_fixtures(root):
     fixtures.write_idx_folder(os.path.join(root, "mnist_idx"), images[:600], labels[:600])
     fixtures.write_npz(os.path.join(root, "digits.npz"), images[:600], labels[:600])
     rows = fixtures.docstrings(n_per_class=60, num_classes=3)
-    fixtures.write_lines(os.path.join(root, "corpus.txt"), [text for text, _ in fixtures.docstrings(80, 8)])
+    fixtures.write_lines(os.path.join(root, "corpus.txt"), [text for text, _ in fixtures.docstrings(100, 10, 30)])
     fixtures.write_csv(os.path.join(root, "reviews.csv"), rows, "review", "stars")
     # Texts of several sentences: first sentence -> remainder pairs.
-    several = [(t, label) for t, label in fixtures.docstrings(150, 4) if re.search(r"\.\s+\w", t[20:])]
+    several = [(t, label) for t, label in fixtures.docstrings(100, 10) if re.search(r"\.\s+\w", t[20:])]
     fixtures.write_jsonl(os.path.join(root, "notes.jsonl"), several)
     fixtures.write_text_folders(os.path.join(root, "my_texts"), rows)
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 class ReadmeCommandsTest(TestCase):
     def test_every_source_kind_has_a_command(self):
         text = " ".join(readme_commands())

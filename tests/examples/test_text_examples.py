@@ -3,6 +3,7 @@
 import os
 import string
 import uuid
+import pytest
 
 import tensorflow as tf
 
@@ -27,6 +28,7 @@ def character_vocabulary(directory):
     return path
 
 
+@pytest.mark.slow
 class TextExamplesTest(TestCase):
     def test_pretrain_minigpt(self):
         model_dir = f"ram://minigpt-{uuid.uuid4().hex}"  # any tf.io.gfile path

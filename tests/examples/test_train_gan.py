@@ -3,8 +3,11 @@
 import glob
 import os
 import re
+import uuid
+import pytest
 
 import numpy as np
+import tensorflow as tf
 
 from tests import fixtures
 from tests.binaries import run_in_process
@@ -23,6 +26,7 @@ TINY = (
 
 
 class TrainGANExampleTest(TestCase):
+    @pytest.mark.slow
     def test_main_with_tiny_flags(self):
         model_dir = self.get_temp_dir()
         code, stdout, stderr = run_in_process(
@@ -38,14 +42,18 @@ class TrainGANExampleTest(TestCase):
         for name in ("gan.keras", "gan.keras.sha256", "feature_classifier.keras", "generator_savedmodel"):
             self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)
 
-    def test_main_on_a_npz_file(self):
+    @pytest.mark.slow
+    def test_main_on_a_npz_file_and_a_ram_filesystem(self):
         images, labels = fixtures.digits(600)
         path = fixtures.write_npz(os.path.join(self.get_temp_dir(), "digits.npz"), images, labels)
-        model_dir = os.path.join(self.get_temp_dir(), "gan_npz")
+        model_dir = f"ram://gan-npz-{uuid.uuid4().hex}"  # any tf.io.gfile path
         code, stdout, stderr = run_in_process(
             "train_gan.py", f"--dataset={path}", "--epochs=1", "--probe_draws=1", f"--model_dir={model_dir}", *TINY
         )
         self.assertEqual(code, 0, stderr[-3000:])
-        self.assertTrue(os.path.exists(os.path.join(model_dir, "gan.keras")))
+        for name in ("gan.keras", "gan.keras.sha256", "feature_classifier.keras", "settings.json"):
+            self.assertTrue(tf.io.gfile.exists(f"{model_dir}/{name}"), name)
+        self.assertLen(tf.io.gfile.glob(f"{model_dir}/samples/*.png"), 1)
+        self.assertTrue(tf.io.gfile.exists(f"{model_dir}/generator_savedmodel/saved_model.pb"))
         self.assertIn("raw pixels", stdout)
         self.assertTrue(np.isfinite(float(re.search(r"per epoch: (\S+)", stdout).group(1))))

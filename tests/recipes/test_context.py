@@ -60,6 +60,14 @@ class RunContextTest(TestCase):
         # After a divergence the user may restart with new settings.
         context.RunContext("toy", _Config(model_dir=model_dir, learning_rate=1e-2, restart_from_healthy=True))
 
+    def test_recipes_may_share_a_folder(self):
+        model_dir = _ram_dir()
+        context.RunContext("pretrain", _Config(model_dir=model_dir)).train("a", _build(), _batches, batch_size=4, steps=1)
+        other = context.RunContext("finetune", _Config(model_dir=model_dir, learning_rate=0.5))
+        other.train("b", _build(), _batches, batch_size=4, steps=1)
+        with self.assertRaisesRegex(ValueError, r"holds a pretrain run with other settings \(learning_rate"):
+            context.RunContext("pretrain", _Config(model_dir=model_dir, learning_rate=0.5))
+
     def test_a_refused_run_does_not_bind_the_folder(self):
         model_dir = _ram_dir()
         context.RunContext("toy", _Config(model_dir=model_dir, learning_rate=5.0))  # fails before training

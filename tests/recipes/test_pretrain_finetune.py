@@ -29,6 +29,7 @@ class PretrainFinetuneTest(TestCase):
         for path in result.files.values():
             self.assertTrue(os.path.exists(path), path)
 
+    @pytest.mark.slow
     def test_autoencoder_pretraining(self):
         result = recipes.pretrain_finetune(
             model_dir=self.get_temp_dir(), strategy="default", pretraining="denoising_autoencoder",

@@ -33,6 +33,7 @@ def _table(stdout):
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 class RerunTest(TestCase):
     @classmethod
     def setUpClass(cls):
