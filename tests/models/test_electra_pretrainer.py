@@ -8,7 +8,7 @@ import keras_pt
 from keras_pt import ElectraPretrainer, training
 from keras_pt.layers.special_tokens import CLS_ID, NUM_SPECIAL_TOKENS, SEP_ID
 from tests.test_case import TestCase
-from tests.test_mini_bert import LENGTH, VOCAB, packed, tiny_bert
+from tests.models.test_mini_bert import LENGTH, VOCAB, packed, tiny_bert
 
 
 def electra(bert=None, **overrides):
