@@ -5,6 +5,7 @@ import shutil
 import tempfile
 
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 from keras_pt import data
@@ -32,6 +33,7 @@ class DebianPackagesTest(TestCase):
         if shutil.which("apt-cache") is None:
             self.skipTest("not a Debian system: no apt-cache and package index")
 
+    @pytest.mark.slow
     def test_builder_splits_and_labels(self):
         info = tfds.builder("debian_packages", data_dir=debian_data_dir()).info
         self.assertEqual(set(info.splits.keys()), set(debian_packages.SPLITS))
@@ -64,6 +66,7 @@ class DebianPackagesTest(TestCase):
         self.assertTrue(np.all(train_counts >= 100), train_counts)
         self.assertTrue(np.all(test_counts >= 20), test_counts)
 
+    @pytest.mark.slow
     def test_no_overlap_between_splits(self):
         texts = {s: {ex["text"].decode().casefold() for ex in examples(s)} for s in debian_packages.SPLITS}
         sources = {s: {ex["source"] for ex in examples(s)} for s in debian_packages.SPLITS}
@@ -116,6 +119,7 @@ class DebianPackagesTest(TestCase):
         self.assertEqual(debian_packages.harvest(records[:1])["records"][0]["source"], "b")
         self.assertEqual(debian_packages.harvest(records[:1])["records"][0]["section"], "utils")
 
+    @pytest.mark.slow
     def test_registered_text_dataset(self):
         spec = data.text_dataset_spec("debian_packages")
         self.assertEqual(spec.num_classes, debian_packages.NUM_CLASSES)

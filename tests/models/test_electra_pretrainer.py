@@ -1,6 +1,7 @@
 """ElectraPretrainer: replaced-token detection on a MiniBERT discriminator."""
 
 import keras
+import pytest
 import numpy as np
 import tensorflow as tf
 
@@ -50,6 +51,7 @@ class ElectraPretrainerTest(TestCase):
         replaced_share = np.mean(1.0 - rtd[1][rtd[2] > 0])  # head not trained: ~chance hits
         self.assertGreater(replaced_share, 0.0)
 
+    @pytest.mark.slow
     def test_fit_learns_to_detect_replacements(self):
         # Each sequence repeats one token: the generator learns to copy it
         # (masked-LM accuracy rises), and replaced tokens stand out.
@@ -76,6 +78,7 @@ class ElectraPretrainerTest(TestCase):
         self.assertLess(after["rtd_loss"], 0.33)
         self.assertAllClose(after["loss"], after["mlm_loss"] + 50.0 * after["rtd_loss"], rtol=1e-5)
 
+    @pytest.mark.slow
     def test_config_and_saving(self):
         model = electra(rtd_weight=20.0, temperature=0.5, generator_num_layers=2)
         rebuilt = model.__class__.from_config(model.get_config())
@@ -96,6 +99,7 @@ class ElectraPretrainerTest(TestCase):
         )
         restored.fit(batch, batch_size=4, verbose=0)
 
+    @pytest.mark.slow
     def test_strategy_equivalence_with_dropout(self):
         def build():
             keras.utils.set_random_seed(4)
@@ -109,6 +113,7 @@ class ElectraPretrainerTest(TestCase):
             loss_keys=("loss", "mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy"),
         )
 
+    @pytest.mark.slow
     def test_trains_through_keras_pt_training(self):
         batches = packed(32, seed=5)
 

@@ -7,6 +7,7 @@ import tempfile
 
 import keras
 import numpy as np
+import pytest
 
 import keras_pt
 from keras_pt import recipes
@@ -14,6 +15,7 @@ from tests.test_case import TestCase
 
 
 class PretrainingObjectivesTest(TestCase):
+    @pytest.mark.slow
     def test_electra_objective_writes_a_minibert(self):
         model_dir = tempfile.mkdtemp()
         result = recipes.pretrain_minibert(
@@ -35,6 +37,7 @@ class PretrainingObjectivesTest(TestCase):
         self.assertAllClose(bert.get_weights(), electra.discriminator.get_weights())
         self.assertTrue(os.path.exists(os.path.join(model_dir, "vocabulary.txt")))
 
+    @pytest.mark.slow
     def test_crops_objective_trains_the_encoder(self):
         model_dir = tempfile.mkdtemp()
         result = recipes.pretrain_minibert(
