@@ -315,3 +315,18 @@ def load_model(path, what="model", strategy=None):
             f"written by keras_pt ({type(error).__name__}: {str(error)[:200]})."
         ) from None
 
+
+
+def local_copy(model):
+    """The model rebuilt outside any strategy, with the same weights and
+    state (saved and loaded through a temporary `.keras` file).
+
+    Keras's `evaluate` fails under `MultiWorkerMirroredStrategy`; a recipe
+    evaluates this copy instead, on every worker alike, with no
+    cross-replica traffic.
+    """
+    with tempfile.TemporaryDirectory() as temp:
+        path = os.path.join(temp, "model.keras")
+        model.save(path)
+        with tf.distribute.get_strategy().scope() if not tf.distribute.has_strategy() else contextlib.nullcontext():
+            return keras.saving.load_model(path)

@@ -20,7 +20,7 @@ from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
 from keras_pt.models.electra_pretrainer import ElectraPretrainer
 from keras_pt.models.mini_bert import PRESETS, MiniBERT
 from keras_pt.models.sentence_encoder import SentenceEncoder
-from keras_pt.recipes.context import RunContext, resolve_config
+from keras_pt.recipes.context import RunContext, local_copy, resolve_config
 from keras_pt.recipes.text_common import (
     VOCABULARY_FILENAME,
     check_positive,
@@ -309,15 +309,10 @@ def mlm_accuracy(model, packed, repeats=3, key="mlm_accuracy"):
     """Held-out masked-LM accuracy (or another logged `key`), over
     `repeats` fresh maskings.
 
-    The masks come from a copy of the seed state, which is put back after,
-    so evaluating does not change the masks of later training.
+    Evaluated on a copy of the model rebuilt outside the strategy
+    (`local_copy`: correct under every strategy, `multi_worker` included),
+    whose seed state is a copy too: evaluating does not change the masks of
+    later training.
     """
-    state = model.seed_generator.state.numpy()
-    accuracy = np.mean(
-        [
-            model.evaluate(packed, verbose=0, return_dict=True)[key]
-            for _ in range(repeats)
-        ]
-    )
-    model.seed_generator.state.assign(state)
-    return float(accuracy)
+    copy = local_copy(model)
+    return float(np.mean([copy.evaluate(packed, verbose=0, return_dict=True)[key] for _ in range(repeats)]))
