@@ -143,6 +143,10 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
 
         # === Trackers ===
+        # The objective, mlm_loss + rtd_weight * rtd_loss of the global batch,
+        # averaged over the steps (what `fit`, the custom loop and the
+        # NaN guard read as "loss").
+        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
         self.mlm_accuracy_tracker = keras.metrics.Mean(name="mlm_accuracy")
         self.rtd_loss_tracker = keras.metrics.Mean(name="rtd_loss")
@@ -161,6 +165,7 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
     @property
     def metrics(self):
         return [
+            self.loss_tracker,
             self.mlm_loss_tracker,
             self.mlm_accuracy_tracker,
             self.rtd_loss_tracker,
@@ -267,10 +272,21 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
         self.mlm_accuracy_tracker.update_state(mlm[1], sample_weight=mlm[2])
         self.rtd_loss_tracker.update_state(rtd[0], sample_weight=rtd[2])
         self.rtd_accuracy_tracker.update_state(rtd[1], sample_weight=rtd[2])
+        # This step's objective over the global batch: the same value on
+        # every replica, so the replicas' mean is that value.
+        step_loss = self._global_mean(mlm[0], mlm[2]) + self.rtd_weight * self._global_mean(rtd[0], rtd[2])
+        self.loss_tracker.update_state(step_loss)
         # Replicas hold different numbers of predictions and tokens.
-        results = distribute.global_mean_results(self.metrics)
-        results["loss"] = results["mlm_loss"] + self.rtd_weight * results["rtd_loss"]
+        results = distribute.global_mean_results(self.metrics[1:])
+        results["loss"] = self.loss_tracker.result()
         return results
+
+    def _global_mean(self, values, weights):
+        total = tf.reduce_sum(tf.cast(values, tf.float32) * weights)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        return total / self._global_count(weights)
 
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -83,11 +83,14 @@ class MixedPrecisionTest(TestCase):
                     self.assertTrue(scaled)
                     self.assertEqual(scaled, [policy == "mixed_float16"] * len(scaled))
                     weight_tol, loss_tol = TOLERANCE[policy]
-                    if case.classifier:
+                    if case.classifier or name == "electra":
                         # The heads start from a solution fitted to features
                         # computed under the policy (`adapt`); with the
-                        # encoder trained at SGD 0.5 the runs then part, so
-                        # only a finite loss is required here.
+                        # encoder trained at SGD 0.5 the runs then part.
+                        # ELECTRA samples its replacement tokens from the
+                        # generator's softmax, and lower-precision logits
+                        # sample other tokens. Only a finite loss is
+                        # required here.
                         self.assertTrue(np.isfinite(result.logs["loss"]))
                         continue
                     update_error, update_size = 0.0, 0.0
