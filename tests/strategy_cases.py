@@ -166,6 +166,23 @@ def _electra():
     return model
 
 
+def _mini_gpt():
+    model = keras_pt.MiniGPT(
+        vocabulary_size=_VOCAB, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32,
+        max_sequence_length=_LENGTH, dropout=0.1,
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+    return model
+
+
+def _distiller():
+    teacher = keras_pt.MiniBERTClassifier(_mini_bert_backbone(), num_classes=4, dropout=0.0, seed=9)
+    student = keras_pt.MiniBERTClassifier(_mini_bert_backbone(), num_classes=4, dropout=0.1, seed=10)
+    model = keras_pt.Distiller(teacher, student, temperature=2.0, alpha=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
 CASES = {
     "autoencoder": Case(
         _autoencoder,
@@ -208,6 +225,17 @@ CASES = {
         lambda: tf.data.Dataset.from_tensor_slices(_packed_texts()),
         None,
         ("loss", "mlm_loss", "rtd_loss", "rtd_accuracy"),
+    ),
+    "mini_gpt": Case(
+        _mini_gpt,
+        lambda: tf.data.Dataset.from_tensor_slices(_packed_texts()),
+        None,
+        ("loss", "perplexity"),
+    ),
+    "distiller": Case(
+        _distiller,
+        lambda: tf.data.Dataset.from_tensor_slices((_packed_texts(), _labels())),
+        None,
     ),
     "mini_bert_classifier": Case(
         _mini_bert_classifier,
