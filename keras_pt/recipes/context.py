@@ -318,8 +318,9 @@ def load_model(path, what="model", strategy=None):
 
 
 def local_copy(model):
-    """The model rebuilt outside any strategy, with the same weights and
-    state (saved and loaded through a temporary `.keras` file).
+    """The model rebuilt under the default strategy (call it outside any
+    strategy scope), with the same weights and state (saved and loaded
+    through a temporary `.keras` file).
 
     Keras's `evaluate` fails under `MultiWorkerMirroredStrategy`; a recipe
     evaluates this copy instead, on every worker alike, with no
@@ -328,5 +329,4 @@ def local_copy(model):
     with tempfile.TemporaryDirectory() as temp:
         path = os.path.join(temp, "model.keras")
         model.save(path)
-        with tf.distribute.get_strategy().scope() if not tf.distribute.has_strategy() else contextlib.nullcontext():
-            return keras.saving.load_model(path)
+        return keras.saving.load_model(path)

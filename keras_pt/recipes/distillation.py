@@ -15,7 +15,7 @@ from keras_pt.recipes.minibert_finetuning import CLASSIFIER_FILENAME
 from keras_pt.recipes.text_common import (
     Schedule,
     accuracy as test_accuracy,
-    baseline_rows,
+    baseline_lines,
     check_positive,
     labelled_task,
     tfidf_svm_baseline,
@@ -69,12 +69,9 @@ class DistillResult:
                 f"{name:<11}{size:>11,d}{self.validation_accuracy[name]:>11.3f}"
                 f"{self.accuracy[name]:>8.3f}{epochs}"
             )
-        for row in baseline_rows(self.baselines):
-            if isinstance(row, str):
-                lines.append(row)
-            else:
-                name, validation, test = row
-                lines.append(f"{name:<11}{'-':>11}{validation:>11.3f}{test:>8.3f}{'-':>8}")
+        lines += baseline_lines(
+            self.baselines, lambda name, validation, test: f"{name:<11}{'-':>11}{validation:>11.3f}{test:>8.3f}{'-':>8}"
+        )
         return "\n".join(lines)
 
 

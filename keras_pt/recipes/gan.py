@@ -24,6 +24,7 @@ from keras_pt.models.gan import GAN
 from keras_pt.models.generator import Generator
 from keras_pt.models.svm_classifier import SVMClassifier
 from keras_pt.recipes.context import RunContext, resolve_config
+from keras_pt.recipes.pretrain_finetune import labeled_arrays
 
 LOSSES = ("non_saturating", "hinge", "wasserstein")
 
@@ -122,11 +123,6 @@ def _host_predict(model, images, batch_size=256):
     )
 
 
-def _arrays(dataset):
-    pairs = list(dataset.as_numpy_iterator())
-    return np.stack([x for x, _ in pairs]), np.asarray([y for _, y in pairs])
-
-
 def probe(discriminator, data, strategy, c):
     """Test accuracies of linear SVMs on pooled features, one per label draw."""
     images = images_array(data.train.map(to_tanh_range))
@@ -141,7 +137,7 @@ def probe(discriminator, data, strategy, c):
             ]
         )
     n = c.labels_per_class * data.num_classes
-    test_x, test_y = _arrays(data.test.map(to_tanh_range))
+    test_x, test_y = labeled_arrays(data.test.map(to_tanh_range))
     accuracies = []
     for draw in range(c.probe_draws):
         seed = c.seed + draw
@@ -163,10 +159,10 @@ def probe(discriminator, data, strategy, c):
 def raw_pixel_baselines(data, c):
     """LinearSVC and logistic regression on the raw pixels, the probe's label draws."""
     draws = [
-        _arrays(data_lib.labeled_subset(data.train, c.labels_per_class, seed=c.seed + draw))
+        labeled_arrays(data_lib.labeled_subset(data.train, c.labels_per_class, seed=c.seed + draw))
         for draw in range(c.probe_draws)
     ]
-    return baselines.raw_input_baselines(draws, *_arrays(data.test))
+    return baselines.raw_input_baselines(draws, *labeled_arrays(data.test))
 
 
 def _gan_builder(c, image_shape, strategy):

@@ -21,7 +21,7 @@ from keras_pt.recipes.context import RunContext, load_model, resolve_config
 from keras_pt.recipes.minibert_pretraining import MODEL_FILENAME
 from keras_pt.recipes.text_common import (
     Schedule,
-    baseline_rows,
+    baseline_lines,
     check_positive,
     labelled_task,
     tfidf_svm_baseline,
@@ -69,12 +69,9 @@ class FinetuneResult:
                 f"{name:<14}{self.validation_accuracy[name]:>11.3f}"
                 f"{self.accuracy[name]:>8.3f}{self.epochs[name]:>8d}"
             )
-        for row in baseline_rows(self.baselines):
-            if isinstance(row, str):
-                lines.append(row)
-            else:
-                name, validation, test = row
-                lines.append(f"{name:<14}{validation:>11.3f}{test:>8.3f}{'-':>8}")
+        lines += baseline_lines(
+            self.baselines, lambda name, validation, test: f"{name:<14}{validation:>11.3f}{test:>8.3f}{'-':>8}"
+        )
         return "\n".join(lines)
 
 

@@ -15,17 +15,15 @@ import tensorflow as tf
 
 from keras_pt import data as data_lib
 from keras_pt import special_tokens
-from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
-from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
 from keras_pt.models.electra_pretrainer import ElectraPretrainer
 from keras_pt.models.mini_bert import PRESETS, MiniBERT
 from keras_pt.models.sentence_encoder import SentenceEncoder
 from keras_pt.recipes.context import RunContext, local_copy, resolve_config
 from keras_pt.recipes.text_common import (
-    VOCABULARY_FILENAME,
+    build_preprocessor,
     check_positive,
     heldout_split,
-    resolve_vocabulary,
+    write_vocabulary,
 )
 from keras_pt.schedules import WarmupLinearDecay
 
@@ -224,10 +222,11 @@ def pretrain_minibert(config=None, **overrides):
     ctx = RunContext("pretrain_minibert", config)
 
     # Learn the vocabulary from the pre-training text
-    texts = data_lib.load_pretraining_texts(c.dataset, data_dir=c.data_dir)
-    vocabulary = resolve_vocabulary(texts, c.vocabulary, c.vocabulary_size)
-    vocabulary_path = ctx.write_text(ctx.path(VOCABULARY_FILENAME), "\n".join(vocabulary) + "\n")
-    preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(vocabulary), c.sequence_length)
+    texts, preprocessor = build_preprocessor(
+        c.dataset, c.data_dir, c.vocabulary, c.vocabulary_size, None, c.sequence_length
+    )
+    vocabulary = preprocessor.tokenizer.get_vocabulary()
+    vocabulary_path = write_vocabulary(ctx, preprocessor)
 
     # Held-out text and the unigram baseline on it
     # (the test split's texts; for unlabelled text, its held-out share)

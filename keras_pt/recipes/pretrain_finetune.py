@@ -115,7 +115,8 @@ def batches_fn(dataset, passes=1):
     return dataset_fn
 
 
-def _arrays(dataset):
+def labeled_arrays(dataset):
+    """`(x, y)` NumPy arrays of an unbatched `(example, label)` data set."""
     pairs = list(dataset.as_numpy_iterator())
     return np.stack([x for x, _ in pairs]), np.asarray([y for _, y in pairs])
 
@@ -252,7 +253,7 @@ def pretrain_finetune(config=None, **overrides):
     )
     untrained, pretrained = _pretrain(ctx, c, data)
     files = {"model": ctx.save_model(pretrained, ctx.path("pretrained.keras"))}
-    test_x, test_y = _arrays(data.test)  # whole passes over the cached split
+    test_x, test_y = labeled_arrays(data.test)  # whole passes over the cached split
     files["grid"] = _write_grid(ctx, pretrained, test_x[:16], contrastive)
     reconstruction_loss = mean_image_loss = None
     if not contrastive:
@@ -339,7 +340,7 @@ def _train_heads(ctx, c, data, encoders):
         labelled = data_lib.labeled_subset(
             data.train, c.labels_per_class, seed=draw_seed, num_classes=data.num_classes
         )
-        draws.append(_arrays(labelled))
+        draws.append(labeled_arrays(labelled))
         for source, trained in encoders.items():
             for head_name, head_cls in HEADS.items():
                 name = f"{head_name}_{source}_draw{draw}"

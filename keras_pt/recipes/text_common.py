@@ -141,20 +141,22 @@ def tfidf_svm_baseline(dataset, data_dir, labels_per_class, seed=0, draws=5, lab
     }
 
 
-def baseline_rows(baselines):
-    """The table rows of the TF-IDF baseline: the recipe's draw, then the spread over draws."""
+def baseline_lines(baselines, format_row):
+    """The table lines of the TF-IDF baseline: the recipe's draw, formatted
+    by `format_row(name, validation, test)` as the table's other rows, then
+    the spread over draws."""
     if "tfidf_svm" not in baselines:
         return []
     tfidf = baselines["tfidf_svm"]
-    rows = [("tfidf_svm", tfidf["validation"], tfidf["test"])]
+    lines = [format_row("tfidf_svm", tfidf["validation"], tfidf["test"])]
     seeds = tfidf["seeds"]
     if len(seeds) > 1:
         mean, sd = text_baselines.mean_and_sd(tfidf["draws"])
-        rows.append(
+        lines.append(
             f"tfidf_svm over {len(seeds)} label draws (seeds {seeds[0]}-{seeds[-1]}): "
             f"test {mean:.3f} ± {sd:.3f}"
         )
-    return rows
+    return lines
 
 
 @dataclasses.dataclass
