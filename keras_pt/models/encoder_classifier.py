@@ -166,13 +166,11 @@ class EncoderClassifier(InputCheckMixin, keras.Model):
         """Hook: fits the head on fixed standardised features (nothing here)."""
         del features, labels
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """Keras `fit`; first runs `adapt(x, y)` if it has not run yet."""
-        self._check_x(x, "fit")
-        x, y = self._checked_labels(x, y, "fit")
-        if not self.adapted:
+    def _prepared(self, x, y, where, kwargs):
+        # The first fit runs `adapt(x, y)` first (the checked inputs).
+        if where == "fit" and not self.adapted:
             self.adapt(x, y)
-        return super().fit(x, y, *args, **kwargs)
+        return x, y
 
     def check_labels(self, y):
         """Asserts int labels in [0, num_classes) inside the step."""

@@ -109,14 +109,21 @@ class InputCheckMixin:
             self._check_x(args[0], "call")
         return super().__call__(*args, **kwargs)
 
+    def _prepared(self, x, y, where, kwargs):
+        """Hook: the checked `(x, y)` as Keras takes them (text models turn
+        raw strings into a data set; heads adapt before their first fit).
+        May pop from `kwargs`."""
+        del where, kwargs
+        return x, y
+
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_x(x, "fit")
-        x, y = self._checked_labels(x, y, "fit")
+        x, y = self._prepared(*self._checked_labels(x, y, "fit"), "fit", kwargs)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_x(x, "evaluate")
-        x, y = self._checked_labels(x, y, "evaluate")
+        x, y = self._prepared(*self._checked_labels(x, y, "evaluate"), "evaluate", kwargs)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):

@@ -318,19 +318,12 @@ class TextModel(InputCheckMixin, TokenIdCheckMixin):
         self._check_x(inputs, "call")
         return super().__call__(as_text_tensors(inputs), *args, **kwargs)
 
-    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+    def _prepared(self, x, y, where, kwargs):
+        # Keras's array adapters take no string arrays: raw strings (with
+        # their labels, checked already) become a batched data set.
         if is_text(x) and not isinstance(x, tf.data.Dataset):
-            self._check_x(x, "fit")
-            x, y = self._checked_labels(x, y, "fit")
-            x, y = text_dataset(x, batch_size, labels=y), None
-        return super().fit(x, y, batch_size=batch_size, **kwargs)
-
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        if is_text(x) and not isinstance(x, tf.data.Dataset):
-            self._check_x(x, "evaluate")
-            x, y = self._checked_labels(x, y, "evaluate")
-            x, y = text_dataset(x, batch_size, labels=y), None
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+            return text_dataset(x, kwargs.pop("batch_size", None), labels=y), None
+        return x, y
 
     def predict(self, x, batch_size=None, **kwargs):
         self._check_x(x, "predict")
