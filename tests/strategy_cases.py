@@ -108,6 +108,13 @@ def _svm():
     return model
 
 
+def _sim_clr():
+    # Augmentations (crops, jitter, noise) drawn in the step, replica by replica.
+    model = keras_pt.SimCLR(image_shape=(8, 8, 1), filters=(4, 8), feature_dim=8, projection_dim=4, seed=3)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    return model
+
+
 def _gan():
     gan = keras_pt.GAN(
         keras_pt.Generator([8, 8, 1], latent_dim=8, base_filters=4, hidden_dims=[16, 16]),
@@ -175,6 +182,16 @@ def _mini_gpt():
     return model
 
 
+def _sentence_encoder():
+    # Crop views: both spans of every text are drawn in the step from the
+    # model's seed generator, replica by replica; candidates are all-gathered.
+    model = keras_pt.SentenceEncoder(
+        _mini_bert_backbone().encoder, temperature=0.1, views="crop", seed=11
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+    return model
+
+
 def _distiller():
     teacher = keras_pt.MiniBERTClassifier(_mini_bert_backbone(), num_classes=4, dropout=0.0, seed=9)
     student = keras_pt.MiniBERTClassifier(_mini_bert_backbone(), num_classes=4, dropout=0.1, seed=10)
@@ -208,6 +225,14 @@ CASES = {
         ("loss", "accuracy"),
         classifier=True,
     ),
+    "sim_clr": Case(
+        _sim_clr,
+        lambda: tf.data.Dataset.from_tensor_slices(_images()),
+        None,
+        # Not view_accuracy: an argmax over near-tied similarities of an
+        # 8-feature network flips on rounding (the loss and weights agree).
+        ("loss",),
+    ),
     "gan": Case(
         _gan,
         lambda: tf.data.Dataset.from_tensor_slices(_images(-1.0, 1.0)),
@@ -231,6 +256,12 @@ CASES = {
         lambda: tf.data.Dataset.from_tensor_slices(_packed_texts()),
         None,
         ("loss", "perplexity"),
+    ),
+    "sentence_encoder": Case(
+        _sentence_encoder,
+        lambda: tf.data.Dataset.from_tensor_slices(_packed_texts()),
+        None,
+        ("loss", "accuracy"),
     ),
     "distiller": Case(
         _distiller,

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from keras_pt.utils.image_grid import write_png
+from keras_pt.models.generator import fixed_latents
 
 
 def image_grid(images, columns=None, scale=1):
@@ -86,13 +87,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.directory = directory
         self.value_range = tuple(float(v) for v in value_range)
         self.log_dir = log_dir
-        rng = np.random.default_rng(seed)
-        self.latents = rng.standard_normal((int(num_samples), int(latent_dim))).astype(
-            np.float32
-        )
-        self.labels = None
-        if num_classes is not None:
-            self.labels = (np.arange(int(num_samples)) % int(num_classes)).astype(np.int32)
+        self.latents, self.labels = fixed_latents(num_samples, latent_dim, num_classes, seed)
         self.paths = []
         self._writer = None
 

@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_pt.evaluation import distances
+from keras_pt.models.generator import fixed_latents
 
 
 class GeneratorEvaluator:
@@ -59,13 +60,7 @@ class GeneratorEvaluator:
         self.batch_size = int(batch_size)
         self.value_range = tuple(float(v) for v in value_range)
         self.real_features = self._features(real_images)
-        rng = np.random.default_rng(seed)
-        self.latents = rng.standard_normal((int(num_samples), int(latent_dim))).astype(
-            np.float32
-        )
-        self.labels = None
-        if num_classes is not None:
-            self.labels = (np.arange(int(num_samples)) % int(num_classes)).astype(np.int32)
+        self.latents, self.labels = fixed_latents(num_samples, latent_dim, num_classes, seed)
 
     def _features(self, images):
         parts = [

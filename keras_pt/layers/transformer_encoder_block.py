@@ -19,6 +19,13 @@ def mask_value(dtype):
     return 0.5 * tf.as_dtype(dtype).min
 
 
+def _batch_and_length(x):
+    """`x`'s first two dimensions, static where known."""
+    batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+    length = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+    return batch, length
+
+
 def make_attention_bias(
     padding_mask, sequence_length, dtype, causal=False, query_positions=None
 ):
@@ -230,6 +237,46 @@ class TransformerEncoderBlock(keras.layers.Layer):
             ("attention_dropout", "attention_output_dropout", "feedforward_dropout"),
         )
 
+    def _attend_all(self, x, attention_bias, seeds):
+        """Attention of every position: `(context (batch, seq, hidden), residual rows)`."""
+        batch, length = _batch_and_length(x)
+        hidden = self.hidden_dim
+        rows = tf.reshape(x, [-1, hidden])  # (batch·seq, hidden)
+        qkv = tf.reshape(tf.matmul(rows, tf.convert_to_tensor(self.qkv_kernel)), [batch, length, 3 * hidden])
+        rate, seed, replica = seeds
+        context = kernels.self_attention(
+            qkv, tf.convert_to_tensor(self.qkv_bias), attention_bias, self.num_heads, rate, seed, replica
+        )  # (batch, seq, hidden)
+        return context, rows
+
+    def _attend_queries(self, x, query_positions, attention_bias, seeds):
+        """Attention at `query_positions` only: keys and values still come
+        from every position, the rest of the block runs on the queries.
+        Returns `(context (batch, queries, hidden), residual (batch·queries, hidden))`."""
+        batch, length = _batch_and_length(x)
+        hidden = self.hidden_dim
+        num_queries = query_positions.shape[1]
+        qkv_kernel = tf.convert_to_tensor(self.qkv_kernel)
+        qkv_bias = tf.convert_to_tensor(self.qkv_bias)
+        rows = tf.reshape(x, [-1, hidden])  # (batch·seq, hidden)
+        kv = tf.reshape(tf.matmul(rows, qkv_kernel[:, hidden:]), [batch, length, 2 * hidden])  # (batch, seq, 2·hidden)
+        residual = tf.reshape(tf.gather(x, query_positions, batch_dims=1), [-1, hidden])  # (batch·queries, hidden)
+        query = tf.reshape(tf.matmul(residual, qkv_kernel[:, :hidden]), [batch, num_queries, hidden])
+        rate, seed, replica = seeds
+        context = kernels.query_attention(
+            query,
+            qkv_bias[:hidden],
+            kv,
+            qkv_bias[hidden:],
+            attention_bias,
+            self.num_heads,
+            rate,
+            seed,
+            replica,
+            query_positions,
+        )  # (batch, queries, hidden)
+        return context, residual
+
     def call(
         self,
         x,
@@ -238,9 +285,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
         query_positions=None,
         training=None,
     ):
-        batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
-        length = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
-        hidden, heads = self.hidden_dim, self.num_heads
+        batch, length = _batch_and_length(x)
+        hidden = self.hidden_dim
         if attention_bias is None:
             attention_bias = make_attention_bias(
                 padding_mask,
@@ -252,51 +298,21 @@ class TransformerEncoderBlock(keras.layers.Layer):
         rate = self.dropout if training else 0.0
         attention_seed, attention_output_seed, feedforward_seed = self._seeds(rate)
         replica = tf.cast(distribute.replica_id(), tf.int32)
-        qkv_kernel = tf.convert_to_tensor(self.qkv_kernel)
-        qkv_bias = tf.convert_to_tensor(self.qkv_bias)
 
         # Self-attention: the matmuls run as plain (oneDNN) ops, the rest in
         # fused XLA kernels.
-        rows = tf.reshape(x, [-1, hidden])  # (batch·seq, hidden)
+        seeds = (rate, attention_seed, replica)
         if query_positions is None:
             num_queries = length
-            qkv = tf.reshape(tf.matmul(rows, qkv_kernel), [batch, length, 3 * hidden])
-            context = kernels.self_attention(
-                qkv, qkv_bias, attention_bias, heads, rate, attention_seed, replica
-            )  # (batch, seq, hidden)
-            residual = rows
+            context, residual = self._attend_all(x, attention_bias, seeds)
             rows_index = total_rows = None
         else:
-            # Outputs only at `query_positions`: keys and values still come
-            # from every position, the rest of the block runs on the queries.
             query_positions = tf.cast(query_positions, tf.int32)
             num_queries = query_positions.shape[1]
-            kv = tf.reshape(
-                tf.matmul(rows, qkv_kernel[:, hidden:]), [batch, length, 2 * hidden]
-            )  # (batch, seq, 2·hidden)
-            residual = tf.reshape(
-                tf.gather(x, query_positions, batch_dims=1), [-1, hidden]
-            )  # (batch·queries, hidden)
-            query = tf.reshape(
-                tf.matmul(residual, qkv_kernel[:, :hidden]), [batch, num_queries, hidden]
-            )
-            context = kernels.query_attention(
-                query,
-                qkv_bias[:hidden],
-                kv,
-                qkv_bias[hidden:],
-                attention_bias,
-                heads,
-                rate,
-                attention_seed,
-                replica,
-                query_positions,
-            )  # (batch, queries, hidden)
+            context, residual = self._attend_queries(x, query_positions, attention_bias, seeds)
             # The queries' rows among the batch·seq rows: their dropout masks
             # are the full block's at those rows.
-            rows_index = tf.reshape(
-                tf.range(batch)[:, None] * length + query_positions, [-1]
-            )
+            rows_index = tf.reshape(tf.range(batch)[:, None] * length + query_positions, [-1])
             total_rows = batch * length
         attended = tf.matmul(tf.reshape(context, [-1, hidden]), self.attention_output_kernel)
         h = kernels.residual_layer_norm(

@@ -4,7 +4,7 @@ import math
 
 import keras
 
-from keras_pt.models.generator import check_shape_and_architecture, num_halvings
+from keras_pt.models.generator import check_shape_and_architecture, num_halvings, split_conditional_inputs
 from keras_pt.models.input_checks import InputCheckMixin
 
 
@@ -173,20 +173,7 @@ class Discriminator(InputCheckMixin, keras.Model):
         self.built = True
 
     def call(self, inputs, training=False):
-        if self.num_classes is not None:
-            if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-                raise ValueError(
-                    "a conditional Discriminator (num_classes set) takes "
-                    f"(images, labels); got {type(inputs).__name__}."
-                )
-            images, labels = inputs
-        else:
-            if isinstance(inputs, (list, tuple)):
-                raise ValueError(
-                    "an unconditional Discriminator takes images alone; pass "
-                    "num_classes to condition on labels."
-                )
-            images = inputs
+        images, labels = split_conditional_inputs(inputs, self.num_classes, "Discriminator", "images")
         if list(images.shape[1:]) != self.image_shape:
             raise ValueError(
                 f"Discriminator expects inputs of shape (batch, "

@@ -9,7 +9,7 @@ from keras_pt.kernels import random as krandom
 from keras_pt.kernels import transformer as kernels
 from keras_pt.layers.masked_lm_head import MaskedLMHead
 from keras_pt.layers.transformer_encoder_block import TransformerEncoderBlock
-from keras_pt.models.mini_bert import MiniBERT, TextInputsMixin
+from keras_pt.models.mini_bert import MiniBERT, TextInputsMixin, pretraining_optimizer
 from keras_pt.models.seed_state import SeedStateMixin
 
 
@@ -315,9 +315,7 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
         """Sets the optimizer (`"auto"`: AdamW(1e-4, weight_decay=0.01,
         epsilon=1e-6)); the loss is the model's own."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
-            )
+            optimizer = pretraining_optimizer()
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         self.optimizer.build(self.trainable_variables)
 

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 from keras_pt.models.input_checks import InputCheckMixin
 import tensorflow as tf
 
@@ -47,6 +48,37 @@ def num_halvings(height, width, min_size=4, max_halvings=4):
     ):
         height, width, count = height // 2, width // 2, count + 1
     return count
+
+
+
+def fixed_latents(num_samples, latent_dim, num_classes=None, seed=0):
+    """`(latents (num_samples, latent_dim) float32, labels or None)`: fixed
+    standard-normal latent vectors (the same for the same seed) and, for a
+    conditional generator, labels cycling through the classes."""
+    rng = np.random.default_rng(seed)
+    latents = rng.standard_normal((int(num_samples), int(latent_dim))).astype(np.float32)
+    labels = None
+    if num_classes is not None:
+        labels = (np.arange(int(num_samples)) % int(num_classes)).astype(np.int32)
+    return latents, labels
+
+
+def split_conditional_inputs(inputs, num_classes, model_name, input_name):
+    """`(x, labels)` of a conditional model (`num_classes` set), `(x, None)`
+    of an unconditional one; a clear error when the inputs do not fit."""
+    if num_classes is not None:
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(
+                f"a conditional {model_name} (num_classes set) takes ({input_name}, labels); "
+                f"got {type(inputs).__name__}."
+            )
+        return tuple(inputs)
+    if isinstance(inputs, (list, tuple)):
+        raise ValueError(
+            f"an unconditional {model_name} takes {input_name} alone; pass num_classes "
+            "to condition on labels."
+        )
+    return inputs, None
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
@@ -209,20 +241,7 @@ class Generator(InputCheckMixin, keras.Model):
         self.built = True
 
     def call(self, inputs, training=False):
-        if self.num_classes is not None:
-            if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-                raise ValueError(
-                    "a conditional Generator (num_classes set) takes (z, labels); "
-                    f"got {type(inputs).__name__}."
-                )
-            z, labels = inputs
-        else:
-            if isinstance(inputs, (list, tuple)):
-                raise ValueError(
-                    "an unconditional Generator takes z alone; pass num_classes "
-                    "to condition on labels."
-                )
-            z = inputs
+        z, labels = split_conditional_inputs(inputs, self.num_classes, "Generator", "z")
         if z.shape[-1] is not None and z.shape[-1] != self.latent_dim:
             raise ValueError(
                 f"Generator expects latent vectors of size {self.latent_dim}; got "

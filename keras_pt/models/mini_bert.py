@@ -41,6 +41,12 @@ def _build_encoder(embedding, transformer_layers, pooled_dense):
     )
 
 
+def pretraining_optimizer():
+    """BERT's pre-training optimizer without its schedule: AdamW(1e-4,
+    weight_decay=0.01, epsilon=1e-6) (`compile(optimizer="auto")`)."""
+    return keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6)
+
+
 @keras.saving.register_keras_serializable(package="keras_pt")
 class MiniBERT(SeedStateMixin, TextModel, keras.Model):
     """A small BERT encoder with masked-LM pre-training in its `train_step`.
@@ -385,9 +391,7 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
                 `steps_per_execution`).
         """
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
-            )
+            optimizer = pretraining_optimizer()
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         # Built for every trainable variable (the MLM step updates all but the
         # pooler), so a saved optimizer state matches on reload.

@@ -14,7 +14,7 @@ from keras_pt.models.mini_gpt_generation import (  # noqa: F401 (re-exported)
     EOS_ID,
     MiniGPTGeneration,
 )
-from keras_pt.models.text_model import TextModel, check_transformer_shape, resolve_jit_compile
+from keras_pt.models.text_model import TextModel, check_transformer_shape
 
 INPUT_KEYS = ("token_ids", "padding_mask")
 
@@ -73,8 +73,8 @@ class MiniGPT(MiniGPTGeneration, TextModel, keras.Model):
     even though replicas hold different numbers of tokens. Logged: `loss`
     (mean cross-entropy, nats per token) and `perplexity` (its
     exponential, over all tokens of the epoch). `test_step` reports both, so
-    `evaluate` gives held-out perplexity. The step compiles with XLA
-    (`compile(jit_compile="auto")` turns it on for one device).
+    `evaluate` gives held-out perplexity. The step is XLA-ready
+    (`compile(jit_compile=True)`; `"auto"` leaves the choice to Keras).
 
     `generate(prompts, max_length, strategy, ...)` continues prompts with
     greedy, top-k or temperature sampling in a fixed-length loop compiled
@@ -296,16 +296,15 @@ class MiniGPT(MiniGPTGeneration, TextModel, keras.Model):
         Args:
             optimizer: optimizer, name or `"auto"`: AdamW(3e-4,
                 weight_decay=0.01).
-            jit_compile: bool or `"auto"`. `"auto"` compiles the step with
-                XLA on one replica, see
-                `keras_pt.models.text_model.resolve_jit_compile`. Defaults to
-                `"auto"`.
+            jit_compile: bool or `"auto"`. `"auto"` is Keras's choice, as
+                in every keras_pt model: XLA on one GPU or TPU, off on
+                CPU-only machines and under a multi-replica strategy.
+                Defaults to `"auto"`.
             **kwargs: passed to `keras.Model.compile`.
         """
         self._check_own_loss(kwargs)
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=0.01)
-        jit_compile = resolve_jit_compile(jit_compile, kwargs.get("run_eagerly"))
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def get_config(self):

@@ -12,7 +12,6 @@ from keras_pt.models.text_model import (
     POOLINGS,  # noqa: F401 (the pooling names, once defined here)
     TextModel,
     pool,
-    resolve_jit_compile,
     resolve_pooling,
 )
 from keras_pt.special_tokens import PAD_ID, SEP_ID
@@ -52,8 +51,9 @@ class SentenceEncoder(SeedStateMixin, TextModel, keras.Model):
     equal a one-device step on the global batch. The loss is the mean over
     the global batch. Logged: `loss` and `accuracy` (in-batch top-1
     retrieval). `test_step` reports the same with dropout off (meaningful
-    for pairs; two views of a text are then identical). The step compiles
-    with XLA (`compile(jit_compile="auto")` turns it on for one device).
+    for pairs; two views of a text are then identical). The step is
+    XLA-ready (`compile(jit_compile=True)`; `"auto"` leaves the choice to
+    Keras).
 
     Two dropout views of the same text are told apart by surface identity
     alone, which a small encoder trained from scratch learns without
@@ -354,14 +354,13 @@ class SentenceEncoder(SeedStateMixin, TextModel, keras.Model):
 
         Args:
             optimizer: optimizer or name. Defaults to `"adam"`.
-            jit_compile: bool or `"auto"`. `"auto"` compiles the step with
-                XLA on one replica, see
-                `keras_pt.models.text_model.resolve_jit_compile`. Defaults to
-                `"auto"`.
+            jit_compile: bool or `"auto"`. `"auto"` is Keras's choice, as
+                in every keras_pt model: XLA on one GPU or TPU, off on
+                CPU-only machines and under a multi-replica strategy.
+                Defaults to `"auto"`.
             **kwargs: passed to `keras.Model.compile`.
         """
         self._check_own_loss(kwargs)
-        jit_compile = resolve_jit_compile(jit_compile, kwargs.get("run_eagerly"))
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def get_config(self):

@@ -3,7 +3,7 @@
 Raw strings and packed dicts in (one `is_text`, one standardiser), named
 presets, the vocabulary size a preprocessor implies, the global count that
 normalises a loss over the replicas, the shape checks of a transformer
-stack, and what `compile(jit_compile="auto")` means.
+stack. `compile(jit_compile="auto")` is Keras's choice in every model.
 """
 
 import copy
@@ -183,20 +183,6 @@ def pool(outputs, padding_mask, pooling):
     return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
 
 
-def resolve_jit_compile(jit_compile, run_eagerly=False):
-    """What `compile(jit_compile="auto")` means in every keras_pt model.
-
-    `"auto"` compiles the step with XLA when one replica runs it (one CPU,
-    GPU or TPU core) and leaves the choice to Keras under a multi-replica
-    strategy (XLA cannot be combined with MirroredStrategy over logical
-    CPU devices) or with `run_eagerly`. True or False are kept.
-    """
-    if jit_compile == "auto" and not run_eagerly:
-        if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-            return True
-    return jit_compile
-
-
 def global_count(weights):
     """The sum of `weights` over every replica, without gradient.
 
@@ -280,8 +266,7 @@ class TextModel(InputCheckMixin, TokenIdCheckMixin):
 
     Raw strings (with the model's `preprocessor`) or packed dicts in, token
     ids checked on the host, `pack_inputs` to one int32 packed dict, named
-    presets, the global count of a loss's positions, the shared meaning of
-    `jit_compile="auto"` (`resolve_jit_compile`), and a `preprocessor`
+    presets, the global count of a loss's positions, and a `preprocessor`
     (de)serialized with the config.
 
     Python strings become string tensors before Keras sees them, and

@@ -95,6 +95,27 @@ def settings_of(config):
     }
 
 
+@dataclasses.dataclass
+class RunConfig:
+    """The settings every recipe takes (each recipe's config adds its own
+    and sets its defaults): where the data and the outputs are, the
+    strategy, the precision, the batch size, checkpoints, the seed and the
+    verbosity. See a recipe's arguments for their meaning."""
+
+    dataset: object = None
+    data_dir: object = None
+    strategy: object = "auto"
+    tpu: object = None
+    mixed_precision: object = None
+    model_dir: str = "runs"
+    batch_size: int = 32
+    scale_batch_size: bool = False
+    checkpoint_every: object = None
+    restart_from_healthy: bool = False
+    seed: int = 0
+    verbose: int = 1
+
+
 def resolve_config(config_class, config, overrides):
     """`config` (or the defaults) with keyword `overrides` applied.
 

@@ -13,10 +13,10 @@ from keras_pt.models.mini_bert_classifier import MiniBERTClassifier
 from keras_pt.recipes.context import RunContext, load_model, resolve_config
 from keras_pt.recipes.minibert_finetuning import CLASSIFIER_FILENAME
 from keras_pt.recipes.text_common import (
+    TextClassifierConfig,
     Schedule,
     accuracy as test_accuracy,
-    baseline_lines,
-    check_positive,
+    accuracy_table,
     labelled_task,
     tfidf_svm_baseline,
     train_with_early_stopping,
@@ -58,52 +58,24 @@ class DistillResult:
 
     def table(self):
         """Parameters, validation and test accuracy of the three models as text."""
-        lines = [
-            f"{'model':<11}{'parameters':>11}{'validation':>11}{'test':>8}{'epochs':>8}",
-            "-" * 49,
-        ]
-        for name in ("teacher", "distilled", "alone"):
-            size = self.parameters["teacher" if name == "teacher" else "student"]
-            epochs = f"{self.epochs[name]:>8d}" if name in self.epochs else f"{'-':>8}"
-            lines.append(
-                f"{name:<11}{size:>11,d}{self.validation_accuracy[name]:>11.3f}"
-                f"{self.accuracy[name]:>8.3f}{epochs}"
-            )
-        lines += baseline_lines(
-            self.baselines, lambda name, validation, test: f"{name:<11}{'-':>11}{validation:>11.3f}{test:>8.3f}{'-':>8}"
+        return accuracy_table(
+            "model",
+            ("teacher", "distilled", "alone"),
+            self,
+            parameters=lambda name: self.parameters["teacher" if name == "teacher" else "student"],
         )
-        return "\n".join(lines)
 
 
 @dataclasses.dataclass
-class DistillConfig:
+class DistillConfig(TextClassifierConfig):
     """Settings of `distill_minibert` (see its arguments)."""
 
     teacher: object = f"runs/finetune_minibert/{CLASSIFIER_FILENAME}"
-    dataset: object = "stdlib_docs"
-    data_dir: object = None
-    strategy: object = "auto"
-    tpu: object = None
-    mixed_precision: object = None
     model_dir: str = "runs/distill"
-    labels_per_class: int = 20
     student_layers: int = 1
     student_hidden_dim: int = 64
-    batch_size: int = 32
-    epochs: int = 20
-    steps_per_epoch: int = 25
-    patience: int = 5
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
     temperature: float = 4.0
     alpha: float = 0.5
-    dropout: float = 0.1
-    seed: int = 0
-    baseline_draws: int = 5
-    scale_batch_size: bool = False
-    checkpoint_every: object = None
-    restart_from_healthy: bool = False
-    verbose: int = 1
 
 
 def _load_teacher(teacher, strategy, num_classes, dataset):
@@ -238,15 +210,7 @@ def distill_minibert(teacher=None, config=None, **overrides):
         overrides["teacher"] = teacher
     config = resolve_config(DistillConfig, config, overrides)
     c = config
-    check_positive(
-        labels_per_class=c.labels_per_class,
-        student_layers=c.student_layers,
-        student_hidden_dim=c.student_hidden_dim,
-        batch_size=c.batch_size,
-        epochs=c.epochs,
-        steps_per_epoch=c.steps_per_epoch,
-        patience=c.patience,
-    )
+    c.check_sizes(student_layers=c.student_layers, student_hidden_dim=c.student_hidden_dim)
     start = time.perf_counter()
     spec = data_lib.text_dataset_spec(c.dataset)
     ctx = RunContext("distill_minibert", config)

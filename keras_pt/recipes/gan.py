@@ -23,24 +23,20 @@ from keras_pt.models.discriminator import Discriminator
 from keras_pt.models.gan import GAN
 from keras_pt.models.generator import Generator
 from keras_pt.models.svm_classifier import SVMClassifier
-from keras_pt.recipes.context import RunContext, resolve_config
+from keras_pt.recipes.context import RunConfig, RunContext, resolve_config
 from keras_pt.recipes.pretrain_finetune import labeled_arrays
 
 LOSSES = ("non_saturating", "hinge", "wasserstein")
 
 
 @dataclasses.dataclass
-class GANConfig:
+class GANConfig(RunConfig):
     """Settings of `train_gan` (see its arguments)."""
 
     dataset: object = "digits"
-    data_dir: object = None
     image_size: object = None
     test_fraction: float = 0.2
     download: bool = False
-    strategy: object = "auto"
-    tpu: object = None
-    mixed_precision: object = None
     model_dir: str = "runs/train_gan"
     loss: str = "non_saturating"
     epochs: int = 40
@@ -60,11 +56,6 @@ class GANConfig:
     num_eval_samples: int = 1000
     classifier_epochs: int = 20
     svm_steps: int = 0
-    seed: int = 0
-    scale_batch_size: bool = False
-    checkpoint_every: object = None
-    restart_from_healthy: bool = False
-    verbose: int = 1
 
 
 @dataclasses.dataclass

@@ -20,9 +20,9 @@ from keras_pt.models.mini_bert_classifier import MiniBERTClassifier
 from keras_pt.recipes.context import RunContext, load_model, resolve_config
 from keras_pt.recipes.minibert_pretraining import MODEL_FILENAME
 from keras_pt.recipes.text_common import (
+    TextClassifierConfig,
     Schedule,
-    baseline_lines,
-    check_positive,
+    accuracy_table,
     labelled_task,
     tfidf_svm_baseline,
     train_with_early_stopping,
@@ -63,45 +63,18 @@ class FinetuneResult:
 
     def table(self):
         """Validation and test accuracy of both classifiers and the baselines as text."""
-        lines = [f"{'encoder':<14}{'validation':>11}{'test':>8}{'epochs':>8}", "-" * 41]
-        for name in ("pretrained", "from_scratch"):
-            lines.append(
-                f"{name:<14}{self.validation_accuracy[name]:>11.3f}"
-                f"{self.accuracy[name]:>8.3f}{self.epochs[name]:>8d}"
-            )
-        lines += baseline_lines(
-            self.baselines, lambda name, validation, test: f"{name:<14}{validation:>11.3f}{test:>8.3f}{'-':>8}"
-        )
-        return "\n".join(lines)
+        return accuracy_table("encoder", ("pretrained", "from_scratch"), self)
 
 
 @dataclasses.dataclass
-class FinetuneConfig:
+class FinetuneConfig(TextClassifierConfig):
     """Settings of `finetune_minibert` (see its arguments)."""
 
     pretrained: object = f"runs/pretrain_minibert/{MODEL_FILENAME}"
-    dataset: object = "stdlib_docs"
-    data_dir: object = None
-    strategy: object = "auto"
-    tpu: object = None
-    mixed_precision: object = None
     model_dir: str = "runs/finetune_minibert"
-    labels_per_class: int = 20
     batch_size: int = 16
-    epochs: int = 20
-    steps_per_epoch: int = 25
-    patience: int = 5
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    dropout: float = 0.1
     pooling: str = "mean"
-    seed: int = 0
     export: bool = True
-    baseline_draws: int = 5
-    scale_batch_size: bool = False
-    checkpoint_every: object = None
-    restart_from_healthy: bool = False
-    verbose: int = 1
 
 
 def _load_pretrained(pretrained, strategy):
@@ -217,13 +190,7 @@ def finetune_minibert(pretrained=None, config=None, **overrides):
         overrides["pretrained"] = pretrained
     config = resolve_config(FinetuneConfig, config, overrides)
     c = config
-    check_positive(
-        labels_per_class=c.labels_per_class,
-        batch_size=c.batch_size,
-        epochs=c.epochs,
-        steps_per_epoch=c.steps_per_epoch,
-        patience=c.patience,
-    )
+    c.check_sizes()
     start = time.perf_counter()
     spec = data_lib.text_dataset_spec(c.dataset)
     ctx = RunContext("finetune_minibert", config)

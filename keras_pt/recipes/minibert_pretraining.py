@@ -18,7 +18,7 @@ from keras_pt import special_tokens
 from keras_pt.models.electra_pretrainer import ElectraPretrainer
 from keras_pt.models.mini_bert import PRESETS, MiniBERT
 from keras_pt.models.sentence_encoder import SentenceEncoder
-from keras_pt.recipes.context import RunContext, local_copy, resolve_config
+from keras_pt.recipes.context import RunConfig, RunContext, local_copy, resolve_config
 from keras_pt.recipes.text_common import (
     build_preprocessor,
     check_positive,
@@ -103,31 +103,60 @@ class PretrainResult:
 
 
 @dataclasses.dataclass
-class PretrainMiniBERTConfig:
+class PretrainMiniBERTConfig(RunConfig):
     """Settings of `pretrain_minibert` (see its arguments)."""
 
     dataset: object = "stdlib_docs"
-    data_dir: object = None
-    strategy: object = "auto"
-    tpu: object = None
     model_dir: str = "runs/pretrain_minibert"
     preset: str = "tiny"
     objective: str = "mlm"
     sequence_length: int = 128
     vocabulary_size: int = 8192
     vocabulary: object = None
-    batch_size: int = 32
     steps: int = 6000
     learning_rate: float = 1e-3
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     dropout: float = 0.1
-    mixed_precision: object = None
-    scale_batch_size: bool = False
-    checkpoint_every: object = None
-    seed: int = 0
-    verbose: int = 1
-    restart_from_healthy: bool = False
+
+
+def _check_settings(c):
+    check_positive(sequence_length=c.sequence_length, batch_size=c.batch_size, steps=c.steps)
+    if not 0.0 <= c.warmup_fraction < 1.0:
+        raise ValueError(f"warmup_fraction must lie in [0, 1); got {c.warmup_fraction}.")
+    if c.preset not in PRESETS:
+        raise ValueError(f"unknown MiniBERT preset {c.preset!r}; choose one of {', '.join(PRESETS)}.")
+    if c.objective not in OBJECTIVES:
+        raise ValueError(
+            f"unknown pre-training objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}."
+        )
+
+
+def _build_pretrainer(c, preprocessor):
+    """`(MiniBERT, the compiled model that pre-trains it)` for `c.objective`."""
+    bert = MiniBERT.from_preset(
+        c.preset,
+        preprocessor=preprocessor,
+        max_sequence_length=c.sequence_length,
+        dropout=c.dropout,
+        seed=c.seed,
+    )
+    model = bert
+    if c.objective == "electra":
+        model = ElectraPretrainer(bert, seed=c.seed)
+    elif c.objective == "crops":
+        bert.compile()  # the held-out masked-LM evaluation needs it
+        model = SentenceEncoder(
+            bert.encoder,
+            pooling="mean",
+            temperature=CROP_TEMPERATURE,
+            views="crop",
+            crop_ratio=CROP_RATIO,
+            seed=c.seed,
+        )
+    schedule = WarmupLinearDecay(c.learning_rate, c.steps, int(c.warmup_fraction * c.steps))
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay, epsilon=1e-6))
+    return bert, model
 
 
 def pretrain_minibert(config=None, **overrides):
@@ -209,15 +238,7 @@ def pretrain_minibert(config=None, **overrides):
     """
     config = resolve_config(PretrainMiniBERTConfig, config, overrides)
     c = config
-    check_positive(sequence_length=c.sequence_length, batch_size=c.batch_size, steps=c.steps)
-    if not 0.0 <= c.warmup_fraction < 1.0:
-        raise ValueError(f"warmup_fraction must lie in [0, 1); got {c.warmup_fraction}.")
-    if c.preset not in PRESETS:
-        raise ValueError(f"unknown MiniBERT preset {c.preset!r}; choose one of {', '.join(PRESETS)}.")
-    if c.objective not in OBJECTIVES:
-        raise ValueError(
-            f"unknown pre-training objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}."
-        )
+    _check_settings(c)
     start = time.perf_counter()
     ctx = RunContext("pretrain_minibert", config)
 
@@ -240,30 +261,7 @@ def pretrain_minibert(config=None, **overrides):
     bert = {}  # the MiniBERT that build() makes, whatever trains it
 
     def build():  # in the strategy's scope
-        model = MiniBERT.from_preset(
-            c.preset,
-            preprocessor=preprocessor,
-            max_sequence_length=c.sequence_length,
-            dropout=c.dropout,
-            seed=c.seed,
-        )
-        bert["model"] = model
-        if c.objective == "electra":
-            model = ElectraPretrainer(model, seed=c.seed)
-        elif c.objective == "crops":
-            model.compile()  # the held-out masked-LM evaluation needs it
-            model = SentenceEncoder(
-                model.encoder,
-                pooling="mean",
-                temperature=CROP_TEMPERATURE,
-                views="crop",
-                crop_ratio=CROP_RATIO,
-                seed=c.seed,
-            )
-        schedule = WarmupLinearDecay(c.learning_rate, c.steps, int(c.warmup_fraction * c.steps))
-        model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay, epsilon=1e-6)
-        )
+        bert["model"], model = _build_pretrainer(c, preprocessor)
         return model
 
     def dataset_fn(epoch, batch_size, seed):  # the same (epoch, seed), the same batches

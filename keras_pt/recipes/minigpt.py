@@ -10,6 +10,7 @@ from keras_pt import evaluation
 from keras_pt.models.mini_gpt import MiniGPT
 from keras_pt.recipes.context import RunContext, resolve_config
 from keras_pt.recipes.text_common import (
+    SmallTextModelConfig,
     build_preprocessor,
     check_positive,
     heldout_split,
@@ -62,33 +63,12 @@ class MiniGPTResult:
 
 
 @dataclasses.dataclass
-class MiniGPTConfig:
+class MiniGPTConfig(SmallTextModelConfig):
     """Settings of `pretrain_minigpt` (see its arguments)."""
 
-    dataset: object = "stdlib_docs"
-    data_dir: object = None
-    strategy: object = "auto"
-    tpu: object = None
-    mixed_precision: object = None
     model_dir: str = "runs/pretrain_minigpt"
-    preset: str = "tiny"
-    hidden_dim: object = None
-    num_layers: object = None
-    vocabulary: object = None
-    vocabulary_size: int = 2000
-    vocabulary_texts: object = None
-    sequence_length: int = 64
-    batch_size: int = 32
-    steps: int = 300
-    learning_rate: float = 1e-3
-    dropout: float = 0.1
     prompts: tuple = DEFAULT_PROMPTS
     top_k: int = 10
-    seed: int = 0
-    scale_batch_size: bool = False
-    checkpoint_every: object = None
-    restart_from_healthy: bool = False
-    verbose: int = 0
 
 
 def pretrain_minigpt(config=None, **overrides):

@@ -20,7 +20,7 @@ from keras_pt.models.denoising_autoencoder import DenoisingAutoencoder
 from keras_pt.models.mlp_classifier import MLPClassifier
 from keras_pt.models.sim_clr import SimCLR
 from keras_pt.models.svm_classifier import SVMClassifier
-from keras_pt.recipes.context import RunContext, join, resolve_config, weights_sha256
+from keras_pt.recipes.context import RunConfig, RunContext, join, resolve_config, weights_sha256
 from keras_pt.utils.image_grid import save_image_grid
 
 HEADS = {"mlp": MLPClassifier, "svm": SVMClassifier}
@@ -122,13 +122,10 @@ def labeled_arrays(dataset):
 
 
 @dataclasses.dataclass
-class PretrainFinetuneConfig:
+class PretrainFinetuneConfig(RunConfig):
     """Settings of `pretrain_finetune` (see its arguments)."""
 
     dataset: object = "digits"
-    data_dir: object = None
-    strategy: object = "auto"
-    tpu: object = None
     model_dir: str = "runs/pretrain_finetune"
     pretraining: str = "simclr"
     architecture: str = "auto"
@@ -141,15 +138,9 @@ class PretrainFinetuneConfig:
     learning_rate: float = 1e-3
     svm_c: float = 1.0
     finetune_lr_scale: float = 0.1
-    mixed_precision: object = None
-    scale_batch_size: bool = False
-    checkpoint_every: object = None
-    seed: int = 0
-    verbose: int = 1
     image_size: object = None
     test_fraction: float = 0.2
     download: bool = False
-    restart_from_healthy: bool = False
 
 
 def pretrain_finetune(config=None, **overrides):

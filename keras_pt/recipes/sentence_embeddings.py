@@ -12,6 +12,7 @@ from keras_pt.models.mini_bert import MiniBERT
 from keras_pt.models.sentence_encoder import SentenceEncoder
 from keras_pt.recipes.context import RunContext, resolve_config
 from keras_pt.recipes.text_common import (
+    SmallTextModelConfig,
     build_preprocessor,
     heldout_split,
     model_shape,
@@ -69,37 +70,16 @@ class SentenceEmbeddingResult:
 
 
 @dataclasses.dataclass
-class SentenceEmbeddingConfig:
+class SentenceEmbeddingConfig(SmallTextModelConfig):
     """Settings of `train_sentence_embeddings` (see its arguments)."""
 
-    dataset: object = "stdlib_docs"
-    data_dir: object = None
-    strategy: object = "auto"
-    tpu: object = None
-    mixed_precision: object = None
     model_dir: str = "runs/sentence_embeddings"
     objective: str = "supervised"
-    preset: str = "tiny"
-    hidden_dim: object = None
-    num_layers: object = None
-    vocabulary: object = None
-    vocabulary_size: int = 2000
-    vocabulary_texts: object = None
-    sequence_length: int = 64
-    batch_size: int = 32
-    steps: int = 300
     mlm_steps: int = 0
     temperature: float = 0.05
     pooling: str = "mean"
-    learning_rate: float = 1e-3
-    dropout: float = 0.1
     num_candidates: int = 32
     views: str = "crop"
-    seed: int = 0
-    scale_batch_size: bool = False
-    checkpoint_every: object = None
-    restart_from_healthy: bool = False
-    verbose: int = 0
 
 
 def _heldout_pairs(c):

@@ -10,8 +10,57 @@ from keras_pt import training
 from keras_pt.evaluation import text_baselines
 from keras_pt.layers.mini_bert_preprocessor import MiniBERTPreprocessor
 from keras_pt.layers.wordpiece_tokenizer import WordPieceTokenizer
+from keras_pt.recipes.context import RunConfig
 
 VOCABULARY_FILENAME = "vocabulary.txt"
+
+@dataclasses.dataclass
+class TextClassifierConfig(RunConfig):
+    """The settings of the recipes that train text classifiers on a few
+    labels per class with early stopping (`finetune_minibert`,
+    `distill_minibert`), beside the TF-IDF baseline over
+    `baseline_draws` label draws."""
+
+    dataset: object = "stdlib_docs"
+    labels_per_class: int = 20
+    epochs: int = 20
+    steps_per_epoch: int = 25
+    patience: int = 5
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    dropout: float = 0.1
+    baseline_draws: int = 5
+
+    def check_sizes(self, **sizes):
+        """Refuses a non-positive training size (these and `sizes`)."""
+        check_positive(
+            labels_per_class=self.labels_per_class,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            patience=self.patience,
+            **sizes,
+        )
+
+@dataclasses.dataclass
+class SmallTextModelConfig(RunConfig):
+    """The settings of the recipes that build a small text model with a
+    vocabulary learned from the data set (`pretrain_minigpt`,
+    `train_sentence_embeddings`): its size, vocabulary, sequence length,
+    steps, learning rate and dropout."""
+
+    dataset: object = "stdlib_docs"
+    preset: str = "tiny"
+    hidden_dim: object = None
+    num_layers: object = None
+    vocabulary: object = None
+    vocabulary_size: int = 2000
+    vocabulary_texts: object = None
+    sequence_length: int = 64
+    steps: int = 300
+    learning_rate: float = 1e-3
+    dropout: float = 0.1
+    verbose: int = 0
 
 
 def check_positive(**values):
@@ -141,22 +190,43 @@ def tfidf_svm_baseline(dataset, data_dir, labels_per_class, seed=0, draws=5, lab
     }
 
 
-def baseline_lines(baselines, format_row):
-    """The table lines of the TF-IDF baseline: the recipe's draw, formatted
-    by `format_row(name, validation, test)` as the table's other rows, then
-    the spread over draws."""
-    if "tfidf_svm" not in baselines:
-        return []
-    tfidf = baselines["tfidf_svm"]
-    lines = [format_row("tfidf_svm", tfidf["validation"], tfidf["test"])]
-    seeds = tfidf["seeds"]
-    if len(seeds) > 1:
-        mean, sd = text_baselines.mean_and_sd(tfidf["draws"])
+def accuracy_table(label, names, result, parameters=None):
+    """The text table of a classifier recipe's result.
+
+    One row per model in `names` (validation and test accuracy from
+    `result.validation_accuracy` and `result.accuracy`, epochs from
+    `result.epochs` where trained), then the TF-IDF baseline of
+    `result.baselines` on the recipe's draw and its spread over draws.
+    `parameters` (a function of a model name giving its parameter count)
+    adds a parameters column.
+    """
+    width = max(len(label), len("tfidf_svm"), *(len(name) for name in names)) + 2
+    sizes = parameters is not None
+
+    def row(name, validation, test, epochs=None, size=None):
+        size = (f"{size:>11,d}" if size is not None else f"{'-':>11}") if sizes else ""
+        epochs = f"{epochs:>8d}" if epochs is not None else f"{'-':>8}"
+        return f"{name:<{width}}{size}{validation:>11.3f}{test:>8.3f}{epochs}"
+
+    size_header = f"{'parameters':>11}" if sizes else ""
+    header = f"{label:<{width}}{size_header}{'validation':>11}{'test':>8}{'epochs':>8}"
+    lines = [header, "-" * len(header)]
+    for name in names:
+        size = parameters(name) if sizes else None
         lines.append(
-            f"tfidf_svm over {len(seeds)} label draws (seeds {seeds[0]}-{seeds[-1]}): "
-            f"test {mean:.3f} ± {sd:.3f}"
+            row(name, result.validation_accuracy[name], result.accuracy[name], result.epochs.get(name), size)
         )
-    return lines
+    tfidf = result.baselines.get("tfidf_svm")
+    if tfidf is not None:
+        lines.append(row("tfidf_svm", tfidf["validation"], tfidf["test"]))
+        seeds = tfidf["seeds"]
+        if len(seeds) > 1:
+            mean, sd = text_baselines.mean_and_sd(tfidf["draws"])
+            lines.append(
+                f"tfidf_svm over {len(seeds)} label draws (seeds {seeds[0]}-{seeds[-1]}): "
+                f"test {mean:.3f} ± {sd:.3f}"
+            )
+    return "\n".join(lines)
 
 
 @dataclasses.dataclass

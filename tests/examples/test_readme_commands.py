@@ -42,18 +42,26 @@ def write_fixtures(root):
     fixtures.write_text_folders(os.path.join(root, "my_texts"), rows)
 
 
-@pytest.mark.slow
-@pytest.mark.multiprocess
-class ReadmeCommandsTest(TestCase):
-    def test_every_source_kind_has_a_command(self):
-        text = " ".join(readme_commands())
-        for source in ("my_images/", "mnist_idx/", ".npz", ".txt", ".csv", ".jsonl", "my_texts/"):
-            self.assertIn(source, text)
-        for binary in ("pretrain_finetune", "train_gan", "pretrain_minibert", "pretrain_minigpt",
-                       "finetune_minibert", "distill", "train_sentence_embeddings"):
-            self.assertIn(f"examples/{binary}.py", text)
+# The commands in three groups that run side by side (each group's commands
+# in README order: the fine-tuning and distillation commands read the
+# pre-trained and fine-tuned models of the commands before them).
+GROUPS = {
+    "images": ("pretrain_finetune", "train_gan"),
+    "minibert": ("pretrain_minibert", "finetune_minibert", "distill"),
+    "small_text_models": ("pretrain_minigpt", "train_sentence_embeddings"),
+}
 
-    def test_readme_commands_word_for_word(self):
+
+def binary(line):
+    return re.search(r"examples/(\w+)\.py", line).group(1)
+
+
+class ReadmeCommandsCase(TestCase):
+    """Runs the README's commands of one group in a folder of fixtures."""
+
+    group = None
+
+    def run_group(self):
         root = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, root, ignore_errors=True)
         write_fixtures(root)
@@ -61,7 +69,9 @@ class ReadmeCommandsTest(TestCase):
         env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
         for name in ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG"):
             env.pop(name, None)
-        for line in readme_commands():
+        lines = [line for line in readme_commands() if binary(line) in GROUPS[self.group]]
+        self.assertTrue(lines)
+        for line in lines:
             with self.subTest(command=line):
                 argv = shlex.split(line)
                 self.assertEqual(argv[0], "python")
@@ -73,3 +83,43 @@ class ReadmeCommandsTest(TestCase):
                 self.assertRegex(proc.stdout, r"\d\.\d{3}")  # a table of figures
                 model_dir = re.search(r"--model_dir=(\S+)", line).group(1)
                 self.assertTrue(os.path.exists(os.path.join(root, model_dir, "settings.json")))
+
+
+class ReadmeCommandListTest(TestCase):
+    def test_every_source_kind_and_binary_has_a_command(self):
+        lines = readme_commands()
+        text = " ".join(lines)
+        for source in ("my_images/", "mnist_idx/", ".npz", ".txt", ".csv", ".jsonl", "my_texts/"):
+            self.assertIn(source, text)
+        for name in ("pretrain_finetune", "train_gan", "pretrain_minibert", "pretrain_minigpt",
+                     "finetune_minibert", "distill", "train_sentence_embeddings"):
+            self.assertIn(f"examples/{name}.py", text)
+        grouped = {name for names in GROUPS.values() for name in names}
+        self.assertEqual({binary(line) for line in lines} - grouped, set(), "a command no group runs")
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+class ImageCommandsTest(ReadmeCommandsCase):
+    group = "images"
+
+    def test_readme_commands_word_for_word(self):
+        self.run_group()
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+class MiniBERTCommandsTest(ReadmeCommandsCase):
+    group = "minibert"
+
+    def test_readme_commands_word_for_word(self):
+        self.run_group()
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+class SmallTextModelCommandsTest(ReadmeCommandsCase):
+    group = "small_text_models"
+
+    def test_readme_commands_word_for_word(self):
+        self.run_group()

@@ -156,7 +156,7 @@ class MiniGPTTest(TestCase):
         model = tiny_gpt()
         batch = packed_batch(seed=3)
         want = numpy_next_token_loss(model(batch), batch)
-        model.compile(optimizer=keras.optimizers.SGD(0.0))
+        model.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=True)
         self.assertTrue(model.jit_compile)
         result = model.evaluate(batch, batch_size=8, verbose=0, return_dict=True)
         self.assertAllClose(result["loss"], want, atol=1e-5)
