@@ -20,7 +20,7 @@ from absl import flags
 from keras_pt import recipes
 from keras_pt.models.mini_bert import PRESETS
 from keras_pt.recipes import flags as recipe_flags
-from keras_pt.recipes.minibert_pretraining import OBJECTIVES
+from keras_pt.recipes.minibert_pretraining import EMBEDDING_INITS, OBJECTIVES
 from keras_pt.recipes.minibert_pretraining import PretrainMiniBERTConfig as Config
 
 FLAGS = flags.FLAGS
@@ -35,6 +35,12 @@ recipe_flags.define_flag(
     "original or replaced), or contrastive crops (two random spans of a text match "
     "each other against the rest of the batch).",
     OBJECTIVES,
+)
+recipe_flags.define_flag(
+    Config, "embedding_init",
+    "Token embeddings to start from: random, or the corpus's co-occurrence vectors "
+    "(PPMI of tokens sharing a text, truncated SVD; seconds).",
+    EMBEDDING_INITS,
 )
 recipe_flags.define_flag(Config, "sequence_length", "Tokens per packed text, [CLS] and [SEP] included.")
 recipe_flags.define_flag(Config, "vocabulary_size", "The most WordPiece tokens to learn (special tokens included).")

@@ -26,10 +26,12 @@ from keras_pt.recipes.text_common import (
     write_vocabulary,
 )
 from keras_pt.schedules import WarmupLinearDecay
+from keras_pt.utils.cooccurrence_embeddings import cooccurrence_embeddings
 
 MODEL_FILENAME = "mini_bert.keras"
 ELECTRA_FILENAME = "electra.keras"
 OBJECTIVES = ("mlm", "electra", "crops")
+EMBEDDING_INITS = ("random", "ppmi")
 # Contrastive crops: the share of a text's tokens each view keeps, and the
 # InfoNCE temperature (see BUILD_NOTES, "pre-training at small budgets").
 CROP_RATIO = (0.3, 0.7)
@@ -113,6 +115,7 @@ class PretrainMiniBERTConfig:
     model_dir: str = "runs/pretrain_minibert"
     preset: str = "tiny"
     objective: str = "mlm"
+    embedding_init: str = "random"
     sequence_length: int = 128
     vocabulary_size: int = 8192
     vocabulary: object = None
@@ -173,6 +176,12 @@ def pretrain_minibert(config=None, **overrides):
             encoder, two random spans of 30-70% of each text matched
             against the rest of the batch, mean pooling, temperature
             0.05; the MiniBERT is saved, its masked-LM head untrained).
+        embedding_init: str. `"random"` (BERT's truncated normal) or
+            `"ppmi"`: the token embeddings start as the corpus's
+            co-occurrence vectors (`keras_pt.utils.cooccurrence_embeddings`:
+            PPMI of tokens sharing a packed text, truncated SVD to
+            `hidden_dim`; seconds on the host), so the encoder knows which
+            tokens share topics before its first step.
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small
@@ -214,6 +223,10 @@ def pretrain_minibert(config=None, **overrides):
         raise ValueError(f"warmup_fraction must lie in [0, 1); got {c.warmup_fraction}.")
     if c.preset not in PRESETS:
         raise ValueError(f"unknown MiniBERT preset {c.preset!r}; choose one of {', '.join(PRESETS)}.")
+    if c.embedding_init not in EMBEDDING_INITS:
+        raise ValueError(
+            f"unknown embedding_init {c.embedding_init!r}; choose one of {', '.join(EMBEDDING_INITS)}."
+        )
     if c.objective not in OBJECTIVES:
         raise ValueError(
             f"unknown pre-training objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}."
@@ -236,6 +249,13 @@ def pretrain_minibert(config=None, **overrides):
     ).cache()
     unigram_token, unigram_accuracy = unigram_baseline(preprocessor, texts, test_texts)
 
+    # Token vectors from the corpus's co-occurrence counts
+    token_vectors = None
+    if c.embedding_init == "ppmi":
+        token_vectors = corpus_token_vectors(
+            texts, preprocessor, PRESETS[c.preset]["hidden_dim"], seed=c.seed
+        )
+
     # Pre-train by masked-LM (or replaced-token detection, or crops)
     bert = {}  # the MiniBERT that build() makes, whatever trains it
 
@@ -248,6 +268,8 @@ def pretrain_minibert(config=None, **overrides):
             seed=c.seed,
         )
         bert["model"] = model
+        if token_vectors is not None:
+            model.embedding.token_embeddings.assign(token_vectors)
         if c.objective == "electra":
             model = ElectraPretrainer(model, seed=c.seed)
         elif c.objective == "crops":
@@ -301,6 +323,19 @@ def pretrain_minibert(config=None, **overrides):
         files=files,
         objective=c.objective,
         rtd_accuracy=rtd_accuracy,
+    )
+
+
+def corpus_token_vectors(texts, preprocessor, dim, seed=0, batch_size=1024):
+    """`cooccurrence_embeddings` of the packed `texts`: `(vocabulary_size, dim)` float32."""
+    ids = [
+        batch["token_ids"]
+        for batch in texts.batch(batch_size)
+        .map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+        .as_numpy_iterator()
+    ]
+    return cooccurrence_embeddings(
+        ids, preprocessor.tokenizer.vocabulary_size(), dim, seed=seed
     )
 
 

@@ -8,9 +8,10 @@ import keras
 from keras_pt import data as data_lib
 from keras_pt import evaluation
 from keras_pt.evaluation.text_baselines import tfidf_retrieval_accuracy
-from keras_pt.models.mini_bert import MiniBERT
+from keras_pt.models.mini_bert import PRESETS, MiniBERT
 from keras_pt.models.sentence_encoder import SentenceEncoder
 from keras_pt.recipes.context import RunContext, resolve_config
+from keras_pt.recipes.minibert_pretraining import EMBEDDING_INITS, corpus_token_vectors
 from keras_pt.recipes.text_common import (
     build_preprocessor,
     heldout_split,
@@ -89,6 +90,7 @@ class SentenceEmbeddingConfig:
     batch_size: int = 32
     steps: int = 300
     mlm_steps: int = 0
+    embedding_init: str = "random"
     temperature: float = 0.05
     pooling: str = "mean"
     learning_rate: float = 1e-3
@@ -115,15 +117,18 @@ def _heldout_pairs(c):
     return [a.decode("utf-8") for a, _ in heldout], [b.decode("utf-8") for _, b in heldout]
 
 
-def _build(c, preprocessor, strategy):
+def _build(c, preprocessor, strategy, token_vectors=None):
     """`(bert, embedder)`: a MiniBERT (compiled for masked-LM when
-    `mlm_steps`) and the compiled `SentenceEncoder` on its encoder."""
+    `mlm_steps`; its token embeddings `token_vectors` when given) and the
+    compiled `SentenceEncoder` on its encoder."""
     with strategy.scope():
         bert = MiniBERT.from_preset(
             c.preset,
             vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
             **model_shape(c.hidden_dim, c.num_layers, c.dropout, c.sequence_length),
         )
+        if token_vectors is not None:
+            bert.embedding.token_embeddings.assign(token_vectors)
         embedder = SentenceEncoder(
             bert.encoder,
             pooling=c.pooling,
@@ -154,6 +159,7 @@ def train_sentence_embeddings(config=None, **overrides):
             arguments override its fields (the defaults without one).
         objective: str. `"supervised"` or `"unsupervised"`.
         mlm_steps: int. Masked-LM pre-training steps first. Defaults to 0.
+        embedding_init: str. `"random"` or `"ppmi"` (see above).
         views: str. The unsupervised objective's views, `"crop"` or
             `"dropout"` (see `SentenceEncoder`). Defaults to `"crop"`.
         num_candidates: int. Candidates per retrieval query (chance is
@@ -171,6 +177,10 @@ def train_sentence_embeddings(config=None, **overrides):
             f"unknown objective {c.objective!r}; choose 'supervised' (first sentence vs "
             "remainder pairs) or 'unsupervised' (two views of each text, see views=)."
         )
+    if c.embedding_init not in EMBEDDING_INITS:
+        raise ValueError(
+            f"unknown embedding_init {c.embedding_init!r}; choose one of {', '.join(EMBEDDING_INITS)}."
+        )
     start = time.perf_counter()
     ctx = RunContext("train_sentence_embeddings", config)
     strategy = ctx.strategy
@@ -180,7 +190,11 @@ def train_sentence_embeddings(config=None, **overrides):
     pairs = data_lib.load_sentence_pairs(c.dataset, data_lib.text_dataset_spec(c.dataset).pretraining_split,
                                          c.data_dir)
     queries, candidates = _heldout_pairs(c)
-    bert, embedder = _build(c, preprocessor, strategy)
+    token_vectors = None
+    if c.embedding_init == "ppmi":
+        hidden_dim = c.hidden_dim or PRESETS[c.preset]["hidden_dim"]
+        token_vectors = corpus_token_vectors(texts, preprocessor, hidden_dim, seed=c.seed)
+    bert, embedder = _build(c, preprocessor, strategy, token_vectors)
     common = dict(
         batch_size=c.batch_size,
         scale_batch_size=ctx.scale_batch_size,
