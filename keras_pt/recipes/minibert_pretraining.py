@@ -115,12 +115,12 @@ class PretrainMiniBERTConfig:
     model_dir: str = "runs/pretrain_minibert"
     preset: str = "tiny"
     objective: str = "mlm"
-    embedding_init: str = "random"
+    embedding_init: str = "ppmi"
     sequence_length: int = 128
     vocabulary_size: int = 8192
     vocabulary: object = None
     batch_size: int = 32
-    steps: int = 6000
+    steps: int = 0
     learning_rate: float = 1e-3
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
@@ -176,12 +176,13 @@ def pretrain_minibert(config=None, **overrides):
             encoder, two random spans of 30-70% of each text matched
             against the rest of the batch, mean pooling, temperature
             0.05; the MiniBERT is saved, its masked-LM head untrained).
-        embedding_init: str. `"random"` (BERT's truncated normal) or
-            `"ppmi"`: the token embeddings start as the corpus's
+        embedding_init: str. `"ppmi"` (the default): the token embeddings
+            start as the corpus's
             co-occurrence vectors (`keras_pt.utils.cooccurrence_embeddings`:
             PPMI of tokens sharing a packed text, truncated SVD to
             `hidden_dim`; seconds on the host), so the encoder knows which
-            tokens share topics before its first step.
+            tokens share topics before its first step; or `"random"`
+            (BERT's truncated normal).
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small
@@ -194,6 +195,10 @@ def pretrain_minibert(config=None, **overrides):
             tokens).
         batch_size: int. Global batch size.
         steps: int. Optimizer steps (an epoch is one pass over the text).
+            0 (the default, with `embedding_init="ppmi"`): the
+            co-occurrence vectors alone, no gradient step (the rest of the
+            network random, `mlm_accuracy` NaN): what measured best at
+            budgets of minutes (BUILD_NOTES, "Issue 13").
         learning_rate: float. Peak AdamW learning rate.
         warmup_fraction: float. Share of `steps` spent warming up.
         weight_decay: float. AdamW weight decay.
@@ -218,7 +223,12 @@ def pretrain_minibert(config=None, **overrides):
     """
     config = resolve_config(PretrainMiniBERTConfig, config, overrides)
     c = config
-    check_positive(sequence_length=c.sequence_length, batch_size=c.batch_size, steps=c.steps)
+    check_positive(sequence_length=c.sequence_length, batch_size=c.batch_size)
+    if c.steps < 0 or (c.steps == 0 and c.embedding_init != "ppmi"):
+        raise ValueError(
+            f"steps must be a positive int (or 0 with embedding_init='ppmi': the co-occurrence "
+            f"vectors alone); got {c.steps} with embedding_init={c.embedding_init!r}."
+        )
     if not 0.0 <= c.warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must lie in [0, 1); got {c.warmup_fraction}.")
     if c.preset not in PRESETS:
@@ -282,7 +292,9 @@ def pretrain_minibert(config=None, **overrides):
                 crop_ratio=CROP_RATIO,
                 seed=c.seed,
             )
-        schedule = WarmupLinearDecay(c.learning_rate, c.steps, int(c.warmup_fraction * c.steps))
+        schedule = WarmupLinearDecay(
+            c.learning_rate, max(c.steps, 1), int(c.warmup_fraction * c.steps)
+        )
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay, epsilon=1e-6)
         )
@@ -294,17 +306,22 @@ def pretrain_minibert(config=None, **overrides):
             tf.data.AUTOTUNE
         )
 
-    trained = ctx.train(
-        "pretrain",
-        build,
-        dataset_fn,
-        batch_size=c.batch_size,
-        steps=c.steps,
-        scale_batch_size=ctx.scale_batch_size,
-        scale_learning_rate=ctx.scale_batch_size,
-        checkpoint_every=ctx.checkpoint_every,
-    )
-    model = trained.model
+    if c.steps:
+        trained = ctx.train(
+            "pretrain",
+            build,
+            dataset_fn,
+            batch_size=c.batch_size,
+            steps=c.steps,
+            scale_batch_size=ctx.scale_batch_size,
+            scale_learning_rate=ctx.scale_batch_size,
+            checkpoint_every=ctx.checkpoint_every,
+        )
+        model, steps_taken = trained.model, trained.step
+    else:  # the co-occurrence vectors alone, no gradient step
+        with ctx.strategy.scope():
+            model = build()
+        steps_taken = 0
     files = {}
     rtd_accuracy = None
     if c.objective == "electra":
@@ -315,10 +332,12 @@ def pretrain_minibert(config=None, **overrides):
     return PretrainResult(
         model_path=model_path,
         vocabulary_size=len(vocabulary),
-        mlm_accuracy=float("nan") if c.objective == "crops" else mlm_accuracy(model, test),
+        mlm_accuracy=(
+            float("nan") if c.objective == "crops" or not steps_taken else mlm_accuracy(model, test)
+        ),
         unigram_accuracy=unigram_accuracy,
         unigram_token=unigram_token,
-        steps=trained.step,
+        steps=steps_taken,
         seconds=time.perf_counter() - start,
         files=files,
         objective=c.objective,

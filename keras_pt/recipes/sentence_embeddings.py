@@ -90,7 +90,7 @@ class SentenceEmbeddingConfig:
     batch_size: int = 32
     steps: int = 300
     mlm_steps: int = 0
-    embedding_init: str = "random"
+    embedding_init: str = "ppmi"
     temperature: float = 0.05
     pooling: str = "mean"
     learning_rate: float = 1e-3
@@ -159,7 +159,8 @@ def train_sentence_embeddings(config=None, **overrides):
             arguments override its fields (the defaults without one).
         objective: str. `"supervised"` or `"unsupervised"`.
         mlm_steps: int. Masked-LM pre-training steps first. Defaults to 0.
-        embedding_init: str. `"random"` or `"ppmi"` (see above).
+        embedding_init: str. `"ppmi"` (the default, see above) or
+            `"random"`.
         views: str. The unsupervised objective's views, `"crop"` or
             `"dropout"` (see `SentenceEncoder`). Defaults to `"crop"`.
         num_candidates: int. Candidates per retrieval query (chance is

@@ -98,7 +98,8 @@ def cooccurrence_embeddings(token_ids, vocabulary_size, dim, alpha=0.75, row_nor
         token_ids: int array `(num_texts, sequence_length)` of packed texts,
             or an iterable of them.
         vocabulary_size: int. Rows of the result.
-        dim: int. Columns (an embedding's `hidden_dim`).
+        dim: int. Columns (an embedding's `hidden_dim`); beyond
+            `vocabulary_size - 1` they are 0 (rank of the SVD).
         alpha: float. Context-distribution smoothing. Defaults to 0.75.
         row_norm: float. Mean L2 norm of the rows of seen tokens. Defaults to 1.
         seed: int. Seed of the SVD's random projection and the vectors of
@@ -109,11 +110,13 @@ def cooccurrence_embeddings(token_ids, vocabulary_size, dim, alpha=0.75, row_nor
     """
     from sklearn.utils.extmath import randomized_svd
 
-    if dim < 1 or dim >= vocabulary_size:
-        raise ValueError(f"dim must lie in [1, vocabulary_size); got {dim} for {vocabulary_size}.")
+    if dim < 1 or vocabulary_size < 2:
+        raise ValueError(f"need dim >= 1 and vocabulary_size >= 2; got {dim} and {vocabulary_size}.")
     matrix = ppmi(cooccurrence_counts(token_ids, vocabulary_size), alpha=alpha)
-    u, s, _ = randomized_svd(matrix, dim, random_state=seed)
-    vectors = u * np.sqrt(s)  # (vocabulary, dim)
+    rank = min(dim, vocabulary_size - 1)  # a small vocabulary: the rest of the columns 0
+    u, s, _ = randomized_svd(matrix, rank, random_state=seed)
+    vectors = np.zeros((vocabulary_size, dim))
+    vectors[:, :rank] = u * np.sqrt(s)  # (vocabulary, dim)
     norms = np.linalg.norm(vectors, axis=1)
     seen = norms > 1e-8
     if not seen.any():

@@ -86,6 +86,28 @@ class PretrainingObjectivesTest(TestCase):
 
         self.assertGreater(cosine("socket", "connection"), cosine("socket", "decimal"))
 
+    @pytest.mark.slow
+    def test_zero_steps_keep_the_cooccurrence_vectors(self):
+        result = recipes.pretrain_minibert(
+            model_dir=tempfile.mkdtemp(),
+            strategy="default",
+            embedding_init="ppmi",
+            sequence_length=32,
+            vocabulary_size=2000,
+            steps=0,
+            verbose=0,
+        )
+        self.assertEqual(result.steps, 0)
+        self.assertTrue(0.0 <= result.mlm_accuracy <= 1.0)
+        bert = keras.saving.load_model(result.model_path)
+        texts = keras_pt.data.load_pretraining_texts("stdlib_docs")
+        expected = corpus_token_vectors(texts, bert.preprocessor, bert.hidden_dim)
+        self.assertAllClose(keras.ops.convert_to_numpy(bert.embedding.token_embeddings), expected)
+
+    def test_zero_steps_need_the_cooccurrence_vectors(self):
+        with self.assertRaisesRegex(ValueError, "steps must be a positive int"):
+            recipes.pretrain_minibert(model_dir=tempfile.mkdtemp(), embedding_init="random", steps=0)
+
     def test_unknown_embedding_init(self):
         with self.assertRaisesRegex(ValueError, "embedding_init 'glove'"):
             recipes.pretrain_minibert(model_dir=tempfile.mkdtemp(), embedding_init="glove", steps=1)

@@ -68,10 +68,17 @@ class CooccurrenceEmbeddingsTest(TestCase):
         # Tokens never seen (special ones, 25-29) get small random vectors.
         self.assertLess(np.linalg.norm(vectors[25:], axis=1).max(), 0.5)
 
+    def test_a_vocabulary_smaller_than_dim(self):
+        ids = np.array([[2, 5, 6, 7, 3], [2, 6, 7, 8, 3], [2, 5, 8, 3, 0]])
+        vectors = cooccurrence_embeddings(ids, 9, dim=16)
+        self.assertEqual(vectors.shape, (9, 16))
+        self.assertTrue(np.all(np.isfinite(vectors)))
+        self.assertAllClose(vectors[5:, 8:], np.zeros((4, 8)))  # seen tokens: rank 8
+
     def test_bad_inputs(self):
         with self.assertRaisesRegex(ValueError, "outside a vocabulary"):
             cooccurrence_counts(np.array([[5, 40]]), 10)
-        with self.assertRaisesRegex(ValueError, "dim must lie"):
-            cooccurrence_embeddings(np.array([[5, 6]]), 10, dim=10)
+        with self.assertRaisesRegex(ValueError, "need dim >= 1"):
+            cooccurrence_embeddings(np.array([[5, 6]]), 10, dim=0)
         with self.assertRaisesRegex(ValueError, "all zero"):
             cooccurrence_embeddings(np.array([[2, 5, 3]]), 10, dim=2)
