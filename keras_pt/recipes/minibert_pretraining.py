@@ -1,9 +1,11 @@
-"""MiniBERT pre-training by masked-LM (`pretrain_minibert`).
+"""MiniBERT pre-training (`pretrain_minibert`).
 
 Learns a WordPiece vocabulary from a text corpus, builds a `MiniBERT` (a
-preset shape, a fixed `sequence_length`), pre-trains it by masked-LM and
-saves it as a `.keras` file with its preprocessor (and so its vocabulary)
-inside, beside the unigram baseline's held-out accuracy.
+preset shape, a fixed `sequence_length`) whose token embeddings start as
+the corpus's co-occurrence vectors (PPMI + SVD, the default), optionally
+pre-trains it by masked-LM, ELECTRA or contrastive crops, and saves it as
+a `.keras` file with its preprocessor (and so its vocabulary) inside,
+beside the unigram baseline's held-out accuracy.
 """
 
 import dataclasses
@@ -177,12 +179,11 @@ def pretrain_minibert(config=None, **overrides):
             against the rest of the batch, mean pooling, temperature
             0.05; the MiniBERT is saved, its masked-LM head untrained).
         embedding_init: str. `"ppmi"` (the default): the token embeddings
-            start as the corpus's
-            co-occurrence vectors (`keras_pt.utils.cooccurrence_embeddings`:
-            PPMI of tokens sharing a packed text, truncated SVD to
-            `hidden_dim`; seconds on the host), so the encoder knows which
-            tokens share topics before its first step; or `"random"`
-            (BERT's truncated normal).
+            start as the corpus's co-occurrence vectors
+            (`keras_pt.utils.cooccurrence_embeddings`: PPMI of tokens
+            sharing a packed text, truncated SVD to `hidden_dim`; seconds
+            on the host), so the encoder knows which tokens share topics
+            before its first step; or `"random"` (BERT's truncated normal).
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small

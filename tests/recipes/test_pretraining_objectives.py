@@ -98,7 +98,7 @@ class PretrainingObjectivesTest(TestCase):
             verbose=0,
         )
         self.assertEqual(result.steps, 0)
-        self.assertTrue(0.0 <= result.mlm_accuracy <= 1.0)
+        self.assertTrue(math.isnan(result.mlm_accuracy))  # no masked-LM was trained
         bert = keras.saving.load_model(result.model_path)
         texts = keras_pt.data.load_pretraining_texts("stdlib_docs")
         expected = corpus_token_vectors(texts, bert.preprocessor, bert.hidden_dim)
