@@ -39,6 +39,7 @@ from keras_pt import ElectraPretrainer, MiniBERT, SentenceEncoder, recipes  # no
 from keras_pt import data as data_lib  # noqa: E402
 from keras_pt.layers import MiniBERTPreprocessor, WordPieceTokenizer  # noqa: E402
 from keras_pt.schedules import WarmupLinearDecay  # noqa: E402
+from keras_pt.utils.cooccurrence_embeddings import cooccurrence_embeddings  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "stdlib_docs", "A keras_pt.data.TEXT_DATASETS name.")
@@ -51,6 +52,11 @@ flags.DEFINE_integer("batch_size", 32, "Pre-training batch size.")
 flags.DEFINE_integer("steps", 1000, "Pre-training steps.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate (10% warm-up, linear decay).")
 flags.DEFINE_float("dropout", 0.1, "Encoder dropout.")
+flags.DEFINE_enum(
+    "embedding_init", "random", ["random", "ppmi"],
+    "Token embeddings: random, or PPMI + SVD of the corpus's co-occurrence counts.",
+)
+flags.DEFINE_float("finetune_learning_rate", 1e-3, "finetune_minibert's learning rate.")
 flags.DEFINE_bool("jit_compile", False, "Compile the pre-training step with XLA.")
 flags.DEFINE_integer("labels_per_class", 20, "Labels per class for the probe and fine-tuning.")
 flags.DEFINE_list("probe_seeds", ["0", "1", "2"], "Label draws of the linear probe.")
@@ -107,6 +113,12 @@ def main(argv):
         seed=0,
     )
     bert.compile(optimizer="adam")  # for the held-out masked-LM accuracy
+    if FLAGS.embedding_init == "ppmi":
+        began = time.time()
+        ids = [b["token_ids"] for b in texts.batch(1024).map(preprocessor).as_numpy_iterator()]
+        vectors = cooccurrence_embeddings(ids, len(vocabulary), bert.hidden_dim)
+        bert.embedding.token_embeddings.assign(vectors)
+        print(json.dumps({"ppmi_seconds": time.time() - began}), flush=True)
     trainer = bert
     if FLAGS.objective == "electra":
         trainer = ElectraPretrainer(bert, seed=0)
@@ -114,7 +126,7 @@ def main(argv):
         trainer = SentenceEncoder(
             bert.encoder, pooling="mean", temperature=0.05, views="crop", crop_ratio=(0.3, 0.7), seed=0
         )
-    schedule = WarmupLinearDecay(FLAGS.learning_rate, FLAGS.steps, int(0.1 * FLAGS.steps))
+    schedule = WarmupLinearDecay(FLAGS.learning_rate, max(FLAGS.steps, 1), int(0.1 * FLAGS.steps))
     trainer.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, epsilon=1e-6),
         jit_compile=True if FLAGS.jit_compile else "auto",
@@ -127,7 +139,8 @@ def main(argv):
         .prefetch(4)
     )
     began = time.time()
-    trainer.fit(batches, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0)
+    if FLAGS.steps:
+        trainer.fit(batches, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0)
     result = {"pretrain_seconds": time.time() - began}
     heldout = (
         data_lib.load_text_dataset(FLAGS.dataset, "test", FLAGS.data_dir)
@@ -158,6 +171,7 @@ def main(argv):
             data_dir=FLAGS.data_dir,
             model_dir=os.path.join(FLAGS.out, f"finetune_{seed}"),
             labels_per_class=FLAGS.labels_per_class,
+            learning_rate=FLAGS.finetune_learning_rate,
             seed=seed,
             export=False,
             baseline_draws=1,

@@ -41,6 +41,11 @@ recipe_flags.define_flag(Config, "vocabulary_size", "WordPiece vocabulary size, 
 flags.DEFINE_integer("vocabulary_texts", None, "Learn the vocabulary from at most this many texts.")
 recipe_flags.define_flag(Config, "sequence_length", "Packed length of each text.")
 recipe_flags.define_flag(Config, "steps", "Contrastive training steps.")
+recipe_flags.define_flag(
+    Config, "embedding_init",
+    "Token embeddings to start from: random, or the corpus's co-occurrence vectors (PPMI + SVD).",
+    ["random", "ppmi"],
+)
 recipe_flags.define_flag(Config, "mlm_steps", "Masked-LM pre-training steps before (0: none).")
 recipe_flags.define_flag(Config, "temperature", "Temperature of the cosine similarities.")
 recipe_flags.define_flag(Config, "pooling", "How token states become one vector.", ["mean", "first_token", "pooled"])

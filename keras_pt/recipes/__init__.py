@@ -12,7 +12,7 @@ first.
 |---|---|---|
 | `pretrain_finetune` (image encoder, MLP and SVM heads) | `PretrainFinetuneConfig` | `examples/pretrain_finetune.py` |
 | `train_gan` (GAN, Fréchet distance, feature probe) | `GANConfig` | `examples/train_gan.py` |
-| `pretrain_minibert` (masked-LM) | `PretrainMiniBERTConfig` | `examples/pretrain_minibert.py` |
+| `pretrain_minibert` (PPMI vectors; MLM, ELECTRA, crops) | `PretrainMiniBERTConfig` | `examples/pretrain_minibert.py` |
 | `finetune_minibert` (few-label classifier) | `FinetuneConfig` | `examples/finetune_minibert.py` |
 | `distill_minibert` (knowledge distillation) | `DistillConfig` | `examples/distill.py` |
 | `pretrain_minigpt` (causal LM) | `MiniGPTConfig` | `examples/pretrain_minigpt.py` |

@@ -1,9 +1,11 @@
-"""MiniBERT pre-training by masked-LM (`pretrain_minibert`).
+"""MiniBERT pre-training (`pretrain_minibert`).
 
 Learns a WordPiece vocabulary from a text corpus, builds a `MiniBERT` (a
-preset shape, a fixed `sequence_length`), pre-trains it by masked-LM and
-saves it as a `.keras` file with its preprocessor (and so its vocabulary)
-inside, beside the unigram baseline's held-out accuracy.
+preset shape, a fixed `sequence_length`) whose token embeddings start as
+the corpus's co-occurrence vectors (PPMI + SVD, the default), optionally
+pre-trains it by masked-LM, ELECTRA or contrastive crops, and saves it as
+a `.keras` file with its preprocessor (and so its vocabulary) inside,
+beside the unigram baseline's held-out accuracy.
 """
 
 import dataclasses
@@ -26,10 +28,12 @@ from keras_pt.recipes.text_common import (
     write_vocabulary,
 )
 from keras_pt.schedules import WarmupLinearDecay
+from keras_pt.utils.cooccurrence_embeddings import cooccurrence_embeddings
 
 MODEL_FILENAME = "mini_bert.keras"
 ELECTRA_FILENAME = "electra.keras"
 OBJECTIVES = ("mlm", "electra", "crops")
+EMBEDDING_INITS = ("random", "ppmi")
 # Contrastive crops: the share of a text's tokens each view keeps, and the
 # InfoNCE temperature (see BUILD_NOTES, "pre-training at small budgets").
 CROP_RATIO = (0.3, 0.7)
@@ -110,10 +114,11 @@ class PretrainMiniBERTConfig(RunConfig):
     model_dir: str = "runs/pretrain_minibert"
     preset: str = "tiny"
     objective: str = "mlm"
+    embedding_init: str = "ppmi"
     sequence_length: int = 128
     vocabulary_size: int = 8192
     vocabulary: object = None
-    steps: int = 6000
+    steps: int = 0
     learning_rate: float = 1e-3
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
@@ -121,19 +126,29 @@ class PretrainMiniBERTConfig(RunConfig):
 
 
 def _check_settings(c):
-    check_positive(sequence_length=c.sequence_length, batch_size=c.batch_size, steps=c.steps)
+    check_positive(sequence_length=c.sequence_length, batch_size=c.batch_size)
+    if c.steps < 0 or (c.steps == 0 and c.embedding_init != "ppmi"):
+        raise ValueError(
+            f"steps must be a positive int (or 0 with embedding_init='ppmi': the co-occurrence "
+            f"vectors alone); got {c.steps} with embedding_init={c.embedding_init!r}."
+        )
     if not 0.0 <= c.warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must lie in [0, 1); got {c.warmup_fraction}.")
     if c.preset not in PRESETS:
         raise ValueError(f"unknown MiniBERT preset {c.preset!r}; choose one of {', '.join(PRESETS)}.")
+    if c.embedding_init not in EMBEDDING_INITS:
+        raise ValueError(
+            f"unknown embedding_init {c.embedding_init!r}; choose one of {', '.join(EMBEDDING_INITS)}."
+        )
     if c.objective not in OBJECTIVES:
         raise ValueError(
             f"unknown pre-training objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}."
         )
 
 
-def _build_pretrainer(c, preprocessor):
-    """`(MiniBERT, the compiled model that pre-trains it)` for `c.objective`."""
+def _build_pretrainer(c, preprocessor, token_vectors=None):
+    """`(MiniBERT, the compiled model that pre-trains it)` for `c.objective`,
+    the MiniBERT's token embeddings set to `token_vectors` if given."""
     bert = MiniBERT.from_preset(
         c.preset,
         preprocessor=preprocessor,
@@ -141,6 +156,8 @@ def _build_pretrainer(c, preprocessor):
         dropout=c.dropout,
         seed=c.seed,
     )
+    if token_vectors is not None:
+        bert.embedding.token_embeddings.assign(token_vectors)
     model = bert
     if c.objective == "electra":
         model = ElectraPretrainer(bert, seed=c.seed)
@@ -154,7 +171,7 @@ def _build_pretrainer(c, preprocessor):
             crop_ratio=CROP_RATIO,
             seed=c.seed,
         )
-    schedule = WarmupLinearDecay(c.learning_rate, c.steps, int(c.warmup_fraction * c.steps))
+    schedule = WarmupLinearDecay(c.learning_rate, max(c.steps, 1), int(c.warmup_fraction * c.steps))
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=c.weight_decay, epsilon=1e-6))
     return bert, model
 
@@ -202,6 +219,12 @@ def pretrain_minibert(config=None, **overrides):
             encoder, two random spans of 30-70% of each text matched
             against the rest of the batch, mean pooling, temperature
             0.05; the MiniBERT is saved, its masked-LM head untrained).
+        embedding_init: str. `"ppmi"` (the default): the token embeddings
+            start as the corpus's co-occurrence vectors
+            (`keras_pt.utils.cooccurrence_embeddings`: PPMI of tokens
+            sharing a packed text, truncated SVD to `hidden_dim`; seconds
+            on the host), so the encoder knows which tokens share topics
+            before its first step; or `"random"` (BERT's truncated normal).
         sequence_length: int. Tokens per packed text, `[CLS]`/`[SEP]`
             included; longer texts are truncated.
         vocabulary_size: int. The most WordPiece tokens to learn. A small
@@ -214,6 +237,10 @@ def pretrain_minibert(config=None, **overrides):
             tokens).
         batch_size: int. Global batch size.
         steps: int. Optimizer steps (an epoch is one pass over the text).
+            0 (the default, with `embedding_init="ppmi"`): the
+            co-occurrence vectors alone, no gradient step (the rest of the
+            network random, `mlm_accuracy` NaN): what measured best at
+            budgets of minutes (BUILD_NOTES, "Issue 13").
         learning_rate: float. Peak AdamW learning rate.
         warmup_fraction: float. Share of `steps` spent warming up.
         weight_decay: float. AdamW weight decay.
@@ -257,11 +284,18 @@ def pretrain_minibert(config=None, **overrides):
     ).cache()
     unigram_token, unigram_accuracy = unigram_baseline(preprocessor, texts, test_texts)
 
+    # Token vectors from the corpus's co-occurrence counts
+    token_vectors = None
+    if c.embedding_init == "ppmi":
+        token_vectors = corpus_token_vectors(
+            texts, preprocessor, PRESETS[c.preset]["hidden_dim"], seed=c.seed
+        )
+
     # Pre-train by masked-LM (or replaced-token detection, or crops)
     bert = {}  # the MiniBERT that build() makes, whatever trains it
 
     def build():  # in the strategy's scope
-        bert["model"], model = _build_pretrainer(c, preprocessor)
+        bert["model"], model = _build_pretrainer(c, preprocessor, token_vectors)
         return model
 
     def dataset_fn(epoch, batch_size, seed):  # the same (epoch, seed), the same batches
@@ -270,17 +304,22 @@ def pretrain_minibert(config=None, **overrides):
             tf.data.AUTOTUNE
         )
 
-    trained = ctx.train(
-        "pretrain",
-        build,
-        dataset_fn,
-        batch_size=c.batch_size,
-        steps=c.steps,
-        scale_batch_size=ctx.scale_batch_size,
-        scale_learning_rate=ctx.scale_batch_size,
-        checkpoint_every=ctx.checkpoint_every,
-    )
-    model = trained.model
+    if c.steps:
+        trained = ctx.train(
+            "pretrain",
+            build,
+            dataset_fn,
+            batch_size=c.batch_size,
+            steps=c.steps,
+            scale_batch_size=ctx.scale_batch_size,
+            scale_learning_rate=ctx.scale_batch_size,
+            checkpoint_every=ctx.checkpoint_every,
+        )
+        model, steps_taken = trained.model, trained.step
+    else:  # the co-occurrence vectors alone, no gradient step
+        with ctx.strategy.scope():
+            model = build()
+        steps_taken = 0
     files = {}
     rtd_accuracy = None
     if c.objective == "electra":
@@ -291,14 +330,29 @@ def pretrain_minibert(config=None, **overrides):
     return PretrainResult(
         model_path=model_path,
         vocabulary_size=len(vocabulary),
-        mlm_accuracy=float("nan") if c.objective == "crops" else mlm_accuracy(model, test),
+        mlm_accuracy=(
+            float("nan") if c.objective == "crops" or not steps_taken else mlm_accuracy(model, test)
+        ),
         unigram_accuracy=unigram_accuracy,
         unigram_token=unigram_token,
-        steps=trained.step,
+        steps=steps_taken,
         seconds=time.perf_counter() - start,
         files=files,
         objective=c.objective,
         rtd_accuracy=rtd_accuracy,
+    )
+
+
+def corpus_token_vectors(texts, preprocessor, dim, seed=0, batch_size=1024):
+    """`cooccurrence_embeddings` of the packed `texts`: `(vocabulary_size, dim)` float32."""
+    ids = [
+        batch["token_ids"]
+        for batch in texts.batch(batch_size)
+        .map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+        .as_numpy_iterator()
+    ]
+    return cooccurrence_embeddings(
+        ids, preprocessor.tokenizer.vocabulary_size(), dim, seed=seed
     )
 
 

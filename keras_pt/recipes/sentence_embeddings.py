@@ -8,9 +8,10 @@ import keras
 from keras_pt import data as data_lib
 from keras_pt import evaluation
 from keras_pt.evaluation.text_baselines import tfidf_retrieval_accuracy
-from keras_pt.models.mini_bert import MiniBERT
+from keras_pt.models.mini_bert import PRESETS, MiniBERT
 from keras_pt.models.sentence_encoder import SentenceEncoder
 from keras_pt.recipes.context import RunContext, resolve_config
+from keras_pt.recipes.minibert_pretraining import EMBEDDING_INITS, corpus_token_vectors
 from keras_pt.recipes.text_common import (
     SmallTextModelConfig,
     build_preprocessor,
@@ -76,6 +77,7 @@ class SentenceEmbeddingConfig(SmallTextModelConfig):
     model_dir: str = "runs/sentence_embeddings"
     objective: str = "supervised"
     mlm_steps: int = 0
+    embedding_init: str = "ppmi"
     temperature: float = 0.05
     pooling: str = "mean"
     num_candidates: int = 32
@@ -95,15 +97,18 @@ def _heldout_pairs(c):
     return [a.decode("utf-8") for a, _ in heldout], [b.decode("utf-8") for _, b in heldout]
 
 
-def _build(c, preprocessor, strategy):
+def _build(c, preprocessor, strategy, token_vectors=None):
     """`(bert, embedder)`: a MiniBERT (compiled for masked-LM when
-    `mlm_steps`) and the compiled `SentenceEncoder` on its encoder."""
+    `mlm_steps`; its token embeddings `token_vectors` when given) and the
+    compiled `SentenceEncoder` on its encoder."""
     with strategy.scope():
         bert = MiniBERT.from_preset(
             c.preset,
             vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
             **model_shape(c.hidden_dim, c.num_layers, c.dropout, c.sequence_length),
         )
+        if token_vectors is not None:
+            bert.embedding.token_embeddings.assign(token_vectors)
         embedder = SentenceEncoder(
             bert.encoder,
             pooling=c.pooling,
@@ -116,6 +121,18 @@ def _build(c, preprocessor, strategy):
         if c.mlm_steps:
             bert.compile(optimizer=keras.optimizers.AdamW(c.learning_rate, weight_decay=0.01))
     return bert, embedder
+
+
+def _check_settings(c):
+    if c.objective not in ("supervised", "unsupervised"):
+        raise ValueError(
+            f"unknown objective {c.objective!r}; choose 'supervised' (first sentence vs "
+            "remainder pairs) or 'unsupervised' (two views of each text, see views=)."
+        )
+    if c.embedding_init not in EMBEDDING_INITS:
+        raise ValueError(
+            f"unknown embedding_init {c.embedding_init!r}; choose one of {', '.join(EMBEDDING_INITS)}."
+        )
 
 
 def train_sentence_embeddings(config=None, **overrides):
@@ -134,6 +151,8 @@ def train_sentence_embeddings(config=None, **overrides):
             arguments override its fields (the defaults without one).
         objective: str. `"supervised"` or `"unsupervised"`.
         mlm_steps: int. Masked-LM pre-training steps first. Defaults to 0.
+        embedding_init: str. `"ppmi"` (the default, see above) or
+            `"random"`.
         views: str. The unsupervised objective's views, `"crop"` or
             `"dropout"` (see `SentenceEncoder`). Defaults to `"crop"`.
         num_candidates: int. Candidates per retrieval query (chance is
@@ -146,11 +165,7 @@ def train_sentence_embeddings(config=None, **overrides):
     """
     config = resolve_config(SentenceEmbeddingConfig, config, overrides)
     c = config
-    if c.objective not in ("supervised", "unsupervised"):
-        raise ValueError(
-            f"unknown objective {c.objective!r}; choose 'supervised' (first sentence vs "
-            "remainder pairs) or 'unsupervised' (two views of each text, see views=)."
-        )
+    _check_settings(c)
     start = time.perf_counter()
     ctx = RunContext("train_sentence_embeddings", config)
     strategy = ctx.strategy
@@ -160,7 +175,11 @@ def train_sentence_embeddings(config=None, **overrides):
     pairs = data_lib.load_sentence_pairs(c.dataset, data_lib.text_dataset_spec(c.dataset).pretraining_split,
                                          c.data_dir)
     queries, candidates = _heldout_pairs(c)
-    bert, embedder = _build(c, preprocessor, strategy)
+    token_vectors = None
+    if c.embedding_init == "ppmi":
+        hidden_dim = c.hidden_dim or PRESETS[c.preset]["hidden_dim"]
+        token_vectors = corpus_token_vectors(texts, preprocessor, hidden_dim, seed=c.seed)
+    bert, embedder = _build(c, preprocessor, strategy, token_vectors)
     common = dict(
         batch_size=c.batch_size,
         scale_batch_size=ctx.scale_batch_size,
