@@ -50,7 +50,6 @@ def num_halvings(height, width, min_size=4, max_halvings=4):
     return count
 
 
-
 def fixed_latents(num_samples, latent_dim, num_classes=None, seed=0):
     """`(latents (num_samples, latent_dim) float32, labels or None)`: fixed
     standard-normal latent vectors (the same for the same seed) and, for a

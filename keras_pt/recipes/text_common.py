@@ -14,6 +14,7 @@ from keras_pt.recipes.context import RunConfig
 
 VOCABULARY_FILENAME = "vocabulary.txt"
 
+
 @dataclasses.dataclass
 class TextClassifierConfig(RunConfig):
     """The settings of the recipes that train text classifiers on a few
@@ -41,6 +42,7 @@ class TextClassifierConfig(RunConfig):
             patience=self.patience,
             **sizes,
         )
+
 
 @dataclasses.dataclass
 class SmallTextModelConfig(RunConfig):
