@@ -28,12 +28,50 @@ from keras_pt.models.text_model import (  # noqa: F401
     text_dataset,
 )
 
-def _build_encoder(embedding, transformer_layers, pooled_dense):
+
+def _build_encoder(model, seed):
+    """The functional encoder of `model`'s config: embeddings, transformer
+    blocks and the tanh pooler over [CLS]."""
+
+    # Dropout seeds derived from `seed`, so two models built with the same
+    # seed train identically.
+    def sub_seed(offset):
+        return None if seed is None else int(seed) + offset
+
+    embedding = BertEmbedding(
+        vocabulary_size=model.vocabulary_size,
+        hidden_dim=model.hidden_dim,
+        max_sequence_length=model.max_sequence_length,
+        num_segments=model.num_segments,
+        dropout=model.dropout,
+        seed=sub_seed(1),
+        dtype=model.dtype_policy,
+        name="embedding",
+    )
+    blocks = [
+        TransformerEncoderBlock(
+            num_heads=model.num_heads,
+            intermediate_dim=model.intermediate_dim,
+            dropout=model.dropout,
+            activation=model.activation,
+            seed=sub_seed(2 + i),
+            dtype=model.dtype_policy,
+            name=f"transformer_layer_{i}",
+        )
+        for i in range(model.num_layers)
+    ]
+    pooled_dense = keras.layers.Dense(
+        model.hidden_dim,
+        activation="tanh",
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        dtype=model.dtype_policy,
+        name="pooled_dense",
+    )
     inputs = {
         name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_KEYS
     }
     x = embedding(inputs["token_ids"], inputs["segment_ids"])  # (batch, seq, hidden)
-    for block in transformer_layers:
+    for block in blocks:
         x = block(x, padding_mask=inputs["padding_mask"])  # (batch, seq, hidden)
     pooled = pooled_dense(x[:, 0, :])  # (batch, hidden): tanh(W·h_[CLS] + b)
     return keras.Model(
@@ -192,41 +230,7 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
         self.seed = seed
 
         # === Layers ===
-        # Dropout seeds derived from `seed`, so two models built with the same
-        # seed train identically.
-        def sub_seed(offset):
-            return None if seed is None else int(seed) + offset
-
-        embedding = BertEmbedding(
-            vocabulary_size=self.vocabulary_size,
-            hidden_dim=hidden_dim,
-            max_sequence_length=self.max_sequence_length,
-            num_segments=self.num_segments,
-            dropout=self.dropout,
-            seed=sub_seed(1),
-            dtype=self.dtype_policy,
-            name="embedding",
-        )
-        blocks = [
-            TransformerEncoderBlock(
-                num_heads=num_heads,
-                intermediate_dim=intermediate_dim,
-                dropout=self.dropout,
-                activation=activation,
-                seed=sub_seed(2 + i),
-                dtype=self.dtype_policy,
-                name=f"transformer_layer_{i}",
-            )
-            for i in range(self.num_layers)
-        ]
-        pooled_dense = keras.layers.Dense(
-            hidden_dim,
-            activation="tanh",
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=self.dtype_policy,
-            name="pooled_dense",
-        )
-        self.encoder = _build_encoder(embedding, blocks, pooled_dense)
+        self.encoder = _build_encoder(self, seed)
         self.mlm_head = MaskedLMHead(
             self.vocabulary_size, dtype=self.dtype_policy, name="mlm_head"
         )
