@@ -13,6 +13,21 @@ from keras_pt.models.mini_bert import MiniBERT, TextInputsMixin, pretraining_opt
 from keras_pt.models.seed_state import SeedStateMixin
 
 
+def _check_arguments(discriminator, generator_num_layers, rtd_weight, temperature):
+    if not isinstance(discriminator, MiniBERT):
+        raise ValueError(
+            f"discriminator must be a keras_pt.MiniBERT; got {type(discriminator).__name__}."
+        )
+    if int(generator_num_layers) < 1:
+        raise ValueError(
+            f"generator_num_layers must be a positive int; got {generator_num_layers}."
+        )
+    if float(rtd_weight) < 0 or float(temperature) <= 0:
+        raise ValueError(
+            f"rtd_weight must be >= 0 and temperature > 0; got {rtd_weight}, {temperature}."
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_pt")
 class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
     """ELECTRA pre-training: a small generator fills masked positions, the
@@ -81,18 +96,7 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
         seed=None,
         **kwargs,
     ):
-        if not isinstance(discriminator, MiniBERT):
-            raise ValueError(
-                f"discriminator must be a keras_pt.MiniBERT; got {type(discriminator).__name__}."
-            )
-        if int(generator_num_layers) < 1:
-            raise ValueError(
-                f"generator_num_layers must be a positive int; got {generator_num_layers}."
-            )
-        if float(rtd_weight) < 0 or float(temperature) <= 0:
-            raise ValueError(
-                f"rtd_weight must be >= 0 and temperature > 0; got {rtd_weight}, {temperature}."
-            )
+        _check_arguments(discriminator, generator_num_layers, rtd_weight, temperature)
         super().__init__(**kwargs)
 
         # === Config ===
