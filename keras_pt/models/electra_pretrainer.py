@@ -11,6 +11,7 @@ from keras_pt.layers.masked_lm_head import MaskedLMHead
 from keras_pt.layers.transformer_encoder_block import TransformerEncoderBlock
 from keras_pt.models.mini_bert import MiniBERT, TextInputsMixin, pretraining_optimizer
 from keras_pt.models.seed_state import SeedStateMixin
+from keras_pt.models.text_model import global_count
 
 
 def _check_arguments(discriminator, generator_num_layers, rtd_weight, temperature):
@@ -26,6 +27,20 @@ def _check_arguments(discriminator, generator_num_layers, rtd_weight, temperatur
         raise ValueError(
             f"rtd_weight must be >= 0 and temperature > 0; got {rtd_weight}, {temperature}."
         )
+
+
+def _positive_count(weights):
+    """The weights' sum over every replica, at least 1 (no gradient)."""
+    return tf.maximum(global_count(weights), 1.0)
+
+
+def _global_mean(values, weights):
+    """The weighted mean of `values` over the global batch (every replica)."""
+    total = tf.reduce_sum(tf.cast(values, tf.float32) * weights)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
+    return total / _positive_count(weights)
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
@@ -264,13 +279,6 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
         rtd_hits = tf.cast(tf.equal(tf.cast(rtd_logits > 0, tf.float32), replaced), tf.float32)
         return (mlm_losses, mlm_hits, slot_weights), (rtd_losses, rtd_hits, token_weights)
 
-    def _global_count(self, weights):
-        count = tf.reduce_sum(weights)
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-        return tf.stop_gradient(tf.maximum(count, 1.0))
-
     def _update(self, mlm, rtd):
         self.mlm_loss_tracker.update_state(mlm[0], sample_weight=mlm[2])
         self.mlm_accuracy_tracker.update_state(mlm[1], sample_weight=mlm[2])
@@ -278,19 +286,12 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
         self.rtd_accuracy_tracker.update_state(rtd[1], sample_weight=rtd[2])
         # This step's objective over the global batch: the same value on
         # every replica, so the replicas' mean is that value.
-        step_loss = self._global_mean(mlm[0], mlm[2]) + self.rtd_weight * self._global_mean(rtd[0], rtd[2])
+        step_loss = _global_mean(mlm[0], mlm[2]) + self.rtd_weight * _global_mean(rtd[0], rtd[2])
         self.loss_tracker.update_state(step_loss)
         # Replicas hold different numbers of predictions and tokens.
         results = distribute.global_mean_results(self.metrics[1:])
         results["loss"] = self.loss_tracker.result()
         return results
-
-    def _global_mean(self, values, weights):
-        total = tf.reduce_sum(tf.cast(values, tf.float32) * weights)
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
-        return total / self._global_count(weights)
 
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -300,8 +301,8 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
             mlm, rtd = self._terms(packed, training=True)
             # Each replica's sums over the global counts: the replica
             # gradients sum to the gradient of the global means.
-            mlm_loss = tf.reduce_sum(mlm[0] * mlm[2]) / self._global_count(mlm[2])
-            rtd_loss = tf.reduce_sum(rtd[0] * rtd[2]) / self._global_count(rtd[2])
+            mlm_loss = tf.reduce_sum(mlm[0] * mlm[2]) / _positive_count(mlm[2])
+            rtd_loss = tf.reduce_sum(rtd[0] * rtd[2]) / _positive_count(rtd[2])
             loss = mlm_loss + self.rtd_weight * rtd_loss
             scaled_loss = self.optimizer.scale_loss(loss)
         grads = distribute.dense_gradients(tape.gradient(scaled_loss, variables))
