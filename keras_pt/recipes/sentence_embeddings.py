@@ -94,9 +94,11 @@ def _heldout_pairs(c):
     have more than one right answer, so only the first pair of each text is
     kept (`keras_pt.data.distinct_pairs`).
     """
-    heldout = data_lib.load_sentence_pairs(c.dataset, heldout_split(c.dataset), c.data_dir)
+    heldout = list(
+        data_lib.load_sentence_pairs(c.dataset, heldout_split(c.dataset), c.data_dir).as_numpy_iterator()
+    )
     queries, candidates = data_lib.distinct_pairs(
-        *zip(*[(a.decode("utf-8"), b.decode("utf-8")) for a, b in heldout.as_numpy_iterator()])
+        [a.decode("utf-8") for a, _ in heldout], [b.decode("utf-8") for _, b in heldout]
     )
     if len(queries) < c.num_candidates:
         raise ValueError(
@@ -151,9 +153,9 @@ def train_sentence_embeddings(config=None, **overrides):
     pre-training split: `(first sentence, remainder)` of each text, or the
     data set's `pair_features` (`debian_packages`: a package's description
     and its debtags as words); held-out pairs come from the held-out split,
-    each query and candidate text once. `objective="supervised"` trains on the pairs;
-    `"unsupervised"` contrasts two views of each raw pre-training text:
-    two random crops (`views="crop"`) or the text under two dropouts
+    each query and candidate text once. `objective="supervised"` trains on
+    the pairs; `"unsupervised"` contrasts two views of each raw pre-training
+    text: two random crops (`views="crop"`) or the text under two dropouts
     (`views="dropout"`, SimCSE). With `mlm_steps > 0` the MiniBERT is first
     pre-trained by masked-LM on the same texts.
 
