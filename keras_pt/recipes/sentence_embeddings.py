@@ -44,7 +44,7 @@ class SentenceEmbeddingResult:
         num_pairs: int. Held-out pairs, without repeated texts (see
             `keras_pt.data.distinct_pairs`).
         examples: list of `(query, [(text, cosine), ...])` nearest-neighbour
-            searches over the held-out remainders.
+            searches over the held-out candidates.
         seconds: float.
         files: dict of the paths written.
     """
