@@ -6,16 +6,19 @@ pairs of docstrings, or two random crops of each docstring
 (`--objective=unsupervised`; `--views=dropout` is SimCSE), then prints
 held-out retrieval accuracy — a docstring's first sentence must find its
 own remainder among N candidates — beside chance, the untrained encoder
-and a TF-IDF baseline, and a few nearest-neighbour searches:
+and a TF-IDF baseline, and a few nearest-neighbour searches. On
+`--dataset=debian_packages` the pairs are a package's description and its
+debtags as words (`text -> its tag_text`):
 
     python examples/train_sentence_embeddings.py
+    python examples/train_sentence_embeddings.py --dataset=debian_packages
     python examples/train_sentence_embeddings.py --objective=unsupervised \
         --mlm_steps=2000 --strategy=mirrored --model_dir=/tmp/embeddings
 """
 
 from absl import flags
 
-from keras_pt import recipes
+from keras_pt import data, recipes
 from keras_pt.recipes import flags as recipe_flags
 from keras_pt.recipes.sentence_embeddings import SentenceEmbeddingConfig as Config
 
@@ -23,7 +26,8 @@ FLAGS = flags.FLAGS
 recipe_flags.define_common_flags(Config, "text")
 recipe_flags.define_flag(
     Config, "objective",
-    "supervised: (first sentence, remainder) pairs; unsupervised: two views of each text.",
+    "supervised: (first sentence, remainder) pairs, or the data set's paired features; "
+    "unsupervised: two views of each text.",
     ["supervised", "unsupervised"],
 )
 recipe_flags.define_flag(
@@ -57,12 +61,13 @@ recipe_flags.define_flag(Config, "num_candidates", "Retrieval candidates per que
 def main(argv):
     del argv
     result = recipes.train_sentence_embeddings(recipe_flags.config_from_flags(Config))
+    query_name, candidate_name = data.pair_names(FLAGS.dataset)
     print(
-        f"\nHeld-out retrieval ({FLAGS.dataset}, {result.num_pairs} pairs, first sentence -> "
-        f"its remainder among {result.num_candidates} candidates):"
+        f"\nHeld-out retrieval ({FLAGS.dataset}, {result.num_pairs} pairs, {query_name} -> "
+        f"its {candidate_name} among {result.num_candidates} candidates):"
     )
     print(result.table(f"{FLAGS.objective} embeddings"))
-    print("\nNearest held-out remainder of a few first sentences:")
+    print(f"\nNearest held-out {candidate_name} of a few {query_name}s:")
     for query, hits in result.examples:
         text, score = hits[0]
         print(f"  {query!r}\n    -> ({score:.3f}) {text[:100]!r}")

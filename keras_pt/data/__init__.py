@@ -26,6 +26,7 @@ from keras_pt.data.text import (
     TextDatasetSpec,
     epoch_text_batches,
     labeled_text_subset,
+    load_feature_pairs,
     load_pretraining_texts,
     load_text_dataset,
     preprocess_text_dataset,
@@ -34,7 +35,9 @@ from keras_pt.data.text import (
 from keras_pt.data.text_sources import TextData, load_texts, text_data_from_lists, text_source
 from keras_pt.data.vocabulary import learn_vocabulary, texts_only, token_counts
 from keras_pt.data.sentence_pairs import (
+    distinct_pairs,
     load_sentence_pairs,
+    pair_names,
     preprocess_sentence_pairs,
     sentence_pairs,
 )

@@ -13,8 +13,14 @@ Debian 12 (bookworm, main, amd64) the index lists 63,436 packages.
 
 Features: `text` (the description), `label` (the package's section, a
 `ClassLabel` over `CLASS_NAMES`; -1 in `unsupervised`), `package`, `source`
-(the source package) and `section` (the archive section, without a
-`contrib/` or `non-free/` prefix).
+(the source package), `section` (the archive section, without a
+`contrib/` or `non-free/` prefix), `tags` (the package's debtags, the
+`Tag:` field: `facet::value` terms such as `use::editing`, placeholders
+like `role::TODO` dropped; empty for untagged packages, about half) and
+`tag_text` (the tags as words, see `tag_text`: "editing text" for
+`use::editing, works-with::text`; empty without tags). A description and
+its `tag_text` say what a package is in two vocabularies, the pairs of
+`keras_pt.data.load_sentence_pairs("debian_packages")`.
 
 Cleaning: whitespace runs become one space; descriptions shorter than
 `MIN_CHARS` characters are dropped, and a description seen twice (ignoring
@@ -88,6 +94,12 @@ APT_TIMEOUT_S = 300
 # Packages of the project's held-out evaluation corpora: never read.
 EXCLUDED_PACKAGES = re.compile(r"^(fortune|fortunes|wordnet|dataset-fashion-mnist)|wordnet")
 _WHITESPACE = re.compile(r"\s+")
+# Fields whose continuation lines continue the value (the long description's
+# lines are not part of `Description`'s value).
+FOLDED_FIELDS = ("Tag",)
+# A debtags placeholder for a value not chosen yet (`role::TODO`, `devel::lang:TODO`).
+_PLACEHOLDER_TAG = re.compile(r"(^|:)TODO$", re.IGNORECASE)
+_TAG_WORD_SEPARATORS = re.compile(r"[:_\-\s]+")
 
 
 def bucket_split(source):
@@ -107,21 +119,77 @@ def split_of(section, source):
 
 
 def parse_records(lines):
-    """`[{field: value}]` of a Debian control file (first lines of fields only)."""
-    records, current = [], {}
+    """`[{field: value}]` of a Debian control file.
+
+    A field's value is its first line; the continuation lines (those that
+    start with whitespace) of the `FOLDED_FIELDS` (`Tag`) are joined to it
+    with one space, those of other fields (the long description) dropped.
+    """
+    records, current, key = [], {}, None
     for line in lines:
+        line = line.rstrip("\r\n")
         if not line.strip():
             if current:
                 records.append(current)
                 current = {}
+            key = None
             continue
-        if line[0] in " \t":  # a continuation line (e.g. the long description)
+        if line[0] in " \t":  # a continuation line
+            if key in FOLDED_FIELDS:
+                current[key] = f"{current[key]} {line.strip()}".strip()
             continue
         key, _, value = line.partition(":")
         current[key] = value.strip()
     if current:
         records.append(current)
     return records
+
+
+def parse_tags(field):
+    """The debtags terms of a `Tag:` field value, placeholders dropped.
+
+    Args:
+        field: str. The value, e.g. `"role::program, use::editing"`.
+
+    Returns:
+        list of str: the `facet::value` terms in field order, without
+        duplicates and without placeholders (`role::TODO`,
+        `devel::lang:TODO`).
+    """
+    tags = []
+    for term in field.split(","):
+        term = term.strip()
+        if term and "::" in term and not _PLACEHOLDER_TAG.search(term) and term not in tags:
+            tags.append(term)
+    return tags
+
+
+def tag_text(tags):
+    """Debtags as words: each term's value, its `:`, `-` and `_` as spaces.
+
+    The facet names (`use::`, `works-with::`) are left out; a word is kept
+    once, where it first appears, so the text keeps the tags' order.
+
+    Args:
+        tags: list of str. `facet::value` terms (see `parse_tags`).
+
+    Returns:
+        str, e.g. `"editing text"` for `["use::editing", "works-with::text"]`
+        and `"lang c++ shared lib"` for `["devel::lang:c++",
+        "role::shared-lib"]`; empty for no tags.
+
+    Example:
+
+    >>> tag_text(["interface::x11", "role::program", "x11::application"])
+    'x11 program application'
+    """
+    words = []
+    for tag in tags:
+        _, _, value = tag.partition("::")
+        for word in _TAG_WORD_SEPARATORS.split(value):
+            if word and word not in words:
+                words.append(word)
+    return " ".join(words)
 
 
 def read_index():
@@ -160,7 +228,7 @@ def harvest(records=None):
 
     Returns:
         A dict `{"origin": str or None, "records": [{"package", "source",
-        "section", "text"}, ...]}`.
+        "section", "text", "tags", "tag_text"}, ...]}`.
     """
     origin = "given"
     if records is None:
@@ -181,15 +249,28 @@ def harvest(records=None):
         seen.add(text.casefold())
         source = (record.get("Source") or name).split()[0]
         section = record.get("Section", "").split("/")[-1]
-        harvested.append({"package": name, "source": source, "section": section, "text": text})
+        tags = parse_tags(record.get("Tag", ""))
+        harvested.append(
+            {
+                "package": name,
+                "source": source,
+                "section": section,
+                "text": text,
+                "tags": tags,
+                "tag_text": tag_text(tags),
+            }
+        )
     return {"origin": origin, "records": harvested}
 
 
 class DebianPackages(tfds.core.GeneratorBasedBuilder):
     """Debian package descriptions labelled by archive section."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "The packages' debtags: `tags` and `tag_text`.",
+    }
 
     def _info(self):
         return self.dataset_info_from_configs(
@@ -200,7 +281,9 @@ class DebianPackages(tfds.core.GeneratorBasedBuilder):
                 "sections' descriptions. Split by a stable hash of the source "
                 "package: 70% train, 10% validation, 20% test. The texts depend "
                 "on the package index, recorded in metadata['origin'] and "
-                "metadata['num_packages']."
+                "metadata['num_packages']. `tags` holds the package's debtags "
+                "(`facet::value`, empty when untagged), `tag_text` their values "
+                "as words."
             ),
             features=tfds.features.FeaturesDict(
                 {
@@ -209,6 +292,8 @@ class DebianPackages(tfds.core.GeneratorBasedBuilder):
                     "package": tfds.features.Text(),
                     "source": tfds.features.Text(),
                     "section": tfds.features.Text(),
+                    "tags": tfds.features.Sequence(tfds.features.Text()),
+                    "tag_text": tfds.features.Text(),
                 }
             ),
             supervised_keys=("text", "label"),
@@ -247,4 +332,6 @@ class DebianPackages(tfds.core.GeneratorBasedBuilder):
                 "package": record["package"],
                 "source": record["source"],
                 "section": section,
+                "tags": record["tags"],
+                "tag_text": record["tag_text"],
             }

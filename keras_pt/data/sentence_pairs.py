@@ -5,6 +5,10 @@ the same object in different words: `sentence_pairs` turns a text data set
 into such `(first_sentence, remainder)` pairs — the supervised positives of
 `keras_pt.SentenceEncoder`, and the held-out retrieval task that measures
 sentence embeddings (find a summary's own remainder among N candidates).
+A data set whose texts are one phrase may name two features that describe
+the same thing instead (`TextDatasetSpec.pair_features`: a
+`debian_packages` description and its debtags as words);
+`load_sentence_pairs` pairs those.
 
 Example:
 
@@ -64,8 +68,30 @@ def sentence_pairs(texts, min_chars=20):
     return texts.filter(keep).map(split).filter(long_enough)
 
 
+FIRST_SENTENCE_NAMES = ("first sentence", "remainder")
+
+
+def pair_names(name):
+    """What `load_sentence_pairs(name)` pairs, as two short names.
+
+    Returns:
+        `("first sentence", "remainder")`, or the data set's
+        `pair_features` (`("text", "tag_text")` for `debian_packages`).
+
+    Raises:
+        ValueError: for an unknown data set.
+    """
+    return text_lib.text_dataset_spec(name).pair_features or FIRST_SENTENCE_NAMES
+
+
 def load_sentence_pairs(name="stdlib_docs", split="train+unsupervised", data_dir=None, min_chars=20):
-    """`(first_sentence, remainder)` pairs of a text data set's split.
+    """Pairs of texts that describe the same thing, from a data set's split.
+
+    For a data set with `pair_features` (`debian_packages`: `(text,
+    tag_text)`, a package's description and its debtags as words) the
+    pairs are those features, examples with an empty one skipped;
+    otherwise each text's `(first_sentence, remainder)` (see
+    `sentence_pairs`). `pair_names(name)` says which.
 
     Args:
         name: str. A `keras_pt.data.TEXT_DATASETS` name. Defaults to
@@ -74,15 +100,18 @@ def load_sentence_pairs(name="stdlib_docs", split="train+unsupervised", data_dir
             `"train+unsupervised"` (stdlib_docs' pre-training text); use
             `"test"` for held-out pairs.
         data_dir: str or None. TFDS data directory.
-        min_chars: int. The least length of either part. Defaults to 20.
+        min_chars: int. The least length of either part of a first-sentence
+            split (not used for `pair_features`). Defaults to 20.
 
     Returns:
-        An unbatched `tf.data.Dataset` of `(first_sentence, remainder)`.
+        An unbatched `tf.data.Dataset` of `(text_a, text_b)` strings.
 
     Raises:
         ValueError: for an unknown data set or split, or when no text of the
-            split has two long enough parts.
+            split gives a pair.
     """
+    if text_lib.text_dataset_spec(name).pair_features is not None:
+        return text_lib.load_feature_pairs(name, split, data_dir)
     pairs = sentence_pairs(text_lib.load_pretraining_texts(name, split, data_dir), min_chars)
     if not any(True for _ in pairs.take(1)):
         raise ValueError(
@@ -90,6 +119,38 @@ def load_sentence_pairs(name="stdlib_docs", split="train+unsupervised", data_dir
             f"remainder of at least {min_chars} characters; lower min_chars."
         )
     return pairs
+
+
+def distinct_pairs(firsts, seconds):
+    """The pairs whose first text and whose second text were not seen before.
+
+    A retrieval query with a twin (the same text, another partner) or a
+    candidate with a twin (the same text partnering another query) has no
+    single right answer; the first pair of each text is kept.
+
+    Args:
+        firsts: list of str.
+        seconds: list of str, `seconds[i]` the partner of `firsts[i]`.
+
+    Returns:
+        `(firsts, seconds)`: lists of the kept pairs, in their order.
+
+    Example:
+
+    >>> distinct_pairs(["a", "b", "a", "c"], ["x", "x", "y", "z"])
+    (['a', 'c'], ['x', 'z'])
+    """
+    if len(firsts) != len(seconds):
+        raise ValueError(f"{len(firsts)} first texts but {len(seconds)} second texts; pass pairs.")
+    kept_firsts, kept_seconds, seen_firsts, seen_seconds = [], [], set(), set()
+    for first, second in zip(firsts, seconds):
+        if first in seen_firsts or second in seen_seconds:
+            continue
+        seen_firsts.add(first)
+        seen_seconds.add(second)
+        kept_firsts.append(first)
+        kept_seconds.append(second)
+    return kept_firsts, kept_seconds
 
 
 def preprocess_sentence_pairs(dataset, preprocessor, batch_size, shuffle_seed=None, repeat=False):

@@ -50,6 +50,11 @@ class TextDatasetSpec:
         pretraining_split: str. The split of `load_pretraining_texts`: the
             text that holds no validation or test example.
         embedded: bool. Built locally from installed data (always prepared).
+        pair_features: tuple of two str, or None. Two features that say the
+            same thing in different words (`debian_packages`: a package's
+            description and its debtags as words), the sentence-embedding
+            pairs of `keras_pt.data.load_sentence_pairs`. None (the
+            default): pairs are each text's first sentence and remainder.
     """
 
     name: str
@@ -58,6 +63,7 @@ class TextDatasetSpec:
     labeled_splits: tuple
     pretraining_split: str
     embedded: bool = False
+    pair_features: tuple = None
 
     @property
     def is_pair(self):
@@ -82,6 +88,7 @@ TEXT_DATASETS = {
             ("train", "validation", "test"),
             "train+unsupervised",
             embedded=True,
+            pair_features=("text", "tag_text"),
         ),
         TextDatasetSpec("imdb_reviews", ("text",), 2, ("train", "test"), "train+unsupervised"),
         TextDatasetSpec("glue/sst2", ("sentence",), 2, ("train", "validation"), "train"),
@@ -301,6 +308,41 @@ def load_pretraining_texts(name="stdlib_docs", split=None, data_dir=None, downlo
     else:
         ds = ds.map(lambda ex: ex[features[0]], num_parallel_calls=tf.data.AUTOTUNE)
     _check_not_empty(ds, f"split {split!r} of data set {name!r}")
+    return ds
+
+
+def load_feature_pairs(name, split, data_dir=None, download=True):
+    """The `pair_features` of a data set's split as `(text_a, text_b)` pairs.
+
+    Examples where either feature is empty (a `debian_packages` package
+    without debtags) are skipped.
+
+    Args:
+        name: str. One of `TEXT_DATASETS` whose spec has `pair_features`.
+        split: str. Any split, labelled or not, slicing and `+` allowed.
+        data_dir: str or None. TFDS data directory.
+        download: bool. Whether TFDS may download and prepare the data.
+
+    Returns:
+        An unbatched `tf.data.Dataset` of `(text_a, text_b)` scalar strings.
+
+    Raises:
+        ValueError: for an unknown name, a data set without
+            `pair_features`, or a split with no pair.
+    """
+    spec = text_dataset_spec(name)
+    if spec.pair_features is None:
+        with_pairs = [s.name for s in TEXT_DATASETS.values() if s.pair_features]
+        raise ValueError(
+            f"{name!r} has no paired features; the data sets with them are "
+            f"{', '.join(with_pairs)}. Use keras_pt.data.sentence_pairs for "
+            "(first sentence, remainder) pairs of any text."
+        )
+    first, second = spec.pair_features
+    ds = _as_dataset(spec, split, data_dir, download)
+    ds = ds.map(lambda ex: (ex[first], ex[second]), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.filter(lambda a, b: tf.logical_and(tf.strings.length(a) > 0, tf.strings.length(b) > 0))
+    _check_not_empty(ds, f"the ({first}, {second}) pairs of split {split!r} of data set {name!r}")
     return ds
 
 

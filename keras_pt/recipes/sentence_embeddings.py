@@ -31,17 +31,20 @@ class SentenceEmbeddingResult:
 
     Attributes:
         accuracy: float. Held-out pair retrieval accuracy of the trained
-            embeddings: a first sentence finds its own remainder among
-            `num_candidates` candidates.
+            embeddings: a pair's first text (a first sentence; a
+            `debian_packages` description) finds its own partner (the
+            remainder; the package's tags as words) among `num_candidates`
+            candidates.
         untrained_accuracy: float. The same for the encoder before
             contrastive training (after MLM pre-training, if any).
         tfidf_accuracy: float. The same for TF-IDF bag-of-words vectors
             (a lexical baseline, fitted on the held-out texts).
         chance: float. `1 / num_candidates`.
         num_candidates: int.
-        num_pairs: int. Held-out pairs.
+        num_pairs: int. Held-out pairs, without repeated texts (see
+            `keras_pt.data.distinct_pairs`).
         examples: list of `(query, [(text, cosine), ...])` nearest-neighbour
-            searches over the held-out remainders.
+            searches over the held-out candidates.
         seconds: float.
         files: dict of the paths written.
     """
@@ -85,16 +88,24 @@ class SentenceEmbeddingConfig(SmallTextModelConfig):
 
 
 def _heldout_pairs(c):
-    """`(queries, candidates)`: first sentences and remainders of the held-out split."""
+    """`(queries, candidates)`: the held-out split's pairs, each text once.
+
+    A repeated query or candidate text (packages sharing one tag set) would
+    have more than one right answer, so only the first pair of each text is
+    kept (`keras_pt.data.distinct_pairs`).
+    """
     heldout = list(
         data_lib.load_sentence_pairs(c.dataset, heldout_split(c.dataset), c.data_dir).as_numpy_iterator()
     )
-    if len(heldout) < c.num_candidates:
+    queries, candidates = data_lib.distinct_pairs(
+        [a.decode("utf-8") for a, _ in heldout], [b.decode("utf-8") for _, b in heldout]
+    )
+    if len(queries) < c.num_candidates:
         raise ValueError(
-            f"only {len(heldout)} held-out pairs, fewer than num_candidates={c.num_candidates}; "
-            "lower num_candidates."
+            f"only {len(queries)} held-out pairs with distinct texts, fewer than "
+            f"num_candidates={c.num_candidates}; lower num_candidates."
         )
-    return [a.decode("utf-8") for a, _ in heldout], [b.decode("utf-8") for _, b in heldout]
+    return queries, candidates
 
 
 def _build(c, preprocessor, strategy, token_vectors=None):
@@ -138,11 +149,13 @@ def _check_settings(c):
 def train_sentence_embeddings(config=None, **overrides):
     """Trains contrastive sentence embeddings on a MiniBERT encoder; pair retrieval.
 
-    Training pairs are `(first sentence, remainder)` of the pre-training
-    texts (`keras_pt.data.load_sentence_pairs`); held-out pairs come from
-    the held-out split. `objective="supervised"` trains on the pairs;
-    `"unsupervised"` contrasts two views of each raw pre-training text:
-    two random crops (`views="crop"`) or the text under two dropouts
+    Training pairs are `keras_pt.data.load_sentence_pairs` of the
+    pre-training split: `(first sentence, remainder)` of each text, or the
+    data set's `pair_features` (`debian_packages`: a package's description
+    and its debtags as words); held-out pairs come from the held-out split,
+    each query and candidate text once. `objective="supervised"` trains on
+    the pairs; `"unsupervised"` contrasts two views of each raw pre-training
+    text: two random crops (`views="crop"`) or the text under two dropouts
     (`views="dropout"`, SimCSE). With `mlm_steps > 0` the MiniBERT is first
     pre-trained by masked-LM on the same texts.
 
@@ -172,8 +185,8 @@ def train_sentence_embeddings(config=None, **overrides):
     texts, preprocessor = build_preprocessor(
         c.dataset, c.data_dir, c.vocabulary, c.vocabulary_size, c.vocabulary_texts, c.sequence_length
     )
-    pairs = data_lib.load_sentence_pairs(c.dataset, data_lib.text_dataset_spec(c.dataset).pretraining_split,
-                                         c.data_dir)
+    pretraining_split = data_lib.text_dataset_spec(c.dataset).pretraining_split
+    pairs = data_lib.load_sentence_pairs(c.dataset, pretraining_split, c.data_dir)
     queries, candidates = _heldout_pairs(c)
     token_vectors = None
     if c.embedding_init == "ppmi":

@@ -1,8 +1,10 @@
-"""The embedded `debian_packages` corpus: splits, labels, no overlap, determinism."""
+"""The embedded `debian_packages` corpus: splits, labels, no overlap,
+determinism, debtags, and its sentence-embedding pairs."""
 
 import functools
 import shutil
 import tempfile
+import types
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import tensorflow_datasets as tfds
 
 from keras_pt import data
 from keras_pt.data import debian_packages
+from keras_pt.recipes import sentence_embeddings
 from tests.test_case import TestCase
 
 
@@ -114,7 +117,17 @@ class DebianPackagesTest(TestCase):
         self.assertLen(records, 4)
         harvested = debian_packages.harvest(records)["records"]
         self.assertEqual(
-            harvested, [{"package": "a-tool", "source": "a-tool", "section": "utils", "text": "tool for the B format"}]
+            harvested,
+            [
+                {
+                    "package": "a-tool",
+                    "source": "a-tool",
+                    "section": "utils",
+                    "text": "tool for the B format",
+                    "tags": [],
+                    "tag_text": "",
+                }
+            ],
         )
         self.assertEqual(debian_packages.harvest(records[:1])["records"][0]["source"], "b")
         self.assertEqual(debian_packages.harvest(records[:1])["records"][0]["section"], "utils")
@@ -133,3 +146,107 @@ class DebianPackagesTest(TestCase):
         }
         self.assertLen(corpus, len(examples("train")) + len(examples("unsupervised")))
         self.assertFalse(corpus & test_texts)
+
+    @pytest.mark.slow
+    def test_tags_in_the_built_data_set(self):
+        tagged = [ex for ex in examples("test") if len(ex["tags"])]
+        # About half of the packages carry debtags.
+        self.assertGreater(len(tagged), 0.3 * len(examples("test")))
+        for ex in tagged:
+            tags = [t.decode() for t in ex["tags"]]
+            self.assertTrue(all("::" in t and "TODO" not in t for t in tags), tags)
+            self.assertEqual(ex["tag_text"].decode(), debian_packages.tag_text(tags))
+        for ex in examples("test"):
+            if not len(ex["tags"]):
+                self.assertEqual(ex["tag_text"], b"")
+
+    @pytest.mark.slow
+    def test_sentence_pairs_are_text_and_tag_text(self):
+        data_dir = debian_data_dir()
+        self.assertEqual(data.pair_names("debian_packages"), ("text", "tag_text"))
+        pairs = list(data.load_sentence_pairs("debian_packages", "test", data_dir=data_dir).as_numpy_iterator())
+        expected = [(ex["text"], ex["tag_text"]) for ex in examples("test") if ex["tag_text"]]
+        self.assertEqual(pairs, expected)
+        self.assertTrue(all(a and b for a, b in pairs))
+        # Many packages share one tag set: the held-out retrieval pairs keep
+        # each query and candidate text once.
+        config = types.SimpleNamespace(dataset="debian_packages", data_dir=data_dir, num_candidates=32)
+        queries, candidates = sentence_embeddings._heldout_pairs(config)
+        self.assertLen(set(queries), len(queries))
+        self.assertLen(set(candidates), len(candidates))
+        self.assertLess(len(candidates), len(pairs))
+        self.assertGreater(len(candidates), 500)
+        partner = {a.decode(): b.decode() for a, b in pairs}
+        self.assertTrue(all(partner[q] == c for q, c in zip(queries, candidates)))
+
+
+class DebtagsTest(TestCase):
+    """Parsing and rendering of debtags, on control text given in the test."""
+
+    def test_tag_field_continuation_lines_and_placeholders(self):
+        control = [
+            "Package: ed-tool",
+            "Description: line editor for text files",
+            " The long description, which is not part of the field.",
+            "Tag: devel::lang:TODO, implemented-in::c, interface::commandline,",
+            " role::program, use::editing, works-with::text,",
+            "\tworks-with::image:raster, role::TODO, suite::gnu",
+            "Section: editors",
+            "",
+            "Package: no-tags",
+            "Description: a package without any debtags",
+            "Section: utils",
+        ]
+        records = debian_packages.parse_records(control)
+        self.assertLen(records, 2)
+        self.assertEqual(records[0]["Description"], "line editor for text files")
+        self.assertEqual(records[0]["Section"], "editors")
+        tags = debian_packages.parse_tags(records[0]["Tag"])
+        self.assertEqual(
+            tags,
+            [
+                "implemented-in::c",
+                "interface::commandline",
+                "role::program",
+                "use::editing",
+                "works-with::text",
+                "works-with::image:raster",
+                "suite::gnu",
+            ],
+        )
+        harvested = {r["package"]: r for r in debian_packages.harvest(records)["records"]}
+        self.assertEqual(harvested["ed-tool"]["tags"], tags)
+        self.assertEqual(harvested["ed-tool"]["tag_text"], "c commandline program editing text image raster gnu")
+        self.assertEqual(harvested["no-tags"]["tags"], [])
+        self.assertEqual(harvested["no-tags"]["tag_text"], "")
+
+    def test_tag_text_rendering(self):
+        self.assertEqual(debian_packages.tag_text(["use::editing", "works-with::text"]), "editing text")
+        # Values only; `:`, `-` and `_` split words; each word once, in order.
+        self.assertEqual(
+            debian_packages.tag_text(["devel::lang:c++", "role::shared-lib", "devel::library", "role::devel-lib"]),
+            "lang c++ shared lib library devel",
+        )
+        self.assertEqual(debian_packages.tag_text(["x11::application", "web::some_thing"]), "application some thing")
+        self.assertEqual(debian_packages.tag_text([]), "")
+        self.assertEqual(debian_packages.parse_tags(" a::b ,a::b, , c::TODO, d::lang:todo, junk"), ["a::b"])
+
+
+class SentencePairChoiceTest(TestCase):
+    def test_first_sentence_pairs_without_pair_features(self):
+        self.assertIsNone(data.text_dataset_spec("stdlib_docs").pair_features)
+        self.assertEqual(data.pair_names("stdlib_docs"), ("first sentence", "remainder"))
+        first, rest = next(iter(data.load_sentence_pairs("stdlib_docs", "test").as_numpy_iterator()))
+        self.assertRegex(first.decode(), r"[.!?]$")
+        self.assertTrue(rest)
+        with self.assertRaisesRegex(ValueError, "no paired features.*debian_packages"):
+            data.load_feature_pairs("stdlib_docs", "test")
+
+    def test_distinct_pairs(self):
+        firsts = ["a", "b", "a", "c", "d"]
+        seconds = ["x", "x", "y", "z", "w"]
+        # "b" repeats the candidate "x", the second "a" repeats the query "a".
+        self.assertEqual(data.distinct_pairs(firsts, seconds), (["a", "c", "d"], ["x", "z", "w"]))
+        self.assertEqual(data.distinct_pairs([], []), ([], []))
+        with self.assertRaisesRegex(ValueError, "pass pairs"):
+            data.distinct_pairs(["a"], [])
