@@ -6,14 +6,12 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import pytest
 
 from tests import fixtures
-from tests.binaries import ROOT
+from tests.binaries import ROOT, run_in_process
 from tests.test_case import TestCase
 
 
@@ -65,22 +63,20 @@ class ReadmeCommandsCase(TestCase):
         root = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, root, ignore_errors=True)
         write_fixtures(root)
-        os.symlink(os.path.join(ROOT, "examples"), os.path.join(root, "examples"))
-        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-        for name in ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG"):
-            env.pop(name, None)
         lines = [line for line in readme_commands() if binary(line) in GROUPS[self.group]]
         self.assertTrue(lines)
+        # The binaries run in this process (one TensorFlow start-up for the
+        # group), from the folder of fixtures as a user's shell would.
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(root)
         for line in lines:
             with self.subTest(command=line):
                 argv = shlex.split(line)
-                self.assertEqual(argv[0], "python")
-                proc = subprocess.run(
-                    [sys.executable, *argv[1:]], cwd=root, env=env, capture_output=True, text=True,
-                    timeout=900,
-                )
-                self.assertEqual(proc.returncode, 0, f"{line}\n{proc.stderr[-3000:]}")
-                self.assertRegex(proc.stdout, r"\d\.\d{3}")  # a table of figures
+                self.assertEqual(argv[:1], ["python"])
+                self.assertEqual(os.path.dirname(argv[1]), "examples")
+                code, stdout, stderr = run_in_process(os.path.basename(argv[1]), *argv[2:])
+                self.assertEqual(code, 0, f"{line}\n{stderr[-3000:]}")
+                self.assertRegex(stdout, r"\d\.\d{3}")  # a table of figures
                 model_dir = re.search(r"--model_dir=(\S+)", line).group(1)
                 self.assertTrue(os.path.exists(os.path.join(root, model_dir, "settings.json")))
 
@@ -99,7 +95,6 @@ class ReadmeCommandListTest(TestCase):
 
 
 @pytest.mark.slow
-@pytest.mark.multiprocess
 class ImageCommandsTest(ReadmeCommandsCase):
     group = "images"
 
@@ -108,7 +103,6 @@ class ImageCommandsTest(ReadmeCommandsCase):
 
 
 @pytest.mark.slow
-@pytest.mark.multiprocess
 class MiniBERTCommandsTest(ReadmeCommandsCase):
     group = "minibert"
 
@@ -117,7 +111,6 @@ class MiniBERTCommandsTest(ReadmeCommandsCase):
 
 
 @pytest.mark.slow
-@pytest.mark.multiprocess
 class SmallTextModelCommandsTest(ReadmeCommandsCase):
     group = "small_text_models"
 
