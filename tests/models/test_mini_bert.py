@@ -5,7 +5,7 @@ import tensorflow as tf
 import pytest
 
 import keras_pt
-from keras_pt import MiniBERT, MiniBERTClassifier
+from keras_pt import MiniBERT
 from keras_pt.layers.special_tokens import CLS_ID, NUM_SPECIAL_TOKENS, PAD_ID, SEP_ID
 from tests.test_case import TestCase
 
@@ -320,63 +320,6 @@ class MiniBERTTest(TestCase):
             tiny_bert(hidden_dim=30, num_heads=4)
         with self.assertRaisesRegex(ValueError, r"mask_selection_rate must lie in \(0, 1\]"):
             tiny_bert(mask_selection_rate=1.5)
-
-
-class MiniBERTClassifierTest(TestCase):
-    """The classifier on this file's MiniBERT; strategy equivalence, saving,
-    raw strings and bad arguments: tests/test_mini_bert_classifier.py and
-    tests/strategy_cases.py."""
-
-    def _classifier(self, **overrides):
-        config = dict(num_classes=3, dropout=0.1, seed=2)
-        config.update(overrides)
-        return MiniBERTClassifier(tiny_bert(dropout=0.1), **config)
-
-    def _data(self, n=24, seed=0):
-        x = packed(n, seed=seed)
-        y = (x["token_ids"][:, 1] % 3).astype("int32")
-        return x, y
-
-    def test_outputs_and_fit(self):
-        classifier = self._classifier()
-        x, y = self._data()
-        self.assertEqual(classifier(x).shape, (24, 3))
-        pooled = classifier.backbone.encoder(x)["pooled_output"].numpy()
-        kernel, bias = classifier.logits_dense.get_weights()
-        self.assertAllClose(classifier(x), pooled @ kernel + bias, atol=1e-5)
-        classifier.compile(optimizer="adam")
-        history = self.run_fit(classifier, tf.data.Dataset.from_tensor_slices((x, y)).batch(8))
-        self.assertEqual(sorted(history.history), ["accuracy", "loss"])
-        # The backbone's masked-LM head takes no part (and gets no update).
-        names = [w.path for w in classifier.trainable_variables]
-        self.assertFalse(any("mlm_head" in n for n in names))
-        self.assertTrue(any("transformer_layer_0" in n for n in names))
-
-    def test_frozen_backbone(self):
-        classifier = self._classifier(trainable_encoder=False)
-        self.assertEqual(len(classifier.trainable_variables), 2)
-        classifier.compile(optimizer="adam")
-        x, y = self._data()
-        before = classifier.backbone.get_weights()
-        classifier.fit(x, y, batch_size=8, verbose=0)
-        for a, b in zip(before, classifier.backbone.get_weights()):
-            self.assertAllEqual(a, b)
-
-    @pytest.mark.slow
-    def test_jit_compile_step_equals_plain_step(self):
-        x, y = self._data(16)
-        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-        plain, xla = self._classifier(), self._classifier()
-        xla.set_weights(plain.get_weights())
-        plain.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
-        xla.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=True)
-        # Counter-based dropout draws the same masks with and without XLA.
-        a = plain.fit(data, epochs=2, verbose=0).history
-        b = xla.fit(data, epochs=2, verbose=0).history
-        self.assertTrue(xla.jit_compile)
-        self.assertAllClose(a["loss"], b["loss"], atol=1e-4)
-        for w1, w2 in zip(plain.get_weights(), xla.get_weights(), strict=True):
-            self.assertAllClose(w1, w2, atol=1e-4)
 
 
 class HostTokenIdCheckTest(TestCase):

@@ -47,8 +47,13 @@ class MiniBERTClassifierTest(TestCase):
     def test_fit_config_saving_on_packed_inputs(self):
         x, y = packed_batch()
         model = MiniBERTClassifier(backbone(vocabulary_size=40, dropout=0.1), num_classes=3)
+        # The logits are the head on the backbone's tanh-pooled [CLS] vector.
+        pooled = model.backbone.encoder(x)["pooled_output"].numpy()
+        kernel, bias = model.logits_dense.get_weights()
+        self.assertAllClose(model(x), pooled @ kernel + bias, atol=1e-5)
         model.compile(optimizer="adam")
-        self.run_fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True))
+        history = self.run_fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True))
+        self.assertEqual(sorted(history.history), ["accuracy", "loss"])
         self.assertEqual(model.predict(x, verbose=0).shape, (16, 3))
         self.run_config_roundtrip(model)
         self.run_saving(model, x)
@@ -155,11 +160,22 @@ class MiniBERTClassifierTest(TestCase):
 
         self.run_strategy_equivalence(build_and_compile, ds, reference_loss=reference_loss)
 
-    def test_jit_compiled_fit(self):
+    @pytest.mark.slow
+    def test_jit_compile_step_equals_plain_step(self):
         x, y = packed_batch()
-        model = MiniBERTClassifier(backbone(vocabulary_size=40), num_classes=3)
-        model.compile(jit_compile=True)
-        self.run_fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True))
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        plain = MiniBERTClassifier(backbone(vocabulary_size=40, dropout=0.1), num_classes=3, dropout=0.1, seed=2)
+        xla = MiniBERTClassifier(backbone(vocabulary_size=40, dropout=0.1), num_classes=3, dropout=0.1, seed=2)
+        xla.set_weights(plain.get_weights())
+        plain.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+        xla.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=True)
+        # Counter-based dropout draws the same masks with and without XLA.
+        a = plain.fit(data, epochs=2, verbose=0).history
+        b = xla.fit(data, epochs=2, verbose=0).history
+        self.assertTrue(xla.jit_compile)
+        self.assertAllClose(a["loss"], b["loss"], atol=1e-4)
+        for w1, w2 in zip(plain.get_weights(), xla.get_weights(), strict=True):
+            self.assertAllClose(w1, w2, atol=1e-4)
 
     @pytest.mark.slow
     def test_distill_a_larger_minibert_into_a_smaller_one(self):
