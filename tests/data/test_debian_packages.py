@@ -85,6 +85,7 @@ class DebianPackagesTest(TestCase):
         for held_out in ("validation", "test"):
             self.assertFalse(sources[held_out] & sources["unsupervised"])
 
+    @pytest.mark.slow
     def test_harvest_is_deterministic_and_excludes(self):
         first, second = debian_packages.harvest(), debian_packages.harvest()
         self.assertEqual(first, second)

@@ -253,6 +253,7 @@ class GANTest(TestCase):
             )
             self.assertEqual(set(history.history), expected)
 
+    @pytest.mark.slow
     def test_strategy_equivalence_and_true_mean_loss(self):
         def reference_d_loss(model, batch):
             # The first step's latent vectors: a stateless draw for the whole
@@ -297,6 +298,7 @@ class GANTest(TestCase):
             loss_keys=("d_loss", "g_loss", "gradient_penalty"),
         )
 
+    @pytest.mark.slow
     def test_config_saving_and_continued_training(self):
         gan = _gan("wasserstein")
         gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.RMSprop(1e-3))

@@ -69,6 +69,7 @@ class MiniBERTClassifierTest(TestCase):
         frozen(x)
         self.assertEqual(len(frozen.trainable_variables), 2)  # the head's kernel and bias
 
+    @pytest.mark.slow
     def test_mean_pooling(self):
         bert = backbone(vocabulary_size=40)
         model = MiniBERTClassifier(bert, num_classes=3, pooling="mean", dropout=0.0)

@@ -260,6 +260,7 @@ class MiniGPTTest(TestCase):
         self.assertIn("dynamic-update-slice", hlo)
         self.assertNotIn("f64", hlo)
 
+    @pytest.mark.slow
     def test_cached_generation_under_mixed_precision(self):
         model = tiny_gpt(max_sequence_length=16, dtype="mixed_bfloat16")
         prompts = [[2, 5, 9], [2, 7, 8, 9, 10, 11], [2]]
@@ -272,6 +273,7 @@ class MiniGPTTest(TestCase):
             logits, caches = model.cached_next_token_logits(ids, tf.constant(index), caches)
             self.assertAllClose(tf.cast(logits, tf.float32), full[:, index], atol=2e-3)
 
+    @pytest.mark.slow
     def test_generate_deterministic_given_seed_and_xla(self):
         model = tiny_gpt()
         prompts = [[2, 5], [2, 6, 7, 8]]
@@ -297,6 +299,7 @@ class MiniGPTTest(TestCase):
         out = model.generate([[2, 5, 6], [2]], max_length=8, strategy="temperature", seed=0)
         self.assertAllEqual(out, [[2, 5, 6, 3, 0, 0, 0, 0], [2, 3, 0, 0, 0, 0, 0, 0]])
 
+    @pytest.mark.slow
     def test_text_generation_config_and_saving(self):
         preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(VOCABULARY), sequence_length=10)
         model = tiny_gpt(preprocessor=preprocessor)

@@ -185,6 +185,7 @@ class SentenceEncoderTest(TestCase):
         self.assertAllClose(logs["loss"][0], loss.mean(), atol=1e-4)
         self.assertAllClose(logs["accuracy"][0], correct.mean(), atol=1e-6)
 
+    @pytest.mark.slow
     def test_unsupervised_uses_two_dropout_views(self):
         embedder = tiny_embedder(dropout=0.3)
         embedder.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)

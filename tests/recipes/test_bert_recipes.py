@@ -77,6 +77,7 @@ class SavingTest(TestCase):
             preprocessor.tokenizer.get_vocabulary(),
         )
 
+    @pytest.mark.slow
     def test_savedmodel_export_takes_raw_strings(self):
         preprocessor = tiny_preprocessor()
         classifier = MiniBERTClassifier(tiny_minibert(preprocessor), num_classes=4, preprocessor=preprocessor)
