@@ -92,7 +92,7 @@ def _op_flops(op):
         sizes = {}
         for letters, tensor in zip(inputs, op.inputs):
             letters = letters.replace("...", "")
-            dims = _dims(tensor)[-len(letters):] if letters else []
+            dims = _dims(tensor)[-len(letters) :] if letters else []
             sizes.update(zip(letters, dims))
         batch = _dims(op.outputs[0])
         out_letters = equation.split("->")[1].replace("...", "")
@@ -197,14 +197,11 @@ def matmul_ceiling(m, k, n, dtype="float32", repeats=5):
     return result
 
 
-def conv_ceiling(batch, height, width, in_channels, out_channels, kernel=3, strides=1,
-                 dtype="float32", repeats=5):
+def conv_ceiling(batch, height, width, in_channels, out_channels, kernel=3, strides=1, dtype="float32", repeats=5):
     """One `Conv2D` forward + both gradients: FLOPs per CPU-second and per second."""
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal((batch, height, width, in_channels)), dtype)
-    w = tf.Variable(
-        rng.standard_normal((kernel, kernel, in_channels, out_channels)) * 0.1, dtype=dtype
-    )
+    w = tf.Variable(rng.standard_normal((kernel, kernel, in_channels, out_channels)) * 0.1, dtype=dtype)
 
     @tf.function
     def forward_backward(x):

@@ -62,7 +62,9 @@ def define_flags():
     flags.DEFINE_integer("latent_dim", 64, "Latent size.")
     flags.DEFINE_integer("base_filters", 64, "DCGAN base filters.")
     flags.DEFINE_enum(
-        "architecture", "dcgan", ["dcgan", "dense"],
+        "architecture",
+        "dcgan",
+        ["dcgan", "dense"],
         "dcgan: the convolutional pair; dense: the classic MLP pair (latent -> 128 -> 256).",
     )
     flags.DEFINE_integer("steps_per_execution", 10, "keras_pt's steps per tf.function call.")
@@ -98,9 +100,7 @@ class ReferenceGAN(keras.Model):
 
     def train_step(self, real_images):
         batch_size = tf.shape(real_images)[0]
-        random_latent_vectors = keras.random.normal(
-            shape=(batch_size, self.latent_dim), seed=self.seed_generator
-        )
+        random_latent_vectors = keras.random.normal(shape=(batch_size, self.latent_dim), seed=self.seed_generator)
         generated_images = self.generator(random_latent_vectors, training=True)
         combined_images = tf.concat([generated_images, real_images], axis=0)
         labels = tf.concat([tf.ones((batch_size, 1)), tf.zeros((batch_size, 1))], axis=0)
@@ -110,14 +110,10 @@ class ReferenceGAN(keras.Model):
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
 
-        random_latent_vectors = keras.random.normal(
-            shape=(batch_size, self.latent_dim), seed=self.seed_generator
-        )
+        random_latent_vectors = keras.random.normal(shape=(batch_size, self.latent_dim), seed=self.seed_generator)
         misleading_labels = tf.zeros((batch_size, 1))
         with tf.GradientTape() as tape:
-            predictions = self.discriminator(
-                self.generator(random_latent_vectors, training=True), training=True
-            )
+            predictions = self.discriminator(self.generator(random_latent_vectors, training=True), training=True)
             g_loss = self.loss_fn(misleading_labels, predictions)
         grads = tape.gradient(g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
@@ -231,18 +227,14 @@ def main(argv):
         OURS: _ours(shape, steps_per_execution=spe),
         f"{OURS} spe=1": _ours(shape),
         f"{OURS} XLA": _ours(shape, jit_compile=True, steps_per_execution=spe),
-        f"{OURS} reuse_fakes=False": _ours(
-            shape, {"reuse_fakes": False}, steps_per_execution=spe
-        ),
+        f"{OURS} reuse_fakes=False": _ours(shape, {"reuse_fakes": False}, steps_per_execution=spe),
         REFERENCE: _reference(shape),
         f"{REFERENCE} spe={spe}": _reference(shape, steps_per_execution=spe),
     }
     floor = Floor(*_pair(shape), FLAGS.latent_dim)
     iterator = iter(dataset)
     runs = {
-        name: (lambda m=model: m.fit(
-            dataset, steps_per_epoch=FLAGS.steps_per_round, epochs=1, verbose=0
-        ))
+        name: (lambda m=model: m.fit(dataset, steps_per_epoch=FLAGS.steps_per_round, epochs=1, verbose=0))
         for name, model in models.items()
     }
     runs["floor (kernels only)"] = lambda: floor.run(iterator, FLAGS.steps_per_round)
@@ -256,9 +248,7 @@ def main(argv):
             wall, cpu = time.perf_counter(), time.process_time()
             run()
             cpu_ms[name].append((time.process_time() - cpu) * 1000 / FLAGS.steps_per_round)
-            rates[name].append(
-                FLAGS.steps_per_round * batch_size / (time.perf_counter() - wall)
-            )
+            rates[name].append(FLAGS.steps_per_round * batch_size / (time.perf_counter() - wall))
     rate = {name: float(np.median(r)) for name, r in rates.items()}
     cpu = {name: float(np.median(c)) for name, c in cpu_ms.items()}
     print(
@@ -267,23 +257,18 @@ def main(argv):
         f"steps_per_execution={spe} rounds={FLAGS.rounds}x{FLAGS.steps_per_round} steps"
     )
     for name in runs:
-        print(
-            f"{name:>32}: {rate[name]:7.0f} images/s  {cpu[name]:6.1f} CPU ms/step (medians)"
-        )
+        print(f"{name:>32}: {rate[name]:7.0f} images/s  {cpu[name]:6.1f} CPU ms/step (medians)")
 
     def ratios(a, b):
         return f"{rate[a] / rate[b]:.2f}x wall, {cpu[b] / cpu[a]:.2f}x CPU"
 
     print(f"keras_pt spe=1 vs reference:              {ratios(f'{OURS} spe=1', REFERENCE)}")
     print(f"keras_pt XLA vs reference:                {ratios(f'{OURS} XLA', REFERENCE)}")
-    print(f"keras_pt reuse_fakes=False vs reference:  "
-          f"{ratios(f'{OURS} reuse_fakes=False', REFERENCE)}")
-    print(f"keras_pt vs reference spe={spe}:"
-          f"{' ' * (15 - len(str(spe)))}{ratios(OURS, f'{REFERENCE} spe={spe}')}")
+    print(f"keras_pt reuse_fakes=False vs reference:  {ratios(f'{OURS} reuse_fakes=False', REFERENCE)}")
+    print(f"keras_pt vs reference spe={spe}:{' ' * (15 - len(str(spe)))}{ratios(OURS, f'{REFERENCE} spe={spe}')}")
     print(f"bound: floor vs reference:                {ratios('floor (kernels only)', REFERENCE)}")
     headline = rate[OURS] / rate[REFERENCE]
-    print(f"speedup (keras_pt recommended vs reference): {ratios(OURS, REFERENCE)} "
-          "(target >= 1.3x)")
+    print(f"speedup (keras_pt recommended vs reference): {ratios(OURS, REFERENCE)} (target >= 1.3x)")
     return headline
 
 

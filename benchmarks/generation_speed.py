@@ -119,8 +119,7 @@ def build_keras_hub(shape, max_length, jit_compile):
     return model
 
 
-def measure(shape, batch_size, prompt_length, new_tokens, rounds=3, uncached_rounds=1,
-            keras_hub_jit=("auto", True)):
+def measure(shape, batch_size, prompt_length, new_tokens, rounds=3, uncached_rounds=1, keras_hub_jit=("auto", True)):
     """Times the generators; returns `(rows, same, jit)`.
 
     `rows` maps each generator's name to its medians (`tokens_per_second`,
@@ -142,16 +141,12 @@ def measure(shape, batch_size, prompt_length, new_tokens, rounds=3, uncached_rou
     ours = build_minigpt(shape, max_length)
     generators = {CACHED: lambda: ours.generate(prompts, max_length, strategy="greedy")}
     if uncached_rounds:
-        generators[UNCACHED] = lambda: ours.generate(
-            prompts, max_length, strategy="greedy", use_cache=False
-        )
+        generators[UNCACHED] = lambda: ours.generate(prompts, max_length, strategy="greedy", use_cache=False)
     hub_models = {}
     for jit in keras_hub_jit:
         hub_models[HUB_XLA if jit is True else HUB_AUTO] = build_keras_hub(shape, max_length, jit)
     for name, model in hub_models.items():
-        generators[name] = (
-            lambda model=model: model.generate(hub_inputs, stop_token_ids=None)["token_ids"]
-        )
+        generators[name] = lambda model=model: model.generate(hub_inputs, stop_token_ids=None)["token_ids"]
 
     outputs, compile_seconds = {}, {}
     for name, fn in generators.items():  # trace and compile outside the timing
@@ -195,7 +190,12 @@ def main(argv):
     batch, prompt_length, new = FLAGS.batch_size, FLAGS.prompt_length, FLAGS.new_tokens
     max_length = prompt_length + new
     rows, same, jit = measure(
-        shape, batch, prompt_length, new, FLAGS.rounds, FLAGS.uncached_rounds,
+        shape,
+        batch,
+        prompt_length,
+        new,
+        FLAGS.rounds,
+        FLAGS.uncached_rounds,
         ("auto", True) if FLAGS.keras_hub else (),
     )
     rate = {name: row["tokens_per_second"] for name, row in rows.items()}
@@ -211,10 +211,7 @@ def main(argv):
     if same is not None:
         print(f"cached and uncached MiniGPT tokens equal: {same:.4f} of positions")
     print()
-    print(
-        "| generator | new tokens/s | new tokens per CPU-s | s per call | calls "
-        "| first call (s) |"
-    )
+    print("| generator | new tokens/s | new tokens per CPU-s | s per call | calls | first call (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, row in rows.items():
         print(

@@ -65,13 +65,15 @@ def main(argv):
     draws = []
     for draw in range(FLAGS.draws):
         rng = np.random.default_rng(draw)
-        draws.append(np.concatenate([
-            rng.choice(np.flatnonzero(train_y == c), FLAGS.labels_per_class, replace=False)
-            for c in range(num_classes)
-        ]))
-    raw = baselines.Spread([
-        baselines.linear_svm_accuracy(train_x[i], train_y[i], test_x, test_y) for i in draws
-    ])
+        draws.append(
+            np.concatenate(
+                [
+                    rng.choice(np.flatnonzero(train_y == c), FLAGS.labels_per_class, replace=False)
+                    for c in range(num_classes)
+                ]
+            )
+        )
+    raw = baselines.Spread([baselines.linear_svm_accuracy(train_x[i], train_y[i], test_x, test_y) for i in draws])
     print(f"{'raw pixels, LinearSVC':<44}{raw}")
     keras.utils.set_random_seed(0)
     shape = train_x.shape[1:]

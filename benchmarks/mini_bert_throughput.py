@@ -73,9 +73,7 @@ def define_flags():
         ["gelu_approximate", "gelu"],
         "MiniBERT's feed-forward GELU (KerasHub's BertBackbone uses the tanh form).",
     )
-    flags.DEFINE_string(
-        "jit_compile", "auto", "MiniBERT's jit_compile: auto (its compile default), true or false."
-    )
+    flags.DEFINE_string("jit_compile", "auto", "MiniBERT's jit_compile: auto (its compile default), true or false.")
     flags.DEFINE_integer("num_batches", 8, "Distinct pre-generated batches.")
     flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per model before the rounds.")
     flags.DEFINE_integer("rounds", 10, "Timed rounds per model (alternating).")
@@ -87,9 +85,7 @@ OURS, THEIRS = "keras_pt.MiniBERT", "keras_hub.BertMaskedLM"
 
 def make_batches(rng, num_batches, batch_size, length, vocabulary_size):
     """Packed single-segment batches of random ordinary tokens."""
-    ids = rng.integers(
-        NUM_SPECIAL_TOKENS, vocabulary_size, size=(num_batches * batch_size, length)
-    ).astype("int32")
+    ids = rng.integers(NUM_SPECIAL_TOKENS, vocabulary_size, size=(num_batches * batch_size, length)).astype("int32")
     lengths = rng.integers(length // 2, length + 1, size=(num_batches * batch_size,))
     positions = np.arange(length)[None, :]
     padding_mask = (positions < lengths[:, None]).astype("int32")

@@ -139,26 +139,35 @@ def define_flags():
     flags.DEFINE_bool("quick", False, "Small shapes and few steps (a few minutes on 2 cores).")
     flags.DEFINE_list("rows", list(ROWS), f"Rows to run, from: {', '.join(ROWS)}.")
     flags.DEFINE_string(
-        "output", None, "JSON path. Defaults to benchmarks/results.json, or "
-        "<model_dir>/benchmark_results.json with --model_dir."
+        "output",
+        None,
+        "JSON path. Defaults to benchmarks/results.json, or <model_dir>/benchmark_results.json with --model_dir.",
     )
     flags.DEFINE_string("model_dir", None, "Directory for the JSON table (gs:// works).")
     flags.DEFINE_enum(
-        "mixed_precision", "none", ["none", "mixed_bfloat16", "mixed_float16"],
+        "mixed_precision",
+        "none",
+        ["none", "mixed_bfloat16", "mixed_float16"],
         "Global Keras dtype policy for every model (the ceilings use its compute dtype).",
     )
     flags.DEFINE_enum(
-        "jit_compile", "auto", ["auto", "true", "false"],
+        "jit_compile",
+        "auto",
+        ["auto", "true", "false"],
         "jit_compile of every model and reference (auto: each model's own default).",
     )
     flags.DEFINE_string(
-        "strategy", "default", "keras_pt.get_strategy name the models are built and "
-        "compiled under (default, one_device, mirrored, tpu, auto)."
+        "strategy",
+        "default",
+        "keras_pt.get_strategy name the models are built and "
+        "compiled under (default, one_device, mirrored, tpu, auto).",
     )
     flags.DEFINE_bool("uncached_generation", True, "Also time MiniGPT's uncached loop.")
     flags.DEFINE_integer(
-        "profile_steps", 0, "If > 0, profile this many steps of each model after its "
-        "timing (tf.profiler; op self-time by type, in the JSON and printed)."
+        "profile_steps",
+        0,
+        "If > 0, profile this many steps of each model after its "
+        "timing (tf.profiler; op self-time by type, in the JSON and printed).",
     )
     flags.DEFINE_integer("rounds", None, "Timed rounds per model (default: the config's).")
     flags.DEFINE_integer("steps_per_round", None, "Steps per round (default: the config's).")
@@ -184,9 +193,7 @@ def plain_conv_autoencoder(image_shape, latent_dim, filters=(32, 64)):
     stride = 2 ** len(filters)
     small = (height // stride, width // stride, filters[-1])
     layers = [keras.Input(image_shape)]
-    layers += [
-        keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu") for f in filters
-    ]
+    layers += [keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu") for f in filters]
     layers += [
         keras.layers.Flatten(),
         keras.layers.Dense(latent_dim),
@@ -194,8 +201,7 @@ def plain_conv_autoencoder(image_shape, latent_dim, filters=(32, 64)):
         keras.layers.Reshape(small),
     ]
     layers += [
-        keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")
-        for f in reversed(filters)
+        keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu") for f in reversed(filters)
     ]
     layers += [keras.layers.Conv2D(channels, 3, padding="same", activation="sigmoid")]
     return keras.Sequential(layers)
@@ -209,16 +215,14 @@ class KerasIoDistiller(keras.Model):
         self.teacher = teacher
         self.student = student
 
-    def compile(self, optimizer, metrics, student_loss_fn, distillation_loss_fn, alpha=0.1,
-                temperature=3, **kwargs):
+    def compile(self, optimizer, metrics, student_loss_fn, distillation_loss_fn, alpha=0.1, temperature=3, **kwargs):
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self.student_loss_fn = student_loss_fn
         self.distillation_loss_fn = distillation_loss_fn
         self.alpha = alpha
         self.temperature = temperature
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, allow_empty=False,
-                     training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, allow_empty=False, training=True):
         teacher_pred = self.teacher(x, training=False)
         student_loss = self.student_loss_fn(y, y_pred)
         t = self.temperature
@@ -294,9 +298,7 @@ def row_denoising_autoencoder(config):
     rng = np.random.default_rng(1)
     noisy = images + 0.2 * rng.standard_normal(images.shape).astype("float32")
     noisy *= rng.uniform(size=images.shape) >= 0.2
-    reference = _compile(
-        plain_dense_autoencoder(shape, latent), optimizer=keras.optimizers.Adam(1e-3), loss="mse"
-    )
+    reference = _compile(plain_dense_autoencoder(shape, latent), optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     return {
         "ours": (ours, _image_dataset(images, batch)),
         "reference": (
@@ -325,9 +327,7 @@ def row_gan(config):
         return keras.optimizers.Adam(2e-4, beta_1=0.5)
 
     generator, discriminator = pair()
-    ours = _compile(
-        keras_pt.GAN(generator, discriminator, seed=0), d_optimizer=adam(), g_optimizer=adam()
-    )
+    ours = _compile(keras_pt.GAN(generator, discriminator, seed=0), d_optimizer=adam(), g_optimizer=adam())
     generator, discriminator = pair()
     reference = gan_throughput.ReferenceGAN(discriminator, generator, latent)
     reference.compile(
@@ -371,9 +371,7 @@ def _mini_bert(config, text=None, **kwargs):
 def _bert_backbone(config):
     import keras_hub  # the benchmark extra; never imported by keras_pt
 
-    return keras_hub.models.BertBackbone(
-        max_sequence_length=config["sequence_length"], dropout=0.1, **config["text"]
-    )
+    return keras_hub.models.BertBackbone(max_sequence_length=config["sequence_length"], dropout=0.1, **config["text"])
 
 
 def row_mini_bert(config):
@@ -382,15 +380,12 @@ def row_mini_bert(config):
     text, length, batch = _text_shape(config)
     packed = _packed(config)
     predictions = int(np.ceil(round(0.15 * length, 6)))
-    ours = _compile(_mini_bert(config, max_predictions=predictions),
-                    optimizer=keras.optimizers.Adam(5e-5))
+    ours = _compile(_mini_bert(config, max_predictions=predictions), optimizer=keras.optimizers.Adam(5e-5))
     reference = _compile(
         keras_hub.models.BertMaskedLM(_bert_backbone(config), preprocessor=None),
         optimizer=keras.optimizers.Adam(5e-5),
     )
-    x, y, w = mini_bert_throughput.keras_hub_inputs(
-        packed, text["vocabulary_size"], 0.15, predictions, [0, 1]
-    )
+    x, y, w = mini_bert_throughput.keras_hub_inputs(packed, text["vocabulary_size"], 0.15, predictions, [0, 1])
     return {
         "ours": (ours, mini_bert_throughput.make_dataset(batch, packed)),
         "reference": (
@@ -411,9 +406,7 @@ def row_mini_gpt(config):
     packed = _packed(config)
     inputs = {"token_ids": packed["token_ids"], "padding_mask": packed["padding_mask"]}
     ours = _compile(
-        keras_pt.MiniGPT(
-            max_sequence_length=length, activation="gelu_approximate", **text
-        ),
+        keras_pt.MiniGPT(max_sequence_length=length, activation="gelu_approximate", **text),
         optimizer=keras.optimizers.Adam(5e-5),
     )
     backbone = keras_hub.models.GPT2Backbone(max_sequence_length=length, dropout=0.1, **text)
@@ -469,9 +462,7 @@ def row_mini_bert_classifier(config):
         optimizer=keras.optimizers.Adam(5e-5),
     )
     reference = _compile(
-        keras_hub.models.BertTextClassifier(
-            _bert_backbone(config), config["num_classes"], preprocessor=None
-        ),
+        keras_hub.models.BertTextClassifier(_bert_backbone(config), config["num_classes"], preprocessor=None),
         optimizer=keras.optimizers.Adam(5e-5),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
@@ -494,9 +485,7 @@ def row_distiller(config):
 
     def pair():
         teacher = keras_pt.MiniBERTClassifier(_mini_bert(config), classes, seed=0)
-        student = keras_pt.MiniBERTClassifier(
-            _mini_bert(config, text=config["student"]), classes, seed=0
-        )
+        student = keras_pt.MiniBERTClassifier(_mini_bert(config, text=config["student"]), classes, seed=0)
         return teacher, student
 
     teacher, student = pair()
@@ -592,9 +581,7 @@ def _figures(timer, batch, flops, ceiling):
         figures["flops_per_cpu_second"] = achieved
         figures["ceiling_fraction"] = achieved / ceiling["flops_per_cpu_second"]
         # Per wall-second: the figure that means something on an accelerator.
-        figures["ceiling_fraction_wall"] = (
-            flops / figures["wall_seconds_per_step"] / ceiling["flops_per_second"]
-        )
+        figures["ceiling_fraction_wall"] = flops / figures["wall_seconds_per_step"] / ceiling["flops_per_second"]
     return figures
 
 
@@ -607,8 +594,13 @@ def measure_row(key, config, ceilings):
         entries["reference"] = spec["reference"][1:]
     timers = _time_models(entries, config)
     ceiling = ceilings[spec["ceiling"]]
-    row = {"row": key, "name": NAMES[key], "unit": spec["unit"], "batch_size": spec["batch"],
-           "ceiling": spec["ceiling"]}
+    row = {
+        "row": key,
+        "name": NAMES[key],
+        "unit": spec["unit"],
+        "batch_size": spec["batch"],
+        "ceiling": spec["ceiling"],
+    }
     model = spec["ours"][0]
     row["jit_compile"] = bool(model.jit_compile)
     row["parameters"] = _parameters(model)
@@ -617,8 +609,7 @@ def measure_row(key, config, ceilings):
     if spec["reference"] is not None:
         name, reference, dataset = spec["reference"]
         figures = _figures(timers["reference"], spec["batch"], _flops(reference, dataset), ceiling)
-        figures.update(name=name, jit_compile=bool(reference.jit_compile),
-                       parameters=_parameters(reference))
+        figures.update(name=name, jit_compile=bool(reference.jit_compile), parameters=_parameters(reference))
         row["reference"] = figures
         row["ratio_cpu"] = figures["cpu_seconds_per_step"] / row["cpu_seconds_per_step"]
         row["ratio_wall"] = row["examples_per_second"] / figures["examples_per_second"]
@@ -658,8 +649,7 @@ def measure_generation(config, uncached=True):
             "prompt_length": gen["prompt_length"],
         }
         if name != generation_speed.CACHED:
-            row["cached_ratio_cpu"] = cached["tokens_per_cpu_second"] / figures[
-                "tokens_per_cpu_second"]
+            row["cached_ratio_cpu"] = cached["tokens_per_cpu_second"] / figures["tokens_per_cpu_second"]
             row["cached_ratio_wall"] = cached["tokens_per_second"] / figures["tokens_per_second"]
         out.append(row)
     if same is not None:
@@ -674,13 +664,20 @@ def measure_ceilings(config, dtype):
     return {
         "matmul": _common.matmul_ceiling(m, text["hidden_dim"], text["intermediate_dim"], dtype),
         # The conv autoencoder's second encoder layer (and the DCGAN's middle one).
-        "conv": _common.conv_ceiling(batch, height // 2, width // 2, 32, 64, strides=2,
-                                     dtype=dtype),
+        "conv": _common.conv_ceiling(batch, height // 2, width // 2, 32, 64, strides=2, dtype=dtype),
     }
 
 
-def run(rows, config_name="full", mixed_precision="none", jit_compile="auto", uncached=True,
-        strategy="default", profile_steps=0, overrides=None):
+def run(
+    rows,
+    config_name="full",
+    mixed_precision="none",
+    jit_compile="auto",
+    uncached=True,
+    strategy="default",
+    profile_steps=0,
+    overrides=None,
+):
     """Measures `rows` with the named shapes; returns the JSON-ready result.
 
     `config_name`: `"full"`, `"quick"` or `"tiny"` (the smoke test's);
@@ -694,8 +691,7 @@ def run(rows, config_name="full", mixed_precision="none", jit_compile="auto", un
     _SETTINGS["strategy"] = keras_pt.get_strategy(strategy)
     if mixed_precision != "none":
         keras.mixed_precision.set_global_policy(mixed_precision)
-    dtype = {"none": "float32", "mixed_bfloat16": "bfloat16",
-             "mixed_float16": "float16"}[mixed_precision]
+    dtype = {"none": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[mixed_precision]
     started = time.time()
     ceilings = measure_ceilings(config, dtype)
     results = []
@@ -782,8 +778,10 @@ def describe(result):
             f"end), {ceiling['flops_per_second'] / 1e9:.1f} GFLOP/s wall"
         )
     for row in result["rows"]:
-        for name, figures in ((row["name"], row), ((row.get("reference") or {}).get("name"),
-                                                   row.get("reference") or {})):
+        for name, figures in (
+            (row["name"], row),
+            ((row.get("reference") or {}).get("name"), row.get("reference") or {}),
+        ):
             profile = figures.get("profile")
             if profile:
                 top = ", ".join(f"{op} {share:.0%}" for op, share in profile["top"][:5])
@@ -804,13 +802,18 @@ def main(argv):
         raise app.UsageError(f"unknown rows {unknown}; choose from {', '.join(ROWS)}.")
     rows = [key for key in ROWS if key in FLAGS.rows]
     overrides = {
-        name: getattr(FLAGS, name)
-        for name in ("rounds", "steps_per_round")
-        if getattr(FLAGS, name) is not None
+        name: getattr(FLAGS, name) for name in ("rounds", "steps_per_round") if getattr(FLAGS, name) is not None
     }
-    result = run(rows, "quick" if FLAGS.quick else "full", FLAGS.mixed_precision,
-                 FLAGS.jit_compile, FLAGS.uncached_generation, FLAGS.strategy,
-                 FLAGS.profile_steps, overrides)
+    result = run(
+        rows,
+        "quick" if FLAGS.quick else "full",
+        FLAGS.mixed_precision,
+        FLAGS.jit_compile,
+        FLAGS.uncached_generation,
+        FLAGS.strategy,
+        FLAGS.profile_steps,
+        overrides,
+    )
     result["command"] = " ".join(["python", "benchmarks/run_all.py", *sys.argv[1:]])
     output = FLAGS.output
     if output is None:
@@ -827,8 +830,10 @@ def main(argv):
     print()
     print(table(result))
     print()
-    print(f"CPU ratio: reference CPU time / keras_pt CPU time per step (> 1: keras_pt cheaper); "
-          f"wall ratio: keras_pt / reference examples per second. Written to {output}.")
+    print(
+        f"CPU ratio: reference CPU time / keras_pt CPU time per step (> 1: keras_pt cheaper); "
+        f"wall ratio: keras_pt / reference examples per second. Written to {output}."
+    )
 
 
 if __name__ == "__main__":

@@ -61,9 +61,7 @@ def main(argv):
     else:
         corpus = data.load_pretraining_texts(FLAGS.dataset, FLAGS.vocabulary_split, data_dir=data_dir)
     start = time.perf_counter()
-    vocabulary = data.learn_vocabulary(
-        corpus, FLAGS.vocabulary_size, min_frequency=FLAGS.min_frequency
-    )
+    vocabulary = data.learn_vocabulary(corpus, FLAGS.vocabulary_size, min_frequency=FLAGS.min_frequency)
     print(
         f"learn_vocabulary({FLAGS.vocabulary_split}, {FLAGS.vocabulary_size}): "
         f"{time.perf_counter() - start:.1f} s, {len(vocabulary)} tokens"

@@ -53,7 +53,9 @@ flags.DEFINE_integer("steps", 1000, "Pre-training steps.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate (10% warm-up, linear decay).")
 flags.DEFINE_float("dropout", 0.1, "Encoder dropout.")
 flags.DEFINE_enum(
-    "embedding_init", "random", ["random", "ppmi"],
+    "embedding_init",
+    "random",
+    ["random", "ppmi"],
     "Token embeddings: random, or PPMI + SVD of the corpus's co-occurrence counts.",
 )
 flags.DEFINE_float("finetune_learning_rate", 1e-3, "finetune_minibert's learning rate.")
@@ -86,9 +88,7 @@ def linear_probe(model, preprocessor, seeds):
     test_features = mean_pooled(model, preprocessor, test.map(lambda x, y: x))
     scores = []
     for seed in seeds:
-        subset = data_lib.labeled_text_subset(
-            train, FLAGS.labels_per_class, seed=seed, num_classes=spec.num_classes
-        )
+        subset = data_lib.labeled_text_subset(train, FLAGS.labels_per_class, seed=seed, num_classes=spec.num_classes)
         labels = np.array([y for _, y in subset.as_numpy_iterator()])
         features = mean_pooled(model, preprocessor, subset.map(lambda x, y: x))
         mean, sd = features.mean(0), features.std(0) + 1e-6
@@ -148,9 +148,7 @@ def main(argv):
         .batch(64)
         .map(preprocessor)
     )
-    evaluated = (bert if FLAGS.objective == "crop" else trainer).evaluate(
-        heldout, verbose=0, return_dict=True
-    )
+    evaluated = (bert if FLAGS.objective == "crop" else trainer).evaluate(heldout, verbose=0, return_dict=True)
     result["heldout"] = {k: float(v) for k, v in evaluated.items()}
     print(json.dumps(result), flush=True)
     bert.save(os.path.join(FLAGS.out, "mini_bert.keras"))

@@ -34,17 +34,17 @@ from keras_pt.layers import WordPieceTokenizer, special_tokens  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "TFDS data_dir for stdlib_docs (default: a fresh temp dir).")
 flags.DEFINE_string(
-    "corpus_file", None,
-    "A UTF-8 text file with one text per line to time instead of the generated corpus "
-    "(its first --num_texts lines).",
+    "corpus_file",
+    None,
+    "A UTF-8 text file with one text per line to time instead of the generated corpus (its first --num_texts lines).",
 )
 flags.DEFINE_integer("num_texts", 100_000, "Texts in the corpus.")
 flags.DEFINE_integer("min_words", 6, "The fewest words of a text.")
 flags.DEFINE_integer("max_words", 24, "The most words of a text.")
 flags.DEFINE_list(
-    "vocabulary_sizes", ["8192", "4096", "2000"],
-    "Vocabulary sizes to learn (8192: pretrain_minibert's default; 2000: the sentence "
-    "embedding and MiniGPT recipes').",
+    "vocabulary_sizes",
+    ["8192", "4096", "2000"],
+    "Vocabulary sizes to learn (8192: pretrain_minibert's default; 2000: the sentence embedding and MiniGPT recipes').",
 )
 flags.DEFINE_integer("min_frequency", 2, "learn_vocabulary's min_frequency.")
 flags.DEFINE_list("methods", list(data.vocabulary.METHODS), "Methods to time, in this order.")
@@ -97,9 +97,7 @@ def main(argv):
         seconds, cpu_seconds, vocabularies = {}, {}, {}
         for method in FLAGS.methods:
             start, cpu_start = time.perf_counter(), time.process_time()
-            vocabularies[method] = data.learn_vocabulary(
-                corpus, size, min_frequency=FLAGS.min_frequency, method=method
-            )
+            vocabularies[method] = data.learn_vocabulary(corpus, size, min_frequency=FLAGS.min_frequency, method=method)
             seconds[method] = time.perf_counter() - start
             cpu_seconds[method] = time.process_time() - cpu_start
             tokenizer = WordPieceTokenizer(vocabularies[method])  # FastWordpieceTokenizer loads it
@@ -120,6 +118,7 @@ def main(argv):
                 f"wall-clock ({seconds[old]:.1f} s vs {seconds[new]:.1f} s), "
                 f"{cpu_seconds[old] / cpu_seconds[new]:.1f}x CPU time; shared tokens {shared:,}"
             )
+
 
 if __name__ == "__main__":
     app.run(main)

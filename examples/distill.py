@@ -44,7 +44,8 @@ recipe_flags.define_flag(Config, "temperature", "Softening temperature T.")
 recipe_flags.define_flag(Config, "alpha", "Weight of the label cross-entropy (1 - alpha: the T^2 KL term).")
 recipe_flags.define_flag(Config, "dropout", "Dropout of the student.")
 recipe_flags.define_flag(
-    Config, "baseline_draws",
+    Config,
+    "baseline_draws",
     "Label draws the TF-IDF + linear SVM baseline is tested on (the first is the run's own; 0: none).",
 )
 

@@ -38,12 +38,15 @@ recipe_flags.define_flag(
 recipe_flags.define_flag(Config, "weight_decay", "AdamW weight decay.")
 recipe_flags.define_flag(Config, "dropout", "Dropout before the classification layer.")
 recipe_flags.define_flag(
-    Config, "pooling", "What the head reads: the mean of the token states, the [CLS] pooler, the first token.",
+    Config,
+    "pooling",
+    "What the head reads: the mean of the token states, the [CLS] pooler, the first token.",
     ["mean", "pooled", "first_token"],
 )
 recipe_flags.define_flag(Config, "export", "Write a SavedModel that takes raw strings.")
 recipe_flags.define_flag(
-    Config, "baseline_draws",
+    Config,
+    "baseline_draws",
     "Label draws the TF-IDF + linear SVM baseline is tested on (the first is the run's own; 0: none).",
 )
 

@@ -27,7 +27,9 @@ FLAGS = flags.FLAGS
 recipe_flags.define_common_flags(Config, "image")
 recipe_flags.define_flag(Config, "pretraining", "Pre-training model.", recipes.PRETRAINING)
 recipe_flags.define_flag(
-    Config, "architecture", "Encoder (auto: conv for simclr, dense for autoencoders).",
+    Config,
+    "architecture",
+    "Encoder (auto: conv for simclr, dense for autoencoders).",
     ["auto", "dense", "conv"],
 )
 recipe_flags.define_flag(Config, "latent_dim", "Code size of the autoencoders.")

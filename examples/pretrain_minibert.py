@@ -34,7 +34,8 @@ recipe_flags.define_flag(
     Config, "preset", "MiniBERT shape (layers/hidden: tiny 2/128, mini 4/256, small 4/512).", PRESETS
 )
 recipe_flags.define_flag(
-    Config, "objective",
+    Config,
+    "objective",
     "Pre-training objective: masked-LM, ELECTRA's replaced-token detection "
     "(a small generator fills the masked positions, the MiniBERT tells every token "
     "original or replaced), or contrastive crops (two random spans of a text match "
@@ -42,7 +43,8 @@ recipe_flags.define_flag(
     OBJECTIVES,
 )
 recipe_flags.define_flag(
-    Config, "embedding_init",
+    Config,
+    "embedding_init",
     "Token embeddings to start from: random, or the corpus's co-occurrence vectors "
     "(PPMI of tokens sharing a text, truncated SVD; seconds).",
     EMBEDDING_INITS,
@@ -50,7 +52,8 @@ recipe_flags.define_flag(
 recipe_flags.define_flag(Config, "sequence_length", "Tokens per packed text, [CLS] and [SEP] included.")
 recipe_flags.define_flag(Config, "vocabulary_size", "The most WordPiece tokens to learn (special tokens included).")
 recipe_flags.define_flag(
-    Config, "vocabulary",
+    Config,
+    "vocabulary",
     "A vocabulary file (one token per line, special tokens first, e.g. an earlier run's "
     "vocabulary.txt) to use instead of learning one.",
 )

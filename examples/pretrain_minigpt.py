@@ -22,7 +22,8 @@ recipe_flags.define_flag(Config, "preset", "MiniGPT preset.", ["tiny", "mini", "
 flags.DEFINE_integer("hidden_dim", None, "Override the preset's hidden size (heads = hidden / 64).")
 flags.DEFINE_integer("num_layers", None, "Override the preset's number of layers.")
 recipe_flags.define_flag(
-    Config, "vocabulary",
+    Config,
+    "vocabulary",
     "A vocabulary file (one token per line, special tokens first) to use instead of learning one.",
 )
 recipe_flags.define_flag(Config, "vocabulary_size", "WordPiece vocabulary size, special tokens included.")

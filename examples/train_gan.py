@@ -43,7 +43,9 @@ recipe_flags.define_flag(Config, "d_steps", "Discriminator steps per generator s
 recipe_flags.define_flag(Config, "d_learning_rate", "Adam learning rate of the discriminator (TTUR: faster).")
 recipe_flags.define_flag(Config, "g_learning_rate", "Adam learning rate of the generator.")
 flags.DEFINE_enum(
-    "jit_compile", "auto", ["auto", "true", "false"],
+    "jit_compile",
+    "auto",
+    ["auto", "true", "false"],
     "XLA-compile the train step (one device only); auto: on a single GPU, off on CPU "
     "(where it is slower for these convolutions).",
 )

@@ -25,20 +25,24 @@ from keras_pt.recipes.sentence_embeddings import SentenceEmbeddingConfig as Conf
 FLAGS = flags.FLAGS
 recipe_flags.define_common_flags(Config, "text")
 recipe_flags.define_flag(
-    Config, "objective",
+    Config,
+    "objective",
     "supervised: (first sentence, remainder) pairs, or the data set's paired features; "
     "unsupervised: two views of each text.",
     ["supervised", "unsupervised"],
 )
 recipe_flags.define_flag(
-    Config, "views", "Views of the unsupervised objective: random crops, or dropout (SimCSE).",
+    Config,
+    "views",
+    "Views of the unsupervised objective: random crops, or dropout (SimCSE).",
     ["crop", "dropout"],
 )
 recipe_flags.define_flag(Config, "preset", "MiniBERT preset.", ["tiny", "mini", "small"])
 flags.DEFINE_integer("hidden_dim", None, "Override the preset's hidden size (heads = hidden / 64).")
 flags.DEFINE_integer("num_layers", None, "Override the preset's number of layers.")
 recipe_flags.define_flag(
-    Config, "vocabulary",
+    Config,
+    "vocabulary",
     "A vocabulary file (one token per line, special tokens first) to use instead of learning one.",
 )
 recipe_flags.define_flag(Config, "vocabulary_size", "WordPiece vocabulary size, special tokens included.")
@@ -46,7 +50,8 @@ flags.DEFINE_integer("vocabulary_texts", None, "Learn the vocabulary from at mos
 recipe_flags.define_flag(Config, "sequence_length", "Packed length of each text.")
 recipe_flags.define_flag(Config, "steps", "Contrastive training steps.")
 recipe_flags.define_flag(
-    Config, "embedding_init",
+    Config,
+    "embedding_init",
     "Token embeddings to start from: random, or the corpus's co-occurrence vectors (PPMI + SVD).",
     ["random", "ppmi"],
 )

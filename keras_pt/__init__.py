@@ -14,8 +14,10 @@ def _import_tensorflow_quietly():
     says. Set `KERAS_PT_TF_LOGS=1` (or pass `--tf_logs` to a binary) to see
     them.
     """
-    if "tensorflow" in _sys.modules or _os.environ.get("KERAS_PT_TF_LOGS") == "1" or any(
-        arg in ("--tf_logs", "--tf_logs=true", "--tf_logs=1") for arg in _sys.argv[1:]
+    if (
+        "tensorflow" in _sys.modules
+        or _os.environ.get("KERAS_PT_TF_LOGS") == "1"
+        or any(arg in ("--tf_logs", "--tf_logs=true", "--tf_logs=1") for arg in _sys.argv[1:])
     ):
         return
     _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

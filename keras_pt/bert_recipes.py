@@ -31,8 +31,7 @@ from keras_pt.recipes.text_common import (  # noqa: F401
 from keras_pt.schedules import WarmupLinearDecay  # noqa: F401
 
 warnings.warn(
-    "keras_pt.bert_recipes is deprecated; use keras_pt.recipes (and keras_pt.schedules, "
-    "keras_pt.export).",
+    "keras_pt.bert_recipes is deprecated; use keras_pt.recipes (and keras_pt.schedules, keras_pt.export).",
     DeprecationWarning,
     stacklevel=2,
 )

@@ -63,9 +63,7 @@ def find_optimizers(model):
     found, seen = [], set()
     candidates = [("optimizer", getattr(model, "optimizer", None))]
     candidates += sorted(
-        (name, value)
-        for name, value in vars(model).items()
-        if isinstance(value, keras.optimizers.Optimizer)
+        (name, value) for name, value in vars(model).items() if isinstance(value, keras.optimizers.Optimizer)
     )
     for name, optimizer in candidates:
         name = name.lstrip("_")
@@ -200,8 +198,7 @@ class Checkpointer:
         for (name, _), array in zip(self.state, arrays):
             if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
                 raise FloatingPointError(
-                    f"variable {name} holds NaN or Inf at step {step}; the "
-                    "checkpoint was not written."
+                    f"variable {name} holds NaN or Inf at step {step}; the checkpoint was not written."
                 )
         if not self.is_writer:
             return final
@@ -228,9 +225,7 @@ class Checkpointer:
             _write(os.path.join(final, "state.npz"), payload)
             _write(os.path.join(final, "manifest.json"), manifest_bytes)
         else:
-            temp = os.path.join(
-                self.directory, f".tmp-ckpt-{step:08d}-{uuid.uuid4().hex[:8]}"
-            )
+            temp = os.path.join(self.directory, f".tmp-ckpt-{step:08d}-{uuid.uuid4().hex[:8]}")
             os.makedirs(temp)
             _write(os.path.join(temp, "state.npz"), payload)
             _write(os.path.join(temp, "manifest.json"), manifest_bytes)
@@ -291,10 +286,7 @@ class Checkpointer:
         except (OSError, ValueError, tf.errors.OpError) as error:
             raise CheckpointError(f"cannot read {path}: {error}") from error
         if hashlib.sha256(payload).hexdigest() != manifest.get("sha256"):
-            raise CheckpointError(
-                f"{path}/state.npz does not match the SHA-256 in its manifest "
-                "(truncated or corrupt)"
-            )
+            raise CheckpointError(f"{path}/state.npz does not match the SHA-256 in its manifest (truncated or corrupt)")
         try:
             with np.load(io.BytesIO(payload)) as data:
                 arrays = [data[f"a{i}"] for i in range(len(manifest["names"]))]
@@ -379,9 +371,7 @@ class Checkpointer:
                 variable.assign(array)
             return manifest
         for bad, error in unreadable:
-            warnings.warn(
-                f"skipping unreadable checkpoint {bad} ({error}).", RuntimeWarning, stacklevel=2
-            )
+            warnings.warn(f"skipping unreadable checkpoint {bad} ({error}).", RuntimeWarning, stacklevel=2)
         if complete:
             problems = [str(error) for _, error in unreadable]
             raise CheckpointError(

@@ -57,10 +57,7 @@ def _available():
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
     parts = [f"{len(cpus)} CPU device(s)", f"{len(gpus)} GPU(s)"]
-    parts.append(
-        "a TPU" if resolve_tpu_address() else "no TPU (no COLAB_TPU_ADDR, "
-        "TPU_NAME or TPU VM device)"
-    )
+    parts.append("a TPU" if resolve_tpu_address() else "no TPU (no COLAB_TPU_ADDR, TPU_NAME or TPU VM device)")
     return ", ".join(parts)
 
 
@@ -115,8 +112,7 @@ def _multi_worker_strategy(environ):
         config["task"]["index"]
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(
-            "TF_CONFIG must be JSON with 'cluster.worker' (a list of host:port) "
-            f"and 'task.index'; got {raw!r}."
+            f"TF_CONFIG must be JSON with 'cluster.worker' (a list of host:port) and 'task.index'; got {raw!r}."
         ) from error
     return tf.distribute.MultiWorkerMirroredStrategy()
 
@@ -144,8 +140,7 @@ def get_strategy(name="auto", tpu=None, devices=None):
     key = str(name).strip().lower().replace("-", "_")
     if key not in STRATEGY_NAMES:
         raise ValueError(
-            f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_NAMES)} "
-            f"(available here: {_available()})."
+            f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_NAMES)} (available here: {_available()})."
         )
     if key == "auto":
         if resolve_tpu_address(tpu) is not None:
@@ -222,9 +217,7 @@ def global_mean_results(metrics):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return {m.name: m.result() for m in metrics}
-    local = tf.stack(
-        [tf.cast(v.value, tf.float32) for m in metrics for v in (m.total, m.count)]
-    )  # (2 · len(metrics),)
+    local = tf.stack([tf.cast(v.value, tf.float32) for m in metrics for v in (m.total, m.count)])  # (2 · len(metrics),)
     reduced = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
     results = {}
     for i, m in enumerate(metrics):

@@ -50,9 +50,7 @@ def export_text_classifier(classifier, path, preprocessor=None, sentence_pairs=F
     if preprocessor is None:  # a MiniBERTClassifier's backbone holds it
         preprocessor = getattr(getattr(classifier, "backbone", None), "preprocessor", None)
     if preprocessor is None:
-        raise ValueError(
-            "the classifier has no preprocessor; pass preprocessor=MiniBERTPreprocessor(...)."
-        )
+        raise ValueError("the classifier has no preprocessor; pass preprocessor=MiniBERTPreprocessor(...).")
 
     def probabilities(texts):
         packed = preprocessor(texts)  # (batch, sequence_length) int32 each

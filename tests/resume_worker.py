@@ -82,9 +82,7 @@ def main():
     labelled = data.labeled_subset(digits.train, 10, seed=0, num_classes=10)
 
     def build_dae():
-        model = keras_pt.DenoisingAutoencoder(
-            image_shape=digits.image_shape, latent_dim=8, hidden_dims=(32,), seed=5
-        )
+        model = keras_pt.DenoisingAutoencoder(image_shape=digits.image_shape, latent_dim=8, hidden_dims=(32,), seed=5)
         model.compile(optimizer=keras.optimizers.Adam(3e-3))
         return model
 

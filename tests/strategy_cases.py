@@ -175,8 +175,13 @@ def _electra():
 
 def _mini_gpt():
     model = keras_pt.MiniGPT(
-        vocabulary_size=_VOCAB, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32,
-        max_sequence_length=_LENGTH, dropout=0.1,
+        vocabulary_size=_VOCAB,
+        num_layers=1,
+        hidden_dim=16,
+        num_heads=2,
+        intermediate_dim=32,
+        max_sequence_length=_LENGTH,
+        dropout=0.1,
     )
     model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
     return model
@@ -185,9 +190,7 @@ def _mini_gpt():
 def _sentence_encoder():
     # Crop views: both spans of every text are drawn in the step from the
     # model's seed generator, replica by replica; candidates are all-gathered.
-    model = keras_pt.SentenceEncoder(
-        _mini_bert_backbone().encoder, temperature=0.1, views="crop", seed=11
-    )
+    model = keras_pt.SentenceEncoder(_mini_bert_backbone().encoder, temperature=0.1, views="crop", seed=11)
     model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
     return model
 

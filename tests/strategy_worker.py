@@ -45,9 +45,7 @@ def main():
 
     if args.strategy == "mirrored":
         cpus = tf.config.list_physical_devices("CPU")
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-        )
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     import numpy as np
 
@@ -97,9 +95,7 @@ def main():
             # 32 examples in batches of 12: a short last batch too.
             validation = dict(
                 validation_fn=training.classification_accuracy(case.data().batch(12)),
-                early_stopping=training.EarlyStopping(
-                    monitor="val_accuracy", patience=strategy_cases.STEPS
-                ),
+                early_stopping=training.EarlyStopping(monitor="val_accuracy", patience=strategy_cases.STEPS),
             )
         try:
             result = training.train(

@@ -79,9 +79,7 @@ class TestCase(tf.test.TestCase):
         history = model.fit(dataset, epochs=epochs, verbose=0)
         self.assertTrue(history.history)
         for name, values in history.history.items():
-            self.assertTrue(
-                np.all(np.isfinite(values)), f"{name} is not finite: {values}"
-            )
+            self.assertTrue(np.all(np.isfinite(values)), f"{name} is not finite: {values}")
         return history
 
     def run_strategy_equivalence(
@@ -118,11 +116,7 @@ class TestCase(tf.test.TestCase):
                 model = build_and_compile()
             if initial is None:
                 initial = [np.array(w) for w in model.get_weights()]
-                expected = (
-                    None
-                    if reference_loss is None
-                    else float(reference_loss(model, first_batch))
-                )
+                expected = None if reference_loss is None else float(reference_loss(model, first_batch))
             else:
                 model.set_weights(initial)
             first = model.fit(dataset.take(1), verbose=0).history

@@ -102,9 +102,7 @@ class SampleGrid(keras.callbacks.Callback):
         low, high = self.value_range
         images = (images - low) / (high - low)
         if images.ndim != 4:
-            raise ValueError(
-                f"SampleGrid draws images (batch, h, w, c); the generator gives {images.shape}."
-            )
+            raise ValueError(f"SampleGrid draws images (batch, h, w, c); the generator gives {images.shape}.")
         width = images.shape[2] * int(np.ceil(np.sqrt(len(images))))
         grid = image_grid(images, scale=max(1, int(np.ceil(256 / width))))
         path = os.path.join(self.directory, f"samples_epoch_{epoch + 1:03d}.png")

@@ -188,9 +188,7 @@ def reference_topics():
         for index, passage in enumerate(passages):
             text = clean(passage)
             if text is not None:
-                records.append(
-                    {"module": "pydoc_data", "name": f"pydoc_data.topics.{topic}.{index}", "text": text}
-                )
+                records.append({"module": "pydoc_data", "name": f"pydoc_data.topics.{topic}.{index}", "text": text})
     return records
 
 

@@ -326,12 +326,15 @@ class DebianPackages(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, records):
         for record in records:
             section = record["section"]
-            yield record["package"], {
-                "text": record["text"],
-                "label": CLASS_NAMES.index(section) if section in CLASS_NAMES else -1,
-                "package": record["package"],
-                "source": record["source"],
-                "section": section,
-                "tags": record["tags"],
-                "tag_text": record["tag_text"],
-            }
+            yield (
+                record["package"],
+                {
+                    "text": record["text"],
+                    "label": CLASS_NAMES.index(section) if section in CLASS_NAMES else -1,
+                    "package": record["package"],
+                    "source": record["source"],
+                    "section": section,
+                    "tags": record["tags"],
+                    "tag_text": record["tag_text"],
+                },
+            )

@@ -62,7 +62,10 @@ def image_data_from_arrays(
             raise ValueError(f"test_fraction must lie in (0, 1); got {test_fraction}.")
         train_index, test_index = _stratified_split(labels, float(test_fraction), seed)
         images, test, labels, test_labels = (
-            images[train_index], images[test_index], labels[train_index], labels[test_index]
+            images[train_index],
+            images[test_index],
+            labels[train_index],
+            labels[test_index],
         )
     else:
         test = _as_images(test_images, "test_images")
@@ -77,8 +80,7 @@ def image_data_from_arrays(
     check_labels(test_labels, num_classes)
     if len(np.unique(labels)) < 2:
         raise ValueError(
-            f"the training labels hold {len(np.unique(labels))} class; a classifier "
-            "needs at least two classes."
+            f"the training labels hold {len(np.unique(labels))} class; a classifier needs at least two classes."
         )
     unlabeled = None
     if unlabeled_images is not None:
@@ -225,7 +227,8 @@ def load_image_folder(path, image_size=None, channels=None, test_fraction=0.2, s
     has_splits = os.path.isdir(split_root)
     train_root = split_root if has_splits else path
     class_names = sorted(
-        d for d in os.listdir(train_root)
+        d
+        for d in os.listdir(train_root)
         if os.path.isdir(os.path.join(train_root, d)) and d != UNLABELED_FOLDER and d != "test"
     )
     if len(class_names) < 2:
@@ -327,8 +330,7 @@ def load_numpy_images(path, test_fraction=0.2, seed=0):
                 name=name,
             )
     raise ValueError(
-        f"{path} has arrays {sorted(keys)}; name them x_train, y_train (and x_test, "
-        "y_test), or images and labels."
+        f"{path} has arrays {sorted(keys)}; name them x_train, y_train (and x_test, y_test), or images and labels."
     )
 
 
@@ -370,9 +372,7 @@ def load_idx_images(path, test_fraction=0.2, seed=0):
         raise ValueError(f"no folder {path!r} with IDX files.")
     train_images, train_labels = _find_idx(path, "images", "train"), _find_idx(path, "labels", "train")
     if not train_images or not train_labels:
-        raise ValueError(
-            f"{path!r} has no train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] files."
-        )
+        raise ValueError(f"{path!r} has no train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] files.")
     test_images, test_labels = _find_idx(path, "images", "test"), _find_idx(path, "labels", "test")
     has_test = bool(test_images and test_labels)
     return image_data_from_arrays(
@@ -418,8 +418,7 @@ def load_images(source, data_dir=None, image_size=None, test_fraction=0.2, seed=
         return image_data_from_arrays(*source, test_fraction=test_fraction, seed=seed)
     if not isinstance(source, (str, os.PathLike)):
         raise ValueError(
-            f"an image source is a TFDS name, a path, an ImageData or a tuple of arrays; "
-            f"got {type(source).__name__}."
+            f"an image source is a TFDS name, a path, an ImageData or a tuple of arrays; got {type(source).__name__}."
         )
     source = os.fspath(source)
     if os.path.isdir(source):

@@ -97,8 +97,7 @@ def load_image_dataset(name="digits", data_dir=None, download=True):
     image_shape = tuple(features["image"].shape)
     if None in image_shape:
         raise ValueError(
-            f"data set {name!r} has images of varying shape {image_shape}; "
-            "resize them to a fixed shape first."
+            f"data set {name!r} has images of varying shape {image_shape}; resize them to a fixed shape first."
         )
     scale = float(np.iinfo(features["image"].np_dtype).max)
 

@@ -181,9 +181,7 @@ def preprocess_sentence_pairs(dataset, preprocessor, batch_size, shuffle_seed=No
         and len(spec) == 2
         and all(isinstance(s, tf.TensorSpec) and s.dtype == tf.string for s in spec)
     ):
-        raise ValueError(
-            f"preprocess_sentence_pairs takes a data set of (text_a, text_b) strings; got {spec}."
-        )
+        raise ValueError(f"preprocess_sentence_pairs takes a data set of (text_a, text_b) strings; got {spec}.")
     return batch(
         dataset,
         batch_size,

@@ -162,9 +162,12 @@ class StdlibDocs(tfds.core.GeneratorBasedBuilder):
             top = record["module"].split(".")[0]
             label = CLASS_NAMES.index(top) if top in CLASS_NAMES else -1
             key = hashlib.sha256(record["text"].encode("utf-8")).hexdigest()
-            yield key, {
-                "text": record["text"],
-                "label": label,
-                "module": record["module"],
-                "name": record["name"],
-            }
+            yield (
+                key,
+                {
+                    "text": record["text"],
+                    "label": label,
+                    "module": record["module"],
+                    "name": record["name"],
+                },
+            )

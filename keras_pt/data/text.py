@@ -111,11 +111,7 @@ def is_local_source(name):
     if not isinstance(name, (str, os.PathLike)):
         return False
     name = os.fspath(name)
-    return (
-        os.path.exists(name)
-        or name.startswith((".", "/", "~"))
-        or name.endswith((".txt", ".csv", ".jsonl"))
-    )
+    return os.path.exists(name) or name.startswith((".", "/", "~")) or name.endswith((".txt", ".csv", ".jsonl"))
 
 
 _local_cache = {}
@@ -302,9 +298,7 @@ def load_pretraining_texts(name="stdlib_docs", split=None, data_dir=None, downlo
     ds = _as_dataset(spec, split, data_dir, download)
     features = spec.text_features
     if spec.is_pair:
-        ds = ds.flat_map(
-            lambda ex: tf.data.Dataset.from_tensor_slices(tf.stack([ex[f] for f in features]))
-        )
+        ds = ds.flat_map(lambda ex: tf.data.Dataset.from_tensor_slices(tf.stack([ex[f] for f in features])))
     else:
         ds = ds.map(lambda ex: ex[features[0]], num_parallel_calls=tf.data.AUTOTUNE)
     _check_not_empty(ds, f"split {split!r} of data set {name!r}")

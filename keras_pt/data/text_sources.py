@@ -143,8 +143,15 @@ def text_data_from_lists(
         heldout = [c[i] for c in columns for i in np.sort(order[:n_heldout])]
         pretraining = [c[i] for c in columns for i in np.sort(order[n_heldout:])] + extra
         return TextData(
-            name, None, None, None, tf.data.Dataset.from_tensor_slices(pretraining), 0, None,
-            is_pair, heldout=tf.data.Dataset.from_tensor_slices(heldout) if heldout else None,
+            name,
+            None,
+            None,
+            None,
+            tf.data.Dataset.from_tensor_slices(pretraining),
+            0,
+            None,
+            is_pair,
+            heldout=tf.data.Dataset.from_tensor_slices(heldout) if heldout else None,
         )
     labels = list(labels)
     if len(labels) != len(columns[0]):
@@ -286,9 +293,7 @@ def load_texts(
 
 
 def _load_text_folder(path, name, split):
-    classes = sorted(
-        d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and d != UNLABELED_FOLDER
-    )
+    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and d != UNLABELED_FOLDER)
 
     def read_folder(folder):
         texts = []
@@ -314,6 +319,4 @@ def _load_text_folder(path, name, split):
         raise ValueError(f"the class folders of {path!r} hold no non-empty .txt files.")
     unlabeled_folder = os.path.join(path, UNLABELED_FOLDER)
     unlabeled = read_folder(unlabeled_folder) if os.path.isdir(unlabeled_folder) else None
-    return text_data_from_lists(
-        texts, labels, unlabeled=unlabeled, name=name, class_names=classes, **split
-    )
+    return text_data_from_lists(texts, labels, unlabeled=unlabeled, name=name, class_names=classes, **split)

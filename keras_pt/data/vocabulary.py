@@ -36,11 +36,7 @@ def _trim(vocabulary, vocabulary_size):
         )
     pieces = [i for i in range(num_special, len(vocabulary)) if not single[i]]
     kept = set(pieces[: vocabulary_size - num_required])
-    return [
-        token
-        for i, token in enumerate(vocabulary)
-        if i < num_special or single[i] or i in kept
-    ]
+    return [token for i, token in enumerate(vocabulary) if i < num_special or single[i] or i in kept]
 
 
 def texts_only(dataset):
@@ -56,10 +52,7 @@ def texts_only(dataset):
     flat = tf.nest.flatten(spec)
     texts = [isinstance(s, tf.TensorSpec) and is_text(s) for s in flat]
     if not any(texts):
-        raise ValueError(
-            f"the data set holds no strings (element spec {spec}); pass a data "
-            "set of raw texts."
-        )
+        raise ValueError(f"the data set holds no strings (element spec {spec}); pass a data set of raw texts.")
     if len(flat) == 1:
         return dataset
 
@@ -134,10 +127,7 @@ def _learn_with_tokenizers(texts, vocabulary_size, lowercase, min_frequency, bat
         ) from error
 
     # Words split in TensorFlow exactly as the tokenizer layer splits them.
-    word_counts = {
-        word.decode("utf-8"): count
-        for word, count in _word_counts(texts, lowercase, batch_size).items()
-    }
+    word_counts = {word.decode("utf-8"): count for word, count in _word_counts(texts, lowercase, batch_size).items()}
     _check_not_empty(word_counts)
     num_special = special_tokens.NUM_SPECIAL_TOKENS
     characters = sorted({c for word in word_counts for c in word})
@@ -153,9 +143,7 @@ def _learn_with_tokenizers(texts, vocabulary_size, lowercase, min_frequency, bat
     # and numbers the characters in the (random) order of its word table:
     # given first, as reserved tokens, in sorted order, every character has
     # a fixed id, so the same corpus gives the same vocabulary.
-    reserved = (
-        list(special_tokens.SPECIAL_TOKENS) + characters + ["##" + c for c in characters]
-    )
+    reserved = list(special_tokens.SPECIAL_TOKENS) + characters + ["##" + c for c in characters]
     tokenizer = Tokenizer(models.WordPiece(unk_token=special_tokens.UNK_TOKEN))
     # Words may hold non-ASCII spaces (the split keeps them, as the
     # tokenizer layer does): cut the lines at ASCII spaces only.
@@ -310,8 +298,5 @@ def token_counts(tokenizer, dataset, max_texts=None, batch_size=256):
     texts = texts_only(dataset)
     if max_texts is not None:
         texts = texts.take(max_texts)
-    counts = [
-        ids.row_lengths().numpy()
-        for ids in texts.batch(batch_size).map(tokenizer)
-    ]
+    counts = [ids.row_lengths().numpy() for ids in texts.batch(batch_size).map(tokenizer)]
     return np.concatenate(counts) if counts else np.zeros((0,), np.int64)

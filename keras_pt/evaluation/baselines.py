@@ -104,7 +104,4 @@ def raw_input_baselines(draws, test_x, test_y, names=BASELINES):
     unknown = [n for n in names if n not in BASELINE_FUNCTIONS]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(BASELINES)}.")
-    return {
-        name: Spread([BASELINE_FUNCTIONS[name](x, y, test_x, test_y) for x, y in draws])
-        for name in names
-    }
+    return {name: Spread([BASELINE_FUNCTIONS[name](x, y, test_x, test_y) for x, y in draws]) for name in names}

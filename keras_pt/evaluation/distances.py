@@ -12,15 +12,9 @@ import numpy as np
 def _check_features(name, features):
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2:
-        raise ValueError(
-            f"{name} must be a (num_examples, feature_dim) array; got shape "
-            f"{features.shape}."
-        )
+        raise ValueError(f"{name} must be a (num_examples, feature_dim) array; got shape {features.shape}.")
     if features.shape[0] < 2:
-        raise ValueError(
-            f"{name} needs at least 2 examples to estimate statistics; got "
-            f"{features.shape[0]}."
-        )
+        raise ValueError(f"{name} needs at least 2 examples to estimate statistics; got {features.shape[0]}.")
     if not np.all(np.isfinite(features)):
         raise ValueError(f"{name} contains NaN or infinite values.")
     return features
@@ -30,9 +24,7 @@ def _check_pair(features_a, features_b):
     a = _check_features("features_a", features_a)
     b = _check_features("features_b", features_b)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"the two feature sets differ in dimension: {a.shape[1]} vs {b.shape[1]}."
-        )
+        raise ValueError(f"the two feature sets differ in dimension: {a.shape[1]} vs {b.shape[1]}.")
     return a, b
 
 

@@ -34,9 +34,7 @@ class FeatureClassifier(keras.Model):
         super().__init__(**kwargs)
         image_shape = [int(d) for d in image_shape]
         if len(image_shape) != 3:
-            raise ValueError(
-                f"image_shape must be (height, width, channels); got {image_shape}."
-            )
+            raise ValueError(f"image_shape must be (height, width, channels); got {image_shape}.")
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2; got {num_classes}.")
 
@@ -82,9 +80,7 @@ class FeatureClassifier(keras.Model):
         return config
 
 
-def train_feature_classifier(
-    data, epochs=20, batch_size=64, filters=32, feature_dim=128, save_path=None, seed=0
-):
+def train_feature_classifier(data, epochs=20, batch_size=64, filters=32, feature_dim=128, save_path=None, seed=0):
     """Trains a `FeatureClassifier` on `data.train` and reports test accuracy.
 
     Args:
@@ -101,9 +97,7 @@ def train_feature_classifier(
         `(classifier, test_accuracy)`.
     """
     keras.utils.set_random_seed(seed)
-    classifier = FeatureClassifier(
-        list(data.image_shape), data.num_classes, filters=filters, feature_dim=feature_dim
-    )
+    classifier = FeatureClassifier(list(data.image_shape), data.num_classes, filters=filters, feature_dim=feature_dim)
     classifier.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -127,5 +121,3 @@ def images_array(dataset, limit=None):
     if not images:
         raise ValueError("the data set is empty: no images to evaluate against.")
     return np.stack(images).astype(np.float32)
-
-

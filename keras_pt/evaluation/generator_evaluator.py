@@ -48,14 +48,10 @@ class GeneratorEvaluator:
         real_images = np.asarray(real_images, dtype=np.float32)
         if real_images.ndim != 4:
             raise ValueError(
-                "real_images must be (num_images, height, width, channels); got "
-                f"shape {real_images.shape}."
+                f"real_images must be (num_images, height, width, channels); got shape {real_images.shape}."
             )
         if int(num_samples) < 2 or int(latent_dim) <= 0:
-            raise ValueError(
-                f"num_samples must be >= 2 and latent_dim > 0; got {num_samples} "
-                f"and {latent_dim}."
-            )
+            raise ValueError(f"num_samples must be >= 2 and latent_dim > 0; got {num_samples} and {latent_dim}.")
         self.classifier = classifier
         self.batch_size = int(batch_size)
         self.value_range = tuple(float(v) for v in value_range)
@@ -83,10 +79,6 @@ class GeneratorEvaluator:
     def __call__(self, generator):
         fake_features = self._features(self.generate(generator))
         return {
-            "frechet_distance": distances.frechet_distance(
-                self.real_features, fake_features
-            ),
-            "kernel_distance": distances.kernel_distance(
-                self.real_features, fake_features
-            ),
+            "frechet_distance": distances.frechet_distance(self.real_features, fake_features),
+            "kernel_distance": distances.kernel_distance(self.real_features, fake_features),
         }

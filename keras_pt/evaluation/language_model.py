@@ -75,9 +75,7 @@ def unigram_perplexity(train_counts, test_counts, smoothing=1.0):
     probabilities = smoothed / smoothed.sum()
     seen = test_counts > 0
     if np.any(probabilities[seen] == 0):
-        raise ValueError(
-            "a test target has probability 0 under the unigram model; use smoothing > 0."
-        )
+        raise ValueError("a test target has probability 0 under the unigram model; use smoothing > 0.")
     log_likelihood = np.sum(test_counts[seen] * np.log(probabilities[seen]))
     return float(np.exp(-log_likelihood / test_counts.sum()))
 

@@ -47,9 +47,7 @@ def retrieval_accuracy(queries, candidates, num_candidates=None, seed=0):
     n = len(queries)
     num_candidates = n if num_candidates is None else int(num_candidates)
     if num_candidates < 2 or num_candidates > n:
-        raise ValueError(
-            f"num_candidates must lie in [2, {n}] (the number of pairs); got {num_candidates}."
-        )
+        raise ValueError(f"num_candidates must lie in [2, {n}] (the number of pairs); got {num_candidates}.")
     order = np.random.RandomState(seed).permutation(n)
     groups = order[: n - n % num_candidates].reshape(-1, num_candidates)
     correct = 0

@@ -82,9 +82,7 @@ def random_view(
     )
 
 
-def _random_view_kernel(
-    images, seeds, min_crop_area, max_aspect_ratio, flip, brightness, contrast, noise_stddev
-):
+def _random_view_kernel(images, seeds, min_crop_area, max_aspect_ratio, flip, brightness, contrast, noise_stddev):
     images = tf.cast(images, tf.float32)
     batch = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
     height, width, channels = images.shape[1], images.shape[2], images.shape[3]

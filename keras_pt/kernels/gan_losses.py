@@ -22,9 +22,7 @@ LOSS_NAMES = ("non_saturating", "hinge", "wasserstein")
 def check_loss_name(loss):
     """Returns `loss` if it names a GAN loss, else raises a clear ValueError."""
     if loss not in LOSS_NAMES:
-        raise ValueError(
-            f"unknown GAN loss {loss!r}; choose one of {', '.join(LOSS_NAMES)}."
-        )
+        raise ValueError(f"unknown GAN loss {loss!r}; choose one of {', '.join(LOSS_NAMES)}.")
     return loss
 
 
@@ -34,16 +32,12 @@ def _flat(logits):
 
 @tf.function(jit_compile=True)
 def _d_non_saturating(real_logits, fake_logits):
-    return tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(
-        tf.nn.softplus(fake_logits)
-    )
+    return tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(tf.nn.softplus(fake_logits))
 
 
 @tf.function(jit_compile=True)
 def _d_hinge(real_logits, fake_logits):
-    return tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(
-        tf.nn.relu(1.0 + fake_logits)
-    )
+    return tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
 
 
 @tf.function(jit_compile=True)

@@ -66,15 +66,12 @@ def gradient_penalty(critic, real, fake, alpha, target_norm=1.0, jit_compile=Tru
     if real.shape.rank is not None and fake.shape.rank is not None:
         if real.shape.as_list()[1:] != fake.shape.as_list()[1:]:
             raise ValueError(
-                "gradient_penalty needs real and fake batches of the same "
-                f"shape; got {real.shape} and {fake.shape}."
+                f"gradient_penalty needs real and fake batches of the same shape; got {real.shape} and {fake.shape}."
             )
     if jit_compile:
         # A fresh tf.function per call: a shared one would cache traces keyed
         # on the critic callable, and a new callable can reuse a freed one's
         # id and hit a trace that captured another model's weights. Inside a
         # train step this traces once per step trace.
-        return tf.function(_gradient_penalty, jit_compile=True)(
-            critic, real, fake, alpha, float(target_norm)
-        )
+        return tf.function(_gradient_penalty, jit_compile=True)(critic, real, fake, alpha, float(target_norm))
     return _gradient_penalty(critic, real, fake, alpha, float(target_norm))

@@ -34,6 +34,4 @@ def multiclass_hinge(labels, scores, variant="crammer_singer", squared=False):
         terms = tf.nn.relu(1.0 - signs * scores)
         terms = tf.square(terms) if squared else terms
         return tf.reduce_sum(terms, axis=-1)
-    raise ValueError(
-        f"unknown hinge variant {variant!r}; choose one of {', '.join(HINGE_VARIANTS)}."
-    )
+    raise ValueError(f"unknown hinge variant {variant!r}; choose one of {', '.join(HINGE_VARIANTS)}.")

@@ -44,18 +44,14 @@ def default_max_predictions(sequence_length, mask_selection_rate=0.15):
 def check_rates(mask_selection_rate, mask_token_rate, random_token_rate):
     """Raises a ValueError for rates outside their ranges."""
     if not 0.0 < float(mask_selection_rate) <= 1.0:
-        raise ValueError(
-            f"mask_selection_rate must lie in (0, 1]; got {mask_selection_rate}."
-        )
+        raise ValueError(f"mask_selection_rate must lie in (0, 1]; got {mask_selection_rate}.")
     if float(mask_token_rate) < 0 or float(random_token_rate) < 0:
         raise ValueError(
-            f"mask_token_rate ({mask_token_rate}) and random_token_rate "
-            f"({random_token_rate}) must be >= 0."
+            f"mask_token_rate ({mask_token_rate}) and random_token_rate ({random_token_rate}) must be >= 0."
         )
     if float(mask_token_rate) + float(random_token_rate) > 1.0 + 1e-9:
         raise ValueError(
-            f"mask_token_rate + random_token_rate must be <= 1; got "
-            f"{mask_token_rate} + {random_token_rate}."
+            f"mask_token_rate + random_token_rate must be <= 1; got {mask_token_rate} + {random_token_rate}."
         )
 
 
@@ -99,13 +95,9 @@ def apply_mlm_mask(
     """
     token_ids = tf.cast(token_ids, tf.int32)
     seq_len = token_ids.shape[1]
-    candidates = tf.logical_and(
-        token_ids >= NUM_SPECIAL_TOKENS, tf.cast(padding_mask, tf.bool)
-    )  # (batch, seq)
+    candidates = tf.logical_and(token_ids >= NUM_SPECIAL_TOKENS, tf.cast(padding_mask, tf.bool))  # (batch, seq)
     num_candidates = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=1)  # (batch,)
-    count = tf.cast(
-        tf.floor(tf.cast(num_candidates, tf.float32) * mask_selection_rate + 0.5), tf.int32
-    )
+    count = tf.cast(tf.floor(tf.cast(num_candidates, tf.float32) * mask_selection_rate + 0.5), tf.int32)
     count = tf.minimum(tf.maximum(count, tf.minimum(num_candidates, 1)), max_predictions)
 
     # The `count` candidates with the largest scores (non-candidates score -1).
@@ -186,10 +178,7 @@ def mask_tokens(
     """
     check_rates(mask_selection_rate, mask_token_rate, random_token_rate)
     if int(vocabulary_size) <= NUM_SPECIAL_TOKENS:
-        raise ValueError(
-            f"vocabulary_size must exceed the {NUM_SPECIAL_TOKENS} special tokens; "
-            f"got {vocabulary_size}."
-        )
+        raise ValueError(f"vocabulary_size must exceed the {NUM_SPECIAL_TOKENS} special tokens; got {vocabulary_size}.")
     token_ids = tf.cast(token_ids, tf.int32)
     shape = token_ids.shape
     if shape.rank != 2 or shape[1] is None:
@@ -203,8 +192,7 @@ def mask_tokens(
     max_predictions = int(max_predictions)
     if not 1 <= max_predictions <= seq_len:
         raise ValueError(
-            f"max_predictions must lie in [1, {seq_len}] for sequences of length "
-            f"{seq_len}; got {max_predictions}."
+            f"max_predictions must lie in [1, {seq_len}] for sequences of length {seq_len}; got {max_predictions}."
         )
     if padding_mask is None:
         padding_mask = tf.ones_like(token_ids)

@@ -115,8 +115,6 @@ def uniform_int(seed, local_shape, maxval, dtype=tf.int32):
     """Integers in [0, maxval) for this replica's slice of the batch."""
 
     def draw(shape, seed, dtype):
-        return tf.random.stateless_uniform(
-            shape, seed=seed, minval=0, maxval=maxval, dtype=dtype
-        )
+        return tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=maxval, dtype=dtype)
 
     return _global_draw(draw, seed, local_shape, dtype)

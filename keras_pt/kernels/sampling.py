@@ -16,19 +16,14 @@ SAMPLING_STRATEGIES = ("greedy", "top_k", "temperature")
 def check_sampling_args(strategy, temperature, top_k, vocabulary_size=None):
     """Raises a ValueError for an unknown strategy or invalid parameters."""
     if strategy not in SAMPLING_STRATEGIES:
-        raise ValueError(
-            f"unknown sampling strategy {strategy!r}; choose one of "
-            f"{', '.join(SAMPLING_STRATEGIES)}."
-        )
+        raise ValueError(f"unknown sampling strategy {strategy!r}; choose one of {', '.join(SAMPLING_STRATEGIES)}.")
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be positive, got {temperature}.")
     if strategy == "top_k":
         if int(top_k) != top_k or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k}.")
         if vocabulary_size is not None and top_k > vocabulary_size:
-            raise ValueError(
-                f"top_k={top_k} exceeds the vocabulary size {vocabulary_size}; lower top_k."
-            )
+            raise ValueError(f"top_k={top_k} exceeds the vocabulary size {vocabulary_size}; lower top_k.")
 
 
 def gumbel_noise(shape, seed):

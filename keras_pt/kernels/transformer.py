@@ -96,9 +96,9 @@ def _probs_dropout_scale(probs, rate, seed, replica, query_positions=None):
     full_size = batch * heads * length * length
     if query_positions is not None:
         # Index of (b, h, position, k) in the full (batch, heads, seq, seq) probabilities.
-        rows = (
-            tf.range(batch)[:, None, None] * heads + tf.range(heads)[None, :, None]
-        ) * length + tf.cast(query_positions, tf.int32)[:, None, :]  # (batch, heads, queries)
+        rows = (tf.range(batch)[:, None, None] * heads + tf.range(heads)[None, :, None]) * length + tf.cast(
+            query_positions, tf.int32
+        )[:, None, :]  # (batch, heads, queries)
         counter = rows[..., None] * length + tf.range(length)  # (batch, heads, queries, seq)
     else:
         counter = tf.reshape(tf.range(full_size), [batch, heads, queries, length])
@@ -157,9 +157,7 @@ def self_attention(qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica
         The attention context `(batch, seq, hidden)`, before the output
         projection.
     """
-    return _self_attention_forward(
-        qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica
-    )[0]
+    return _self_attention_forward(qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica)[0]
 
 
 def _split_qkv(qkv, qkv_bias, num_heads):
@@ -177,9 +175,7 @@ def _self_attention_forward(qkv, qkv_bias, attention_bias, num_heads, rate, seed
     return _merge_heads(context), probs
 
 
-def _self_attention_backward(
-    d_output, probs, qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica
-):
+def _self_attention_backward(d_output, probs, qkv, qkv_bias, attention_bias, num_heads, rate, seed, replica):
     query, key, value = _split_qkv(qkv, qkv_bias, num_heads)
     d_context = _split_heads(d_output, num_heads)
     grads = _attend_backward(d_context, probs, query, key, value, rate, seed, replica)
@@ -187,9 +183,7 @@ def _self_attention_backward(
     return d_qkv, tf.reduce_sum(d_qkv, axis=[0, 1])
 
 
-def query_attention(
-    query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica, query_positions
-):
+def query_attention(query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica, query_positions):
     """Multi-head attention of some positions' queries over every key.
 
     Args:
@@ -207,7 +201,15 @@ def query_attention(
         `(batch, queries, hidden)`.
     """
     return _query_attention_forward(
-        query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica,
+        query,
+        query_bias,
+        kv,
+        kv_bias,
+        attention_bias,
+        num_heads,
+        rate,
+        seed,
+        replica,
         query_positions,
     )[0]
 
@@ -225,15 +227,23 @@ def _query_attention_forward(
     query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed, replica, query_positions
 ):
     query, key, value = _split_query_kv(query, query_bias, kv, kv_bias, num_heads)
-    context, probs = _attend(
-        query, key, value, attention_bias, rate, seed, replica, query_positions
-    )
+    context, probs = _attend(query, key, value, attention_bias, rate, seed, replica, query_positions)
     return _merge_heads(context), probs
 
 
 def _query_attention_backward(
-    d_output, probs, query, query_bias, kv, kv_bias, attention_bias, num_heads, rate, seed,
-    replica, query_positions,
+    d_output,
+    probs,
+    query,
+    query_bias,
+    kv,
+    kv_bias,
+    attention_bias,
+    num_heads,
+    rate,
+    seed,
+    replica,
+    query_positions,
 ):
     query, key, value = _split_query_kv(query, query_bias, kv, kv_bias, num_heads)
     d_context = _split_heads(d_output, num_heads)
@@ -273,9 +283,7 @@ def cached_attention(qkv, qkv_bias, key_cache, value_cache, index, num_heads):
     zero = tf.zeros([], tf.int32)
     start = tf.stack([zero, zero, index, zero])
     key_cache = tf_xla.dynamic_update_slice(key_cache, tf.cast(key, key_cache.dtype), start)
-    value_cache = tf_xla.dynamic_update_slice(
-        value_cache, tf.cast(value, value_cache.dtype), start
-    )
+    value_cache = tf_xla.dynamic_update_slice(value_cache, tf.cast(value, value_cache.dtype), start)
     num_new, max_length = query.shape[2], key_cache.shape[2]
     later = tf.range(max_length)[None, :] > index + tf.range(num_new)[:, None]  # (n, max_length)
     bias = tf.cast(later, query.dtype) * (0.5 * query.dtype.min)  # as mask_value(dtype)
@@ -283,9 +291,7 @@ def cached_attention(qkv, qkv_bias, key_cache, value_cache, index, num_heads):
     return _merge_heads(context), key_cache, value_cache
 
 
-def residual_layer_norm(
-    x, bias, residual, gamma, beta, epsilon, rate, seed, replica, rows=None, total_rows=None
-):
+def residual_layer_norm(x, bias, residual, gamma, beta, epsilon, rate, seed, replica, rows=None, total_rows=None):
     """`LayerNorm(residual + Dropout(x + bias))`, BERT's post-LN sublayer end.
 
     `x` is `(rows, hidden)`. With `rows` (int32 `(rows,)`, the indices of
@@ -339,12 +345,8 @@ def correct_predictions(logits, labels):
 # Differentiable arguments first; the rest (masks, seeds, static values) pass through.
 # Attention saves its probabilities and has a hand-written backward pass
 # (recomputing the score matmuls in the backward kernel would cost more).
-self_attention = fused_kernel(
-    self_attention, 2, _self_attention_forward, _self_attention_backward
-)
-query_attention = fused_kernel(
-    query_attention, 4, _query_attention_forward, _query_attention_backward
-)
+self_attention = fused_kernel(self_attention, 2, _self_attention_forward, _self_attention_backward)
+query_attention = fused_kernel(query_attention, 4, _query_attention_forward, _query_attention_backward)
 residual_layer_norm = fused_kernel(residual_layer_norm, 5)
 bias_activation = fused_kernel(bias_activation, 2)
 bias_activation_layer_norm = fused_kernel(bias_activation_layer_norm, 4)

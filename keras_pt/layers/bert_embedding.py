@@ -131,9 +131,7 @@ class BertEmbedding(keras.layers.Layer):
     def _checked(self, token_ids, segment_ids, length):
         vocab, segments = self.vocabulary_size, self.num_segments
         checks = [
-            tf.debugging.assert_non_negative(
-                token_ids, message="token ids must be >= 0"
-            ),
+            tf.debugging.assert_non_negative(token_ids, message="token ids must be >= 0"),
             tf.debugging.assert_less(
                 token_ids,
                 tf.constant(vocab, token_ids.dtype),
@@ -151,16 +149,13 @@ class BertEmbedding(keras.layers.Layer):
                     length,
                     self.max_sequence_length,
                     message=(
-                        f"sequence length exceeds max_sequence_length="
-                        f"{self.max_sequence_length}; truncate the inputs"
+                        f"sequence length exceeds max_sequence_length={self.max_sequence_length}; truncate the inputs"
                     ),
                 )
             )
         if segment_ids is not None:
             checks += [
-                tf.debugging.assert_non_negative(
-                    segment_ids, message="segment ids must be >= 0"
-                ),
+                tf.debugging.assert_non_negative(segment_ids, message="segment ids must be >= 0"),
                 tf.debugging.assert_less(
                     segment_ids,
                     tf.constant(segments, segment_ids.dtype),
@@ -234,10 +229,7 @@ class BertEmbedding(keras.layers.Layer):
 
 
 def _id_error(name, bad, limit, limit_name, advice):
-    return (
-        f"{name} must lie in [0, {limit_name}={limit}); found {sorted(set(bad))[:5]}. "
-        + advice
-    )
+    return f"{name} must lie in [0, {limit_name}={limit}); found {sorted(set(bad))[:5]}. " + advice
 
 
 _TOKEN_ADVICE = (
@@ -298,9 +290,13 @@ def check_token_ids(x, vocabulary_size, num_segments=None):
                 asserts.append(
                     tf.debugging.Assert(
                         ok,
-                        [f"{key} must lie in [0, {limit_name}={limit}); got values "
-                         f"from", tf.reduce_min(ids), "to", tf.reduce_max(ids), ". "
-                         + advice],
+                        [
+                            f"{key} must lie in [0, {limit_name}={limit}); got values from",
+                            tf.reduce_min(ids),
+                            "to",
+                            tf.reduce_max(ids),
+                            ". " + advice,
+                        ],
                     )
                 )
             with tf.control_dependencies(asserts):
@@ -329,11 +325,7 @@ class TokenIdCheckMixin:
     `predict` of a model with a `BertEmbedding`. Mix in before `keras.Model`."""
 
     def _checked_inputs(self, x):
-        embeddings = [
-            layer
-            for layer in self._flatten_layers(include_self=False)
-            if isinstance(layer, BertEmbedding)
-        ]
+        embeddings = [layer for layer in self._flatten_layers(include_self=False) if isinstance(layer, BertEmbedding)]
         if not embeddings or x is None:
             return x
         embedding = embeddings[0]

@@ -39,9 +39,7 @@ class FastDropout(keras.layers.Layer):
             raise ValueError(f"rate must lie in [0, 1); got {rate}.")
         self.rate = float(rate)
         self.seed = seed
-        self.seed_generator = (
-            keras.random.SeedGenerator(seed, name="seed_generator") if self.rate else None
-        )
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator") if self.rate else None
         self.built = True
 
     def call(self, inputs, training=False):

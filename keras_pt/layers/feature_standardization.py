@@ -41,18 +41,10 @@ class FeatureStandardization(keras.layers.Layer):
     def build(self, input_shape):
         dim = input_shape[-1]
         if dim is None:
-            raise ValueError(
-                f"{self.name} needs a known feature dimension; got input shape {input_shape}."
-            )
-        self.mean = self.add_weight(
-            name="mean", shape=(dim,), initializer="zeros", trainable=False
-        )
-        self.inverse_scale = self.add_weight(
-            name="inverse_scale", shape=(dim,), initializer="ones", trainable=False
-        )
-        self.num_examples = self.add_weight(
-            name="num_examples", shape=(), initializer="zeros", trainable=False
-        )
+            raise ValueError(f"{self.name} needs a known feature dimension; got input shape {input_shape}.")
+        self.mean = self.add_weight(name="mean", shape=(dim,), initializer="zeros", trainable=False)
+        self.inverse_scale = self.add_weight(name="inverse_scale", shape=(dim,), initializer="ones", trainable=False)
+        self.num_examples = self.add_weight(name="num_examples", shape=(), initializer="zeros", trainable=False)
 
     def call(self, inputs):
         mean = tf.cast(self.mean, inputs.dtype)

@@ -49,13 +49,9 @@ class MaskedLMHead(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if int(vocabulary_size) < 1:
-            raise ValueError(
-                f"vocabulary_size must be a positive int; got {vocabulary_size}."
-            )
+            raise ValueError(f"vocabulary_size must be a positive int; got {vocabulary_size}.")
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}."
-            )
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}.")
 
         # === Config ===
         self.vocabulary_size = int(vocabulary_size)
@@ -76,12 +72,8 @@ class MaskedLMHead(keras.layers.Layer):
             shape=(hidden_dim, hidden_dim),
             initializer=keras.initializers.TruncatedNormal(stddev=self.initializer_range),
         )
-        self.transform_bias = self.add_weight(
-            name="transform_bias", shape=(hidden_dim,), initializer="zeros"
-        )
-        self.output_bias = self.add_weight(
-            name="output_bias", shape=(self.vocabulary_size,), initializer="zeros"
-        )
+        self.transform_bias = self.add_weight(name="transform_bias", shape=(hidden_dim,), initializer="zeros")
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.vocabulary_size,), initializer="zeros")
         self.layer_norm.build((None, hidden_dim))
         self.built = True
 

@@ -70,8 +70,7 @@ class MiniBERTPreprocessor(keras.layers.Layer):
             )
         if int(sequence_length) != sequence_length or sequence_length < 2:
             raise ValueError(
-                "sequence_length must be an integer >= 2 (room for [CLS] and "
-                f"[SEP]), got {sequence_length}."
+                f"sequence_length must be an integer >= 2 (room for [CLS] and [SEP]), got {sequence_length}."
             )
 
         # === Layers ===
@@ -99,15 +98,11 @@ class MiniBERTPreprocessor(keras.layers.Layer):
         else:
             segments = [tf.convert_to_tensor(inputs)]
         if len(segments) not in (1, 2):
-            raise ValueError(
-                "MiniBERTPreprocessor packs one segment or a pair of segments, "
-                f"got {len(segments)}."
-            )
+            raise ValueError(f"MiniBERTPreprocessor packs one segment or a pair of segments, got {len(segments)}.")
         for segment in segments:
             if segment.dtype != tf.string:
                 raise ValueError(
-                    f"MiniBERTPreprocessor takes strings, got a {segment.dtype.name} "
-                    "tensor; pass raw text."
+                    f"MiniBERTPreprocessor takes strings, got a {segment.dtype.name} tensor; pass raw text."
                 )
         ranks = {segment.shape.rank for segment in segments}
         if len(ranks) != 1 or ranks.pop() not in (0, 1):
@@ -174,10 +169,7 @@ class MiniBERTPreprocessor(keras.layers.Layer):
     def compute_output_spec(self, inputs):
         first = inputs[0] if isinstance(inputs, tuple) else inputs
         shape = tuple(first.shape) + (self.sequence_length,)
-        return {
-            key: keras.KerasTensor(shape, dtype="int32")
-            for key in ("token_ids", "segment_ids", "padding_mask")
-        }
+        return {key: keras.KerasTensor(shape, dtype="int32") for key in ("token_ids", "segment_ids", "padding_mask")}
 
     def get_config(self):
         config = super().get_config()

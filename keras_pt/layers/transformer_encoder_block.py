@@ -26,9 +26,7 @@ def _batch_and_length(x):
     return batch, length
 
 
-def make_attention_bias(
-    padding_mask, sequence_length, dtype, causal=False, query_positions=None
-):
+def make_attention_bias(padding_mask, sequence_length, dtype, causal=False, query_positions=None):
     """Additive attention bias, broadcastable to `(batch, 1, queries, keys)`.
 
     0 where a query may attend to a key, `mask_value(dtype)` where not (a
@@ -141,15 +139,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
         if int(num_heads) < 1:
             raise ValueError(f"num_heads must be a positive int; got {num_heads}.")
         if int(intermediate_dim) < 1:
-            raise ValueError(
-                f"intermediate_dim must be a positive int; got {intermediate_dim}."
-            )
+            raise ValueError(f"intermediate_dim must be a positive int; got {intermediate_dim}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1); got {dropout}.")
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}."
-            )
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}.")
 
         # === Config ===
         self.num_heads = int(num_heads)
@@ -186,8 +180,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             raise ValueError("TransformerEncoderBlock needs a known hidden size.")
         if hidden_dim % self.num_heads:
             raise ValueError(
-                f"num_heads={self.num_heads} must divide the hidden size "
-                f"{hidden_dim}; change num_heads or hidden_dim."
+                f"num_heads={self.num_heads} must divide the hidden size {hidden_dim}; change num_heads or hidden_dim."
             )
         self.hidden_dim = hidden_dim
         self.head_dim = hidden_dim // self.num_heads
@@ -197,9 +190,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             shape=(hidden_dim, 3 * hidden_dim),
             initializer=self._kernel_initializer(),
         )
-        self.qkv_bias = self.add_weight(
-            name="qkv_bias", shape=(3 * hidden_dim,), initializer="zeros"
-        )
+        self.qkv_bias = self.add_weight(name="qkv_bias", shape=(3 * hidden_dim,), initializer="zeros")
         self.attention_output_kernel = self.add_weight(
             name="attention_output_kernel",
             shape=(hidden_dim, hidden_dim),
@@ -221,9 +212,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             shape=(self.intermediate_dim, hidden_dim),
             initializer=self._kernel_initializer(),
         )
-        self.output_bias = self.add_weight(
-            name="output_bias", shape=(hidden_dim,), initializer="zeros"
-        )
+        self.output_bias = self.add_weight(name="output_bias", shape=(hidden_dim,), initializer="zeros")
         self.attention_layer_norm.build(input_shape)
         self.feedforward_layer_norm.build(input_shape)
         self.built = True
@@ -374,8 +363,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         """
         if not self.causal:
             raise ValueError(
-                "call_with_cache needs a causal block (causal=True): a key/value "
-                "cache only holds earlier positions."
+                "call_with_cache needs a causal block (causal=True): a key/value cache only holds earlier positions."
             )
         batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
         length = x.shape[1]
@@ -398,9 +386,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             cache_index,
             self.num_heads,
         )  # (batch, n, hidden)
-        attended = tf.matmul(
-            tf.reshape(context, [-1, hidden]), weight(self.attention_output_kernel)
-        )
+        attended = tf.matmul(tf.reshape(context, [-1, hidden]), weight(self.attention_output_kernel))
         h = kernels.residual_layer_norm(
             attended,
             weight(self.attention_output_bias),
@@ -450,4 +436,3 @@ class TransformerEncoderBlock(keras.layers.Layer):
             }
         )
         return config
-

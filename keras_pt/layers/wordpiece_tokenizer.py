@@ -40,8 +40,7 @@ def check_vocabulary(vocabulary):
     bad = [t for t in vocabulary if not isinstance(t, str) or not t or t != t.strip()]
     if bad:
         raise ValueError(
-            "vocabulary tokens must be non-empty strings without surrounding "
-            f"whitespace, got {bad[:5]!r}."
+            f"vocabulary tokens must be non-empty strings without surrounding whitespace, got {bad[:5]!r}."
         )
     specials = list(special_tokens.SPECIAL_TOKENS)
     if list(vocabulary[: len(specials)]) != specials:
@@ -171,10 +170,7 @@ class WordPieceTokenizer(keras.layers.Layer):
     def call(self, inputs):
         strings = tf.convert_to_tensor(inputs)
         if strings.dtype != tf.string:
-            raise ValueError(
-                f"WordPieceTokenizer takes strings, got a {strings.dtype.name} "
-                "tensor; pass raw text."
-            )
+            raise ValueError(f"WordPieceTokenizer takes strings, got a {strings.dtype.name} tensor; pass raw text.")
         return self._fast_wordpiece.tokenize(normalize(strings, self.lowercase))
 
     def detokenize(self, ids):
@@ -195,9 +191,7 @@ class WordPieceTokenizer(keras.layers.Layer):
         flat = ids.flat_values if isinstance(ids, tf.RaggedTensor) else tf.reshape(ids, [-1])
         checks = [
             tf.debugging.assert_non_negative(flat, message="token ids must be >= 0"),
-            tf.debugging.assert_less(
-                flat, size, message=f"token ids must be < vocabulary_size={size}"
-            ),
+            tf.debugging.assert_less(flat, size, message=f"token ids must be < vocabulary_size={size}"),
         ]
         with tf.control_dependencies(checks):
             if not isinstance(ids, tf.RaggedTensor):

@@ -43,26 +43,24 @@ def _build_conv(input_shape, latent_dim, filters):
     inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
     for i, f in enumerate(filters):
-        x = keras.layers.Conv2D(
-            f, 3, strides=2, padding="same", activation="relu", name=f"encoder_conv_{i}"
-        )(x)  # (batch, H / 2^(i+1), W / 2^(i+1), f)
+        x = keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"encoder_conv_{i}")(
+            x
+        )  # (batch, H / 2^(i+1), W / 2^(i+1), f)
     x = keras.layers.Flatten(name="flatten")(x)
     code = keras.layers.Dense(latent_dim, name="code")(x)  # (batch, latent_dim)
     encoder = keras.Model(inputs, code, name="encoder")
 
     small = (height // stride, width // stride, filters[-1])
     latent = keras.Input(shape=(latent_dim,), name="code")
-    x = keras.layers.Dense(small[0] * small[1] * small[2], activation="relu", name="expand")(
-        latent
-    )
+    x = keras.layers.Dense(small[0] * small[1] * small[2], activation="relu", name="expand")(latent)
     x = keras.layers.Reshape(small, name="unflatten")(x)
     for i, f in enumerate(reversed(filters)):
         x = keras.layers.Conv2DTranspose(
             f, 3, strides=2, padding="same", activation="relu", name=f"decoder_deconv_{i}"
         )(x)
-    outputs = keras.layers.Conv2D(
-        channels, 3, padding="same", activation="sigmoid", name="images_out"
-    )(x)  # (batch, H, W, C)
+    outputs = keras.layers.Conv2D(channels, 3, padding="same", activation="sigmoid", name="images_out")(
+        x
+    )  # (batch, H, W, C)
     decoder = keras.Model(latent, outputs, name="decoder")
     return encoder, decoder
 
@@ -113,17 +111,11 @@ class Autoencoder(InputCheckMixin, keras.Model):
     ):
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3 or min(image_shape) <= 0:
-            raise ValueError(
-                f"image_shape must be (height, width, channels) of positive ints, "
-                f"got {image_shape}."
-            )
+            raise ValueError(f"image_shape must be (height, width, channels) of positive ints, got {image_shape}.")
         if latent_dim <= 0:
             raise ValueError(f"latent_dim must be positive, got {latent_dim}.")
         if architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"unknown architecture {architecture!r}; choose one of "
-                f"{', '.join(ARCHITECTURES)}."
-            )
+            raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(
                 f"unknown reconstruction_loss {reconstruction_loss!r}; choose one "
@@ -204,9 +196,7 @@ class Autoencoder(InputCheckMixin, keras.Model):
     def test_step(self, data):
         images = self._images(data)
         reconstructions = self(images, training=False)
-        self.loss_tracker.update_state(
-            tf.reduce_mean(self.per_example_loss(images, reconstructions))
-        )
+        self.loss_tracker.update_state(tf.reduce_mean(self.per_example_loss(images, reconstructions)))
         return {"loss": self.loss_tracker.result()}
 
     def get_config(self):

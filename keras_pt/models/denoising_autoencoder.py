@@ -53,13 +53,9 @@ class DenoisingAutoencoder(Autoencoder):
         self.seed = seed
 
     def corrupt(self, images):
-        return noise.add_noise(
-            images, self.seed_generator.next(), self.noise_stddev, self.mask_rate
-        )
+        return noise.add_noise(images, self.seed_generator.next(), self.noise_stddev, self.mask_rate)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"noise_stddev": self.noise_stddev, "mask_rate": self.mask_rate, "seed": self.seed}
-        )
+        config.update({"noise_stddev": self.noise_stddev, "mask_rate": self.mask_rate, "seed": self.seed})
         return config

@@ -68,25 +68,19 @@ class Discriminator(InputCheckMixin, keras.Model):
         super().__init__(**kwargs)
         image_shape, resolved = check_shape_and_architecture(image_shape, architecture)
         if num_classes is not None and int(num_classes) < 2:
-            raise ValueError(
-                f"num_classes must be None (unconditional) or >= 2; got {num_classes}."
-            )
+            raise ValueError(f"num_classes must be None (unconditional) or >= 2; got {num_classes}.")
 
         # === Layers ===
         if resolved == "dcgan":
             features = self._dcgan_layers(image_shape, int(base_filters))
         else:
             features = self._dense_layers(list(hidden_dims))
-        self.encoder = keras.Sequential(
-            [keras.Input(tuple(image_shape))] + features, name="encoder"
-        )
+        self.encoder = keras.Sequential([keras.Input(tuple(image_shape))] + features, name="encoder")
         feature_dim = self.encoder.output_shape[-1]
         self.logit = keras.layers.Dense(1, name="logit")
         self.embedding = None
         if num_classes is not None:
-            self.embedding = keras.layers.Embedding(
-                int(num_classes), feature_dim, name="embedding"
-            )
+            self.embedding = keras.layers.Embedding(int(num_classes), feature_dim, name="embedding")
 
         # === Config ===
         self.image_shape = image_shape
@@ -111,9 +105,7 @@ class Discriminator(InputCheckMixin, keras.Model):
                 keras.layers.LeakyReLU(0.2, name=f"down_{i}_relu"),
             ]
         layers += [
-            keras.layers.Conv2D(
-                base_filters * 2**steps, 3, padding="same", name="features_conv"
-            ),  # (b, h0, w0, f0)
+            keras.layers.Conv2D(base_filters * 2**steps, 3, padding="same", name="features_conv"),  # (b, h0, w0, f0)
             keras.layers.LeakyReLU(0.2, name="features_relu"),
             keras.layers.Flatten(name="flatten"),  # (b, h0 * w0 * f0)
         ]
@@ -157,9 +149,7 @@ class Discriminator(InputCheckMixin, keras.Model):
             if len(x.shape) == 4:  # (b, h, w, c) -> (b, grid, grid, c)
                 pool = tuple(max(1, math.ceil(d / grid_size)) for d in x.shape[1:3])
                 if pool != (1, 1):
-                    x = keras.layers.MaxPooling2D(
-                        pool, padding="same", name=f"{layer.name}_pool"
-                    )(x)
+                    x = keras.layers.MaxPooling2D(pool, padding="same", name=f"{layer.name}_pool")(x)
                 x = keras.layers.Flatten(name=f"{layer.name}_flatten")(x)
             parts.append(x)
         features = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="concat")(parts)

@@ -130,9 +130,7 @@ class Distiller(InputCheckMixin, keras.Model):
         """Compiles with the student's optimizer; the loss is built in."""
         for name in ("loss", "metrics"):
             if kwargs.pop(name, None) not in (None, "auto"):
-                raise ValueError(
-                    f"Distiller builds its own loss and metrics; do not pass {name}=."
-                )
+                raise ValueError(f"Distiller builds its own loss and metrics; do not pass {name}=.")
         super().compile(optimizer=optimizer, **kwargs)
         if not getattr(self.student, "compiled", False):
             self._compile_student()
@@ -177,9 +175,7 @@ class Distiller(InputCheckMixin, keras.Model):
         labelled = tf.cast(labelled, tf.float32)
         student_logits = tf.cast(student_logits, tf.float32)
         ce = labelled * tf.nn.sparse_softmax_cross_entropy_with_logits(y, student_logits)
-        kl = distillation_kernel.softened_kl(
-            teacher_logits, student_logits, self.temperature
-        )
+        kl = distillation_kernel.softened_kl(teacher_logits, student_logits, self.temperature)
         return y, labelled, ce, self.temperature**2 * kl
 
     def _loss(self, ce, distill):
@@ -205,14 +201,10 @@ class Distiller(InputCheckMixin, keras.Model):
         with tf.GradientTape() as tape:
             student_logits = self.student(x, training=True)
             self._check_outputs(teacher_logits, student_logits)
-            y, labelled, ce, distill = self._per_example_losses(
-                y, teacher_logits, student_logits
-            )
+            y, labelled, ce, distill = self._per_example_losses(y, teacher_logits, student_logits)
             loss = self._loss(ce, distill)
             if self.student.losses:
-                loss = loss + tf.add_n(
-                    [tf.cast(l, tf.float32) for l in self.student.losses]
-                )
+                loss = loss + tf.add_n([tf.cast(l, tf.float32) for l in self.student.losses])
             scaled_loss = self.optimizer.scale_loss(distribute.scale_loss(loss))
         variables = self.student.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)

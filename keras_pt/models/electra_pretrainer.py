@@ -16,17 +16,11 @@ from keras_pt.models.text_model import global_count
 
 def _check_arguments(discriminator, generator_num_layers, rtd_weight, temperature):
     if not isinstance(discriminator, MiniBERT):
-        raise ValueError(
-            f"discriminator must be a keras_pt.MiniBERT; got {type(discriminator).__name__}."
-        )
+        raise ValueError(f"discriminator must be a keras_pt.MiniBERT; got {type(discriminator).__name__}.")
     if int(generator_num_layers) < 1:
-        raise ValueError(
-            f"generator_num_layers must be a positive int; got {generator_num_layers}."
-        )
+        raise ValueError(f"generator_num_layers must be a positive int; got {generator_num_layers}.")
     if float(rtd_weight) < 0 or float(temperature) <= 0:
-        raise ValueError(
-            f"rtd_weight must be >= 0 and temperature > 0; got {rtd_weight}, {temperature}."
-        )
+        raise ValueError(f"rtd_weight must be >= 0 and temperature > 0; got {rtd_weight}, {temperature}.")
 
 
 def _positive_count(weights):
@@ -142,9 +136,7 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
             )
             block.build((None, None, hidden_dim))
             self.generator_layers.append(block)
-        self.generator_head = MaskedLMHead(
-            self.vocabulary_size, dtype=self.dtype_policy, name="generator_head"
-        )
+        self.generator_head = MaskedLMHead(self.vocabulary_size, dtype=self.dtype_policy, name="generator_head")
         self.generator_head.build((None, None, hidden_dim))
         initializer = keras.initializers.TruncatedNormal(stddev=0.02)
         self.rtd_dense = keras.layers.Dense(
@@ -230,9 +222,7 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
     def _terms(self, packed, training):
         """Per-slot and per-token losses and hits, and their weights."""
         d = self.discriminator
-        mask_seed, sample_seed = krandom.split(
-            self.seed_generator.next(), ("electra_mask", "electra_sample")
-        )
+        mask_seed, sample_seed = krandom.split(self.seed_generator.next(), ("electra_mask", "electra_sample"))
         masked = mlm_masking.mask_tokens(
             packed["token_ids"],
             packed["padding_mask"],
@@ -253,9 +243,7 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
         rows = tf.reshape(logits, [-1, self.vocabulary_size])
         labels = tf.reshape(masked["mask_labels"], [-1])
         mlm_losses = tf.reshape(kernels.sparse_cross_entropy(rows, labels), [batch, slots])
-        mlm_hits = tf.reshape(
-            kernels.correct_predictions(tf.stop_gradient(rows), labels), [batch, slots]
-        )
+        mlm_hits = tf.reshape(kernels.correct_predictions(tf.stop_gradient(rows), labels), [batch, slots])
 
         # Sample replacements (Gumbel-max) and put them into the original text
         uniform = krandom.uniform(sample_seed, [batch, slots, self.vocabulary_size])
@@ -272,9 +260,7 @@ class ElectraPretrainer(SeedStateMixin, TextInputsMixin, keras.Model):
         # Discriminate: replaced or original, at every real token
         token_weights = tf.cast(packed["padding_mask"], tf.float32)  # (batch, seq)
         replaced = tf.cast(tf.not_equal(corrupted, original), tf.float32)
-        rtd_logits = tf.cast(
-            self.rtd_scores(dict(packed, token_ids=corrupted), training=training), tf.float32
-        )
+        rtd_logits = tf.cast(self.rtd_scores(dict(packed, token_ids=corrupted), training=training), tf.float32)
         rtd_losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=replaced, logits=rtd_logits)
         rtd_hits = tf.cast(tf.equal(tf.cast(rtd_logits > 0, tf.float32), replaced), tf.float32)
         return (mlm_losses, mlm_hits, slot_weights), (rtd_losses, rtd_hits, token_weights)

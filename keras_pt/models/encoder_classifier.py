@@ -245,8 +245,7 @@ def assert_labels(y, num_classes):
     inside the step (graph mode; XLA drops the assertions)."""
     y = tf.cast(tf.reshape(y, [-1]), tf.int32)
     message = (
-        f"labels must lie in [0, {num_classes}) for num_classes="
-        f"{num_classes}; fix the labels or raise num_classes"
+        f"labels must lie in [0, {num_classes}) for num_classes={num_classes}; fix the labels or raise num_classes"
     )
     with tf.control_dependencies(
         [

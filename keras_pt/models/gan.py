@@ -113,9 +113,7 @@ class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
         if latent_dim is None:
             latent_dim = getattr(generator, "latent_dim", None)
             if latent_dim is None:
-                raise ValueError(
-                    "pass latent_dim: the generator has no latent_dim attribute."
-                )
+                raise ValueError("pass latent_dim: the generator has no latent_dim attribute.")
         if int(latent_dim) <= 0:
             raise ValueError(f"latent_dim must be a positive int; got {latent_dim}.")
         if getattr(generator, "latent_dim", latent_dim) != int(latent_dim):
@@ -127,9 +125,7 @@ class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
         if int(d_steps) < 1:
             raise ValueError(f"d_steps must be an int >= 1; got {d_steps}.")
         if float(gradient_penalty_weight) < 0:
-            raise ValueError(
-                f"gradient_penalty_weight must be >= 0; got {gradient_penalty_weight}."
-            )
+            raise ValueError(f"gradient_penalty_weight must be >= 0; got {gradient_penalty_weight}.")
         g_shape = getattr(generator, "image_shape", None)
         d_shape = getattr(discriminator, "image_shape", None)
         if g_shape is not None and d_shape is not None and list(g_shape) != list(d_shape):
@@ -227,10 +223,7 @@ class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
         self.d_optimizer = keras.optimizers.get(d_optimizer or _default_optimizer())
         self.g_optimizer = keras.optimizers.get(g_optimizer or _default_optimizer())
         if self.d_optimizer is self.g_optimizer:
-            raise ValueError(
-                "d_optimizer and g_optimizer must be two optimizer objects; "
-                "pass a fresh one for each."
-            )
+            raise ValueError("d_optimizer and g_optimizer must be two optimizer objects; pass a fresh one for each.")
         if self.dtype_policy.name == "mixed_float16":
             # Loss scaling for float16, as Keras's own compile does for one
             # optimizer: each phase scales its loss and skips the update of a
@@ -278,9 +271,7 @@ class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
                 "discriminator for this shape."
             )
         if self.conditional and labels is None:
-            raise ValueError(
-                "a conditional GAN (num_classes set) trains on (images, labels) batches."
-            )
+            raise ValueError("a conditional GAN (num_classes set) trains on (images, labels) batches.")
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int32) if self.conditional else None
         return tf.cast(images, self.compute_dtype), labels
 
@@ -293,9 +284,7 @@ class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
         if not self.conditional:
             (latent_seed,) = random.draw_seeds(self.seed_generator, ("latent",))
             return random.normal(latent_seed, (batch_size, self.latent_dim)), None
-        latent_seed, label_seed = random.draw_seeds(
-            self.seed_generator, ("latent", "fake_labels")
-        )
+        latent_seed, label_seed = random.draw_seeds(self.seed_generator, ("latent", "fake_labels"))
         z = random.normal(latent_seed, (batch_size, self.latent_dim))
         labels = random.uniform_int(label_seed, (batch_size,), self.num_classes)
         return z, labels
@@ -329,9 +318,7 @@ class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
         fake = tf.stop_gradient(fake)  # (b, *image_shape)
         weights = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            real_logits, fake_logits = self._score_real_and_fake(
-                images, labels, fake, fake_labels
-            )  # (b, 1) each
+            real_logits, fake_logits = self._score_real_and_fake(images, labels, fake, fake_labels)  # (b, 1) each
             d_loss = gan_losses.discriminator_loss(real_logits, fake_logits, self.loss_name)
             penalty = tf.zeros([], tf.float32)
             if self.loss_name == "wasserstein" and self.gradient_penalty_weight > 0:
@@ -355,21 +342,15 @@ class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
         """Discriminator logits of the real and the fake batch, `(b, 1)` each."""
         if not self._per_example_discriminator:
             # Batch statistics: each batch is normalised on its own.
-            real_logits = self.discriminator(
-                self._discriminator_inputs(images, labels), training=True
-            )
-            fake_logits = self.discriminator(
-                self._discriminator_inputs(fake, fake_labels), training=True
-            )
+            real_logits = self.discriminator(self._discriminator_inputs(images, labels), training=True)
+            fake_logits = self.discriminator(self._discriminator_inputs(fake, fake_labels), training=True)
             return real_logits, fake_logits
         # Every score depends on its own example only, so one pass over the
         # concatenated batch gives the same logits as two passes, with half
         # the kernel launches and larger, more efficient convolutions.
         both = tf.concat([images, fake], axis=0)  # (2b, *image_shape)
         both_labels = None if labels is None else tf.concat([labels, fake_labels], axis=0)
-        logits = self.discriminator(
-            self._discriminator_inputs(both, both_labels), training=True
-        )  # (2b, 1)
+        logits = self.discriminator(self._discriminator_inputs(both, both_labels), training=True)  # (2b, 1)
         real_logits, fake_logits = tf.split(logits, 2, axis=0)
         return real_logits, fake_logits
 
@@ -390,9 +371,7 @@ class GAN(SeedStateMixin, InputCheckMixin, keras.Model):
         tape, fake, fake_labels = generated or self._generate(batch_size)
         weights = self.generator.trainable_variables
         with tape:
-            fake_logits = self.discriminator(
-                self._discriminator_inputs(fake, fake_labels), training=True
-            )  # (b, 1)
+            fake_logits = self.discriminator(self._discriminator_inputs(fake, fake_labels), training=True)  # (b, 1)
             g_loss = gan_losses.generator_loss(fake_logits, self.loss_name)
             scaled_loss = self.g_optimizer.scale_loss(distribute.scale_loss(g_loss))
         grads = distribute.dense_gradients(tape.gradient(scaled_loss, weights))

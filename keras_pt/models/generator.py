@@ -19,10 +19,7 @@ def check_shape_and_architecture(image_shape, architecture):
             f"[8, 8, 1] for images or [64] for vectors; got {image_shape}."
         )
     if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"unknown architecture {architecture!r}; choose one of "
-            f"{', '.join(ARCHITECTURES)}."
-        )
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
     if architecture == "auto":
         architecture = "dcgan" if len(image_shape) == 3 else "dense"
     if architecture == "dcgan" and len(image_shape) != 3:
@@ -74,8 +71,7 @@ def split_conditional_inputs(inputs, num_classes, model_name, input_name):
         return tuple(inputs)
     if isinstance(inputs, (list, tuple)):
         raise ValueError(
-            f"an unconditional {model_name} takes {input_name} alone; pass num_classes "
-            "to condition on labels."
+            f"an unconditional {model_name} takes {input_name} alone; pass num_classes to condition on labels."
         )
     return inputs, None
 
@@ -148,27 +144,19 @@ class Generator(InputCheckMixin, keras.Model):
         if int(latent_dim) <= 0:
             raise ValueError(f"latent_dim must be a positive int; got {latent_dim}.")
         if num_classes is not None and int(num_classes) < 2:
-            raise ValueError(
-                f"num_classes must be None (unconditional) or >= 2; got {num_classes}."
-            )
+            raise ValueError(f"num_classes must be None (unconditional) or >= 2; got {num_classes}.")
         if not 0.0 <= float(norm_momentum) < 1.0:
             raise ValueError(f"norm_momentum must lie in [0, 1); got {norm_momentum}.")
 
         # === Layers ===
         self.embedding = None
         if num_classes is not None:
-            self.embedding = keras.layers.Embedding(
-                int(num_classes), int(latent_dim), name="embedding"
-            )
+            self.embedding = keras.layers.Embedding(int(num_classes), int(latent_dim), name="embedding")
         if resolved == "dcgan":
-            network = self._dcgan_layers(
-                image_shape, int(base_filters), output_activation, float(norm_momentum)
-            )
+            network = self._dcgan_layers(image_shape, int(base_filters), output_activation, float(norm_momentum))
         else:
             network = self._dense_layers(image_shape, list(hidden_dims), output_activation)
-        self.network = keras.Sequential(
-            [keras.Input((int(latent_dim),))] + network, name="network"
-        )
+        self.network = keras.Sequential([keras.Input((int(latent_dim),))] + network, name="network")
 
         # === Config ===
         self.image_shape = image_shape
@@ -190,9 +178,7 @@ class Generator(InputCheckMixin, keras.Model):
         filters0 = base_filters * 2**steps
         layers = [
             keras.layers.Dense(h0 * w0 * filters0, use_bias=False, name="project"),
-            keras.layers.BatchNormalization(
-                momentum=norm_momentum, synchronized=True, name="project_norm"
-            ),
+            keras.layers.BatchNormalization(momentum=norm_momentum, synchronized=True, name="project_norm"),
             keras.layers.ReLU(name="project_relu"),
             keras.layers.Reshape((h0, w0, filters0), name="reshape"),  # (b, h0, w0, f0)
         ]
@@ -206,9 +192,7 @@ class Generator(InputCheckMixin, keras.Model):
                     use_bias=False,
                     name=f"up_{i}",
                 ),  # (b, 2h, 2w, f / 2)
-                keras.layers.BatchNormalization(
-                    momentum=norm_momentum, synchronized=True, name=f"up_{i}_norm"
-                ),
+                keras.layers.BatchNormalization(momentum=norm_momentum, synchronized=True, name=f"up_{i}_norm"),
                 keras.layers.ReLU(name=f"up_{i}_relu"),
             ]
         layers.append(
@@ -227,9 +211,7 @@ class Generator(InputCheckMixin, keras.Model):
                 keras.layers.LeakyReLU(0.2, name=f"dense_{i}_relu"),
             ]
         layers += [
-            keras.layers.Dense(
-                math.prod(image_shape), activation=output_activation, name="to_output"
-            ),
+            keras.layers.Dense(math.prod(image_shape), activation=output_activation, name="to_output"),
             keras.layers.Reshape(tuple(image_shape), name="reshape"),
         ]
         return layers
@@ -242,10 +224,7 @@ class Generator(InputCheckMixin, keras.Model):
     def call(self, inputs, training=False):
         z, labels = split_conditional_inputs(inputs, self.num_classes, "Generator", "z")
         if z.shape[-1] is not None and z.shape[-1] != self.latent_dim:
-            raise ValueError(
-                f"Generator expects latent vectors of size {self.latent_dim}; got "
-                f"shape {tuple(z.shape)}."
-            )
+            raise ValueError(f"Generator expects latent vectors of size {self.latent_dim}; got shape {tuple(z.shape)}.")
         if self.num_classes is not None:
             z = z * self.embedding(keras.ops.reshape(labels, (-1,)))  # (b, latent_dim)
         return self.network(z, training=training)  # (b, *image_shape)
@@ -264,9 +243,7 @@ class Generator(InputCheckMixin, keras.Model):
         archive.track(self)
         z_spec = tf.TensorSpec((None, self.latent_dim), tf.float32, name="z")
         if self.num_classes is None:
-            archive.add_endpoint(
-                "serve", lambda z: self(z, training=False), input_signature=[z_spec]
-            )
+            archive.add_endpoint("serve", lambda z: self(z, training=False), input_signature=[z_spec])
         else:
             labels_spec = tf.TensorSpec((None,), tf.int32, name="labels")
             archive.add_endpoint(

@@ -93,8 +93,11 @@ class InputCheckMixin:
                 ids = tf.cast(labels, tf.int64)
                 ok = tf.reduce_all((ids >= 0) & (ids < limit))
                 with tf.control_dependencies(
-                    [tf.debugging.Assert(ok, [advice + "; got values from", tf.reduce_min(ids), "to",
-                                              tf.reduce_max(ids)])]
+                    [
+                        tf.debugging.Assert(
+                            ok, [advice + "; got values from", tf.reduce_min(ids), "to", tf.reduce_max(ids)]
+                        )
+                    ]
                 ):
                     labels = tf.identity(labels)
                 return (features, labels, *rest)

@@ -67,16 +67,12 @@ def _build_encoder(model, seed):
         dtype=model.dtype_policy,
         name="pooled_dense",
     )
-    inputs = {
-        name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_KEYS
-    }
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_KEYS}
     x = embedding(inputs["token_ids"], inputs["segment_ids"])  # (batch, seq, hidden)
     for block in blocks:
         x = block(x, padding_mask=inputs["padding_mask"])  # (batch, seq, hidden)
     pooled = pooled_dense(x[:, 0, :])  # (batch, hidden): tanh(W·h_[CLS] + b)
-    return keras.Model(
-        inputs, {"sequence_output": x, "pooled_output": pooled}, name="encoder"
-    )
+    return keras.Model(inputs, {"sequence_output": x, "pooled_output": pooled}, name="encoder")
 
 
 def pretraining_optimizer():
@@ -203,14 +199,17 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
         **kwargs,
     ):
         vocabulary_size, hidden_dim, num_heads, intermediate_dim = check_transformer_shape(
-            vocabulary_size, num_layers, hidden_dim, num_heads, intermediate_dim, activation,
+            vocabulary_size,
+            num_layers,
+            hidden_dim,
+            num_heads,
+            intermediate_dim,
+            activation,
             preprocessor,
         )
         mlm_masking.check_rates(mask_selection_rate, mask_token_rate, random_token_rate)
         if max_predictions is not None and int(max_predictions) < 1:
-            raise ValueError(
-                f"max_predictions must be a positive int or None; got {max_predictions}."
-            )
+            raise ValueError(f"max_predictions must be a positive int or None; got {max_predictions}.")
         super().__init__(**kwargs)
 
         # === Config ===
@@ -231,9 +230,7 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
 
         # === Layers ===
         self.encoder = _build_encoder(self, seed)
-        self.mlm_head = MaskedLMHead(
-            self.vocabulary_size, dtype=self.dtype_policy, name="mlm_head"
-        )
+        self.mlm_head = MaskedLMHead(self.vocabulary_size, dtype=self.dtype_policy, name="mlm_head")
         self.mlm_head.build((None, None, hidden_dim))
         self.preprocessor = preprocessor
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
@@ -264,9 +261,7 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
         of the last block's cost (its keys and values still see every
         position). The masked-LM steps use this.
         """
-        x = self.embedding(
-            packed["token_ids"], packed["segment_ids"], training=training
-        )  # (batch, seq, hidden)
+        x = self.embedding(packed["token_ids"], packed["segment_ids"], training=training)  # (batch, seq, hidden)
         blocks = self.transformer_layers
         for i, block in enumerate(blocks):
             last = i == len(blocks) - 1
@@ -342,9 +337,7 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
         fused = getattr(self, "_fused_apply", None)
         if fused is None or fused[0] != key:
             optimizer = self.optimizer
-            apply = tf.function(
-                lambda grads: optimizer.apply(grads, variables), jit_compile=True, autograph=False
-            )
+            apply = tf.function(lambda grads: optimizer.apply(grads, variables), jit_compile=True, autograph=False)
             # Plain attribute: not a tracked part of the model.
             fused = (key, apply)
             object.__setattr__(self, "_fused_apply", fused)
@@ -420,4 +413,3 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
             }
         )
         return config
-

@@ -181,9 +181,7 @@ class MiniBERTClassifier(TextModel, keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is not None:
             y = assert_labels(y, self.num_classes)
-        return super().compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-        )
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Defaults: AdamW(5e-5, weight_decay=0.01) (BERT's fine-tuning

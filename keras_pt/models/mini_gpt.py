@@ -20,9 +20,7 @@ INPUT_KEYS = ("token_ids", "padding_mask")
 
 
 def _build_encoder(embedding, transformer_layers):
-    inputs = {
-        name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_KEYS
-    }
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_KEYS}
     x = embedding(inputs["token_ids"])  # (batch, seq, hidden)
     for block in transformer_layers:
         x = block(x, padding_mask=inputs["padding_mask"])  # (batch, seq, hidden)
@@ -30,9 +28,7 @@ def _build_encoder(embedding, transformer_layers):
     # the whole text, so it is the causal model's sentence vector.
     last = keras.ops.maximum(keras.ops.sum(inputs["padding_mask"], axis=1) - 1, 0)  # (batch,)
     pooled = keras.ops.take_along_axis(x, last[:, None, None], axis=1)[:, 0, :]  # (batch, hidden)
-    return keras.Model(
-        inputs, {"sequence_output": x, "pooled_output": pooled}, name="encoder"
-    )
+    return keras.Model(inputs, {"sequence_output": x, "pooled_output": pooled}, name="encoder")
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")
@@ -138,13 +134,16 @@ class MiniGPT(MiniGPTGeneration, TextModel, keras.Model):
         **kwargs,
     ):
         vocabulary_size, hidden_dim, num_heads, intermediate_dim = check_transformer_shape(
-            vocabulary_size, num_layers, hidden_dim, num_heads, intermediate_dim, activation,
+            vocabulary_size,
+            num_layers,
+            hidden_dim,
+            num_heads,
+            intermediate_dim,
+            activation,
             preprocessor,
         )
         if int(max_sequence_length) < 2:
-            raise ValueError(
-                f"max_sequence_length must be >= 2, got {max_sequence_length}."
-            )
+            raise ValueError(f"max_sequence_length must be >= 2, got {max_sequence_length}.")
         if preprocessor is not None:
             length = getattr(preprocessor, "sequence_length", None)
             if length is not None and length > int(max_sequence_length):
@@ -235,13 +234,10 @@ class MiniGPT(MiniGPTGeneration, TextModel, keras.Model):
             # Evaluation accepts a last, shorter batch; training keeps static
             # shapes (TPUs, and replicas splitting the batch evenly).
             raise ValueError(
-                f"MiniGPT trains on static shapes; got token_ids of shape {shape}. "
-                "Batch with drop_remainder=True."
+                f"MiniGPT trains on static shapes; got token_ids of shape {shape}. Batch with drop_remainder=True."
             )
         if shape[1] < 2:
-            raise ValueError(
-                f"next-token training needs sequences of at least 2 tokens; got {shape[1]}."
-            )
+            raise ValueError(f"next-token training needs sequences of at least 2 tokens; got {shape[1]}.")
         return packed
 
     def token_losses(self, packed, training=False):

@@ -89,9 +89,7 @@ class MiniGPTGeneration:
         logits = self.lm_head(x, self.embedding.token_embeddings)  # (batch, 1, V)
         return logits[:, 0], updated
 
-    def _generate_loop(
-        self, token_ids, prompt_lengths, seed, temperature, strategy, top_k, use_cache=True
-    ):
+    def _generate_loop(self, token_ids, prompt_lengths, seed, temperature, strategy, top_k, use_cache=True):
         """Fills `token_ids` after each prompt, one position per iteration.
 
         `token_ids` `(batch, max_length)` holds each prompt at its start and
@@ -141,9 +139,7 @@ class MiniGPTGeneration:
         start = tf.maximum(tf.reduce_min(prompt_lengths), 1)
         done = tf.zeros([batch], tf.bool)
         caches = self.prefill_cache(token_ids) if use_cache else []
-        _, token_ids, _, _ = tf.while_loop(
-            cond, body, (start, token_ids, done, caches), maximum_iterations=length
-        )
+        _, token_ids, _, _ = tf.while_loop(cond, body, (start, token_ids, done, caches), maximum_iterations=length)
         return token_ids
 
     def generate_fn(self, strategy="greedy", top_k=10, use_cache=True):
@@ -202,8 +198,7 @@ class MiniGPTGeneration:
                 rows = [[int(t) for t in row if int(t) != PAD_ID] for row in prompts]
             except (TypeError, ValueError):
                 raise ValueError(
-                    "prompts must be strings, a list of token id lists, or an int "
-                    f"array; got {type(prompts).__name__}."
+                    f"prompts must be strings, a list of token id lists, or an int array; got {type(prompts).__name__}."
                 ) from None
         return rows, False
 
@@ -267,9 +262,7 @@ class MiniGPTGeneration:
         """
         sampling.check_sampling_args(strategy, temperature, top_k, self.vocabulary_size)
         if max_length is None:
-            max_length = getattr(self.preprocessor, "sequence_length", None) or (
-                self.max_sequence_length
-            )
+            max_length = getattr(self.preprocessor, "sequence_length", None) or (self.max_sequence_length)
         if int(max_length) != max_length or not 2 <= max_length <= self.max_sequence_length:
             raise ValueError(
                 f"max_length must be an integer in [2, max_sequence_length="
@@ -281,8 +274,7 @@ class MiniGPTGeneration:
         for row in rows:
             if not row:
                 raise ValueError(
-                    "a prompt is empty; start id prompts with [CLS] "
-                    f"(id {BOS_ID}) for an unconditional sample."
+                    f"a prompt is empty; start id prompts with [CLS] (id {BOS_ID}) for an unconditional sample."
                 )
             if len(row) > max_length:
                 raise ValueError(
@@ -290,9 +282,7 @@ class MiniGPTGeneration:
                     "raise max_length or shorten the prompt."
                 )
             if min(row) < 0 or max(row) >= self.vocabulary_size:
-                raise ValueError(
-                    f"prompt token ids must lie in [0, {self.vocabulary_size}); got {row}."
-                )
+                raise ValueError(f"prompt token ids must lie in [0, {self.vocabulary_size}); got {row}.")
         buffer = np.full((len(rows), int(max_length)), PAD_ID, np.int32)
         for b, row in enumerate(rows):
             buffer[b, : len(row)] = row

@@ -66,9 +66,7 @@ class MLPClassifier(EncoderClassifier):
         # === Layers ===
         self.head_layers = []
         for i, dim in enumerate(hidden_dims):
-            self.head_layers.append(
-                keras.layers.Dense(dim, activation="relu", name=f"hidden_{i}")
-            )
+            self.head_layers.append(keras.layers.Dense(dim, activation="relu", name=f"hidden_{i}"))
             if dropout:
                 self.head_layers.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
         self.head_layers.append(keras.layers.Dense(self.num_classes, name="logits"))
@@ -82,9 +80,7 @@ class MLPClassifier(EncoderClassifier):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         y = self.check_labels(y)
-        return super().compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-        )
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def get_config(self):
         config = super().get_config()

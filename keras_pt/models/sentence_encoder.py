@@ -199,8 +199,7 @@ class SentenceEncoder(SeedStateMixin, TextModel, keras.Model):
         if positives is not None and None not in (batch, positives["token_ids"].shape[0]):
             if positives["token_ids"].shape[0] != batch:
                 raise ValueError(
-                    f"pairs must have as many texts on both sides; got {batch} and "
-                    f"{positives['token_ids'].shape[0]}."
+                    f"pairs must have as many texts on both sides; got {batch} and {positives['token_ids'].shape[0]}."
                 )
         return anchors, positives
 
@@ -218,9 +217,7 @@ class SentenceEncoder(SeedStateMixin, TextModel, keras.Model):
             candidates = context.all_gather(positive_embeddings, axis=0)
             offset = tf.cast(context.replica_id_in_sync_group, tf.int32) * batch
         positive_indices = offset + tf.range(batch, dtype=tf.int32)
-        return contrastive.in_batch_contrastive_loss(
-            anchor_embeddings, candidates, positive_indices, self.temperature
-        )
+        return contrastive.in_batch_contrastive_loss(anchor_embeddings, candidates, positive_indices, self.temperature)
 
     def _positive_embeddings(self, anchors, positives, training):
         # Unsupervised: the same texts again; with training=True every
@@ -244,9 +241,7 @@ class SentenceEncoder(SeedStateMixin, TextModel, keras.Model):
         n = tf.maximum(tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1) - 2, 1)
         low, high = self.crop_ratio
         ratio = low + (high - low) * draws[:, 0]
-        length = tf.clip_by_value(
-            tf.cast(tf.math.ceil(ratio * tf.cast(n, tf.float32)), tf.int32), 1, n
-        )  # (batch,)
+        length = tf.clip_by_value(tf.cast(tf.math.ceil(ratio * tf.cast(n, tf.float32)), tf.int32), 1, n)  # (batch,)
         start = tf.minimum(
             tf.cast(draws[:, 1] * tf.cast(n - length + 1, tf.float32), tf.int32), n - length
         )  # (batch,) offset of the span among the n tokens
@@ -274,9 +269,7 @@ class SentenceEncoder(SeedStateMixin, TextModel, keras.Model):
         """The two views of a training step (crops when `views="crop"`)."""
         if positives is not None or self.views == "dropout":
             return anchors, positives
-        anchor_seed, positive_seed = random.draw_seeds(
-            self.seed_generator, ("crop_anchor", "crop_positive")
-        )
+        anchor_seed, positive_seed = random.draw_seeds(self.seed_generator, ("crop_anchor", "crop_positive"))
         return self.crop(anchors, anchor_seed), self.crop(anchors, positive_seed)
 
     def train_step(self, data):

@@ -22,7 +22,11 @@ def build_image_encoder(image_shape, architecture="conv", filters=(32, 64, 128),
         x = inputs
         for i, f in enumerate(filters):
             x = keras.layers.Conv2D(
-                f, 3, strides=1 if i == 0 else 2, padding="same", activation="relu",
+                f,
+                3,
+                strides=1 if i == 0 else 2,
+                padding="same",
+                activation="relu",
                 name=f"encoder_conv_{i}",
             )(x)  # (batch, H / 2^i, W / 2^i, f)
         x = keras.layers.Flatten(name="flatten")(x)
@@ -101,13 +105,9 @@ class SimCLR(InputCheckMixin, keras.Model):
     ):
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3 or min(image_shape) <= 0:
-            raise ValueError(
-                f"image_shape must be (height, width, channels) of positive ints, got {image_shape}."
-            )
+            raise ValueError(f"image_shape must be (height, width, channels) of positive ints, got {image_shape}.")
         if architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}."
-            )
+            raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}.")
         if not 0 < min_crop_area <= 1:

@@ -96,10 +96,7 @@ class SVMClassifier(EncoderClassifier):
         **kwargs,
     ):
         if hinge not in hinge_kernel.HINGE_VARIANTS:
-            raise ValueError(
-                f"unknown hinge {hinge!r}; choose one of "
-                f"{', '.join(hinge_kernel.HINGE_VARIANTS)}."
-            )
+            raise ValueError(f"unknown hinge {hinge!r}; choose one of {', '.join(hinge_kernel.HINGE_VARIANTS)}.")
         if C <= 0:
             raise ValueError(f"C must be positive, got {C}.")
         super().__init__(

@@ -72,8 +72,7 @@ def preprocess_text(preprocessor, inputs, owner, pairs=True):
     """
     if isinstance(inputs, tuple) and not pairs:
         raise ValueError(
-            f"{owner} models single texts; got a pair of text batches. "
-            "Join the texts or pass one batch of strings."
+            f"{owner} models single texts; got a pair of text batches. Join the texts or pass one batch of strings."
         )
     if preprocessor is None:
         raise ValueError(
@@ -92,13 +91,9 @@ def preprocess_text(preprocessor, inputs, owner, pairs=True):
 
 def _check_like_token_ids(name, value, token_ids):
     if value.shape.rank != 2 or (
-        value.shape[1] is not None
-        and token_ids.shape[1] is not None
-        and value.shape[1] != token_ids.shape[1]
+        value.shape[1] is not None and token_ids.shape[1] is not None and value.shape[1] != token_ids.shape[1]
     ):
-        raise ValueError(
-            f"{name} must have the shape of token_ids {token_ids.shape}; got {value.shape}."
-        )
+        raise ValueError(f"{name} must have the shape of token_ids {token_ids.shape}; got {value.shape}.")
 
 
 def standardize_inputs(inputs, keys=INPUT_KEYS, owner="MiniBERT"):
@@ -136,15 +131,11 @@ def standardize_inputs(inputs, keys=INPUT_KEYS, owner="MiniBERT"):
     packed = {"token_ids": token_ids}
     if "segment_ids" in keys:
         segment_ids = inputs.get("segment_ids")
-        packed["segment_ids"] = (
-            tf.zeros_like(token_ids) if segment_ids is None else tf.cast(segment_ids, tf.int32)
-        )
+        packed["segment_ids"] = tf.zeros_like(token_ids) if segment_ids is None else tf.cast(segment_ids, tf.int32)
     if "padding_mask" in keys:
         padding_mask = inputs.get("padding_mask")
         packed["padding_mask"] = (
-            tf.cast(token_ids != PAD_ID, tf.int32)
-            if padding_mask is None
-            else tf.cast(padding_mask, tf.int32)
+            tf.cast(token_ids != PAD_ID, tf.int32) if padding_mask is None else tf.cast(padding_mask, tf.int32)
         )
     for name in ("segment_ids", "padding_mask"):
         if name in inputs and inputs[name] is not None and name in packed:
@@ -240,23 +231,16 @@ def check_transformer_shape(
     """
     vocabulary_size = _resolve_vocabulary_size(vocabulary_size, preprocessor)
     if int(vocabulary_size) <= NUM_SPECIAL_TOKENS:
-        raise ValueError(
-            f"vocabulary_size must exceed the {NUM_SPECIAL_TOKENS} special "
-            f"tokens; got {vocabulary_size}."
-        )
+        raise ValueError(f"vocabulary_size must exceed the {NUM_SPECIAL_TOKENS} special tokens; got {vocabulary_size}.")
     if int(num_layers) < 1:
         raise ValueError(f"num_layers must be a positive int; got {num_layers}.")
     hidden_dim = int(hidden_dim)
     num_heads = max(1, hidden_dim // 64) if num_heads is None else int(num_heads)
     if hidden_dim < 1 or hidden_dim % num_heads:
-        raise ValueError(
-            f"hidden_dim={hidden_dim} must be a positive multiple of num_heads={num_heads}."
-        )
+        raise ValueError(f"hidden_dim={hidden_dim} must be a positive multiple of num_heads={num_heads}.")
     intermediate_dim = 4 * hidden_dim if intermediate_dim is None else int(intermediate_dim)
     if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}."
-        )
+        raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}.")
     return vocabulary_size, hidden_dim, num_heads, intermediate_dim
 
 
@@ -287,9 +271,7 @@ class TextModel(InputCheckMixin, TokenIdCheckMixin):
         intermediate = 4 · hidden. `overrides` are passed to the
         constructor (e.g. `max_sequence_length=128`, `preprocessor=...`)."""
         if name not in PRESETS:
-            raise ValueError(
-                f"unknown {cls.__name__} preset {name!r}; choose one of {', '.join(PRESETS)}."
-            )
+            raise ValueError(f"unknown {cls.__name__} preset {name!r}; choose one of {', '.join(PRESETS)}.")
         config = dict(PRESETS[name])
         config["num_heads"] = config["hidden_dim"] // 64
         config["intermediate_dim"] = 4 * config["hidden_dim"]
@@ -353,9 +335,7 @@ class TextModel(InputCheckMixin, TokenIdCheckMixin):
         """Refuses `compile(loss=...)` and `metrics=` (the model has its own)."""
         for name in ("loss", "metrics"):
             if kwargs.pop(name, None) not in (None, "auto"):
-                raise ValueError(
-                    f"{type(self).__name__} has its own loss and metrics; do not pass {name}=."
-                )
+                raise ValueError(f"{type(self).__name__} has its own loss and metrics; do not pass {name}=.")
 
     def _transformer_config(self):
         """The config entries of a transformer stack the model built itself."""

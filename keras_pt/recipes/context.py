@@ -130,8 +130,7 @@ def resolve_config(config_class, config, overrides):
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(
-            f"unknown setting(s) {', '.join(unknown)} for {config_class.__name__}; "
-            f"it takes {', '.join(sorted(names))}."
+            f"unknown setting(s) {', '.join(unknown)} for {config_class.__name__}; it takes {', '.join(sorted(names))}."
         )
     return dataclasses.replace(config, **overrides)
 
@@ -335,7 +334,6 @@ def load_model(path, what="model", strategy=None):
             f"cannot load the {what} file {path!r}: it is not a complete .keras file "
             f"written by keras_pt ({type(error).__name__}: {str(error)[:200]})."
         ) from None
-
 
 
 def local_copy(model):

@@ -249,9 +249,7 @@ def distill_minibert(teacher=None, config=None, **overrides):
         if c.verbose:
             what = f"{num_transfer} transfer examples" if name == "distilled" else f"{num_labels} labels"
             print(f"Training the student {name} on {what}")
-        (
-            models[name], validation_accuracy[name], epochs_run[name], accuracy[name]
-        ) = train_with_early_stopping(
+        (models[name], validation_accuracy[name], epochs_run[name], accuracy[name]) = train_with_early_stopping(
             ctx, build, examples, task, name, schedule, inputs={"arm": name}
         )
 

@@ -58,30 +58,35 @@ def define_common_flags(config_class, kind):
     flags.DEFINE_string("dataset", _default(config_class, "dataset"), DATASET_HELP[kind])
     flags.DEFINE_string("data_dir", None, "TFDS data directory (a gs:// path on TPUs).")
     flags.DEFINE_string(
-        "model_dir", _default(config_class, "model_dir"),
+        "model_dir",
+        _default(config_class, "model_dir"),
         "Output and checkpoints (local, gs:// or any tf.io.gfile path); a rerun with the same "
         "settings resumes from them, other settings are refused.",
     )
     flags.DEFINE_string(
-        "strategy", "auto",
-        "auto, default, one_device, mirrored, multi_worker or tpu (auto: TPU, else all GPUs, else "
-        "the CPU).",
+        "strategy",
+        "auto",
+        "auto, default, one_device, mirrored, multi_worker or tpu (auto: TPU, else all GPUs, else the CPU).",
     )
     flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (default: Colab's, TPU_NAME, or a TPU VM's).")
     flags.DEFINE_enum(
-        "mixed_precision", None, MIXED_PRECISION,
+        "mixed_precision",
+        None,
+        MIXED_PRECISION,
         "mixed_bfloat16 (TPUs, CPUs) or mixed_float16 (GPUs, with loss scaling); float32 if unset.",
     )
     flags.DEFINE_integer("seed", 0, "Seed of the weights, the data order, the random draws and the label draws.")
     batch_size = _default(config_class, "batch_size")
     flags.DEFINE_integer(
-        "batch_size", batch_size,
+        "batch_size",
+        batch_size,
         "Global batch size" + ("." if batch_size is not None else " (default: the recipe's choice)."),
     )
     flags.DEFINE_integer("checkpoint_every", None, "Training steps between checkpoints (default: each epoch).")
     flags.DEFINE_bool("scale_batch_size", False, "Multiply the batch size and learning rate by the replica count.")
     flags.DEFINE_bool(
-        "restart_from_healthy", False,
+        "restart_from_healthy",
+        False,
         "After a NaN or diverged loss, continue the same --model_dir from its last healthy "
         "checkpoint with the new settings (e.g. a lower --learning_rate).",
     )
@@ -112,9 +117,7 @@ def config_from_flags(config_class, **overrides):
                 f"--image_size takes height,width in pixels, e.g. 28,28; got {FLAGS.image_size}."
             ) from None
     if "text_column" in FLAGS and "dataset" in values:
-        values["dataset"] = data_lib.text_source(
-            values["dataset"], FLAGS.text_column, FLAGS.label_column
-        )
+        values["dataset"] = data_lib.text_source(values["dataset"], FLAGS.text_column, FLAGS.label_column)
     if "prompts" in values:
         values["prompts"] = tuple(values["prompts"])
     values.update(overrides)

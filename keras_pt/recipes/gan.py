@@ -96,9 +96,7 @@ class GANResult:
         ]
         lines = [f"{'features':<42}{'test accuracy':>16}", "-" * 58]
         lines += [f"{name:<42}{str(spread):>16}" for name, spread in rows]
-        lines.append(
-            "Fréchet distance per epoch: " + " ".join(f"{d:.2f}" for d in self.frechet_distances)
-        )
+        lines.append("Fréchet distance per epoch: " + " ".join(f"{d:.2f}" for d in self.frechet_distances))
         return "\n".join(lines)
 
 
@@ -109,8 +107,7 @@ def to_tanh_range(image, *label):
 def _host_predict(model, images, batch_size=256):
     # Outside the strategy's loop: exact under every strategy.
     return np.concatenate(
-        [keras.ops.convert_to_numpy(model(images[i : i + batch_size]))
-         for i in range(0, len(images), batch_size)]
+        [keras.ops.convert_to_numpy(model(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
     )
 
 
@@ -261,7 +258,9 @@ def train_gan(config=None, **overrides):
 
     fd_callback = FrechetDistance(evaluator)
     samples = SampleGrid(
-        ctx.path("samples"), c.latent_dim, log_dir=ctx.path("logs") if ctx.is_chief else None,
+        ctx.path("samples"),
+        c.latent_dim,
+        log_dir=ctx.path("logs") if ctx.is_chief else None,
         seed=c.seed,
     )
     result = ctx.train(
@@ -276,8 +275,12 @@ def train_gan(config=None, **overrides):
         checkpoint_every=ctx.checkpoint_every,
     )
     gan = result.model
-    files.update(gan=ctx.save_model(gan, ctx.path("gan.keras")), generator=ctx.path("generator_savedmodel"),
-                 samples=ctx.path("samples"), logs=ctx.path("logs"))
+    files.update(
+        gan=ctx.save_model(gan, ctx.path("gan.keras")),
+        generator=ctx.path("generator_savedmodel"),
+        samples=ctx.path("samples"),
+        logs=ctx.path("logs"),
+    )
     if ctx.is_chief:
         gan.generator.export_saved_model(files["generator"])
 

@@ -93,8 +93,7 @@ def _load_pretrained(pretrained, strategy):
             backbone.set_weights(pretrained.get_weights())
     else:
         raise ValueError(
-            "pretrained must be the path of a MiniBERT .keras file or a MiniBERT; got "
-            f"{type(pretrained).__name__}."
+            f"pretrained must be the path of a MiniBERT .keras file or a MiniBERT; got {type(pretrained).__name__}."
         )
     if not isinstance(backbone, MiniBERT):
         raise ValueError(
@@ -225,16 +224,12 @@ def finetune_minibert(pretrained=None, config=None, **overrides):
                 pooling=c.pooling,
                 name=f"classifier_{name}",
             )
-            classifier.compile(
-                optimizer=keras.optimizers.AdamW(c.learning_rate, weight_decay=c.weight_decay)
-            )
+            classifier.compile(optimizer=keras.optimizers.AdamW(c.learning_rate, weight_decay=c.weight_decay))
             return classifier
 
         if c.verbose:
             print(f"Fine-tuning the {name} classifier on {task.num_labels} labels")
-        (
-            classifiers[name], validation_accuracy[name], epochs_run[name], accuracy[name]
-        ) = train_with_early_stopping(
+        (classifiers[name], validation_accuracy[name], epochs_run[name], accuracy[name]) = train_with_early_stopping(
             ctx, build, task.labelled, task, name, schedule, inputs={"arm": name}
         )
 
@@ -242,9 +237,7 @@ def finetune_minibert(pretrained=None, config=None, **overrides):
     files = {
         "logs": ctx.path("logs"),
         "classifier": ctx.save_model(classifiers["pretrained"], ctx.path(CLASSIFIER_FILENAME)),
-        "classifier_from_scratch": ctx.save_model(
-            classifiers["from_scratch"], ctx.path(SCRATCH_CLASSIFIER_FILENAME)
-        ),
+        "classifier_from_scratch": ctx.save_model(classifiers["from_scratch"], ctx.path(SCRATCH_CLASSIFIER_FILENAME)),
     }
     if c.export and ctx.is_chief:
         files["export"] = export_text_classifier(

@@ -42,10 +42,7 @@ CROP_TEMPERATURE = 0.05
 
 def ordinary_token_ids(packed_batches):
     """Ids of the real, non-special tokens of a packed data set (what MLM can select)."""
-    ids = [
-        batch["token_ids"][batch["padding_mask"].astype(bool)]
-        for batch in packed_batches.as_numpy_iterator()
-    ]
+    ids = [batch["token_ids"][batch["padding_mask"].astype(bool)] for batch in packed_batches.as_numpy_iterator()]
     ids = np.concatenate(ids) if ids else np.zeros((0,), np.int32)
     return ids[ids >= special_tokens.NUM_SPECIAL_TOKENS]
 
@@ -61,9 +58,7 @@ def unigram_baseline(preprocessor, train_texts, heldout_texts, batch_size=64):
     Returns:
         `(token, accuracy)`: the token string and the held-out accuracy.
     """
-    train_ids = ordinary_token_ids(
-        train_texts.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
-    )
+    train_ids = ordinary_token_ids(train_texts.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE))
     heldout_ids = ordinary_token_ids(
         heldout_texts.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
     )
@@ -137,13 +132,9 @@ def _check_settings(c):
     if c.preset not in PRESETS:
         raise ValueError(f"unknown MiniBERT preset {c.preset!r}; choose one of {', '.join(PRESETS)}.")
     if c.embedding_init not in EMBEDDING_INITS:
-        raise ValueError(
-            f"unknown embedding_init {c.embedding_init!r}; choose one of {', '.join(EMBEDDING_INITS)}."
-        )
+        raise ValueError(f"unknown embedding_init {c.embedding_init!r}; choose one of {', '.join(EMBEDDING_INITS)}.")
     if c.objective not in OBJECTIVES:
-        raise ValueError(
-            f"unknown pre-training objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}."
-        )
+        raise ValueError(f"unknown pre-training objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
 
 
 def _build_pretrainer(c, preprocessor, token_vectors=None):
@@ -287,9 +278,7 @@ def pretrain_minibert(config=None, **overrides):
     # Token vectors from the corpus's co-occurrence counts
     token_vectors = None
     if c.embedding_init == "ppmi":
-        token_vectors = corpus_token_vectors(
-            texts, preprocessor, PRESETS[c.preset]["hidden_dim"], seed=c.seed
-        )
+        token_vectors = corpus_token_vectors(texts, preprocessor, PRESETS[c.preset]["hidden_dim"], seed=c.seed)
 
     # Pre-train by masked-LM (or replaced-token detection, or crops)
     bert = {}  # the MiniBERT that build() makes, whatever trains it
@@ -300,9 +289,7 @@ def pretrain_minibert(config=None, **overrides):
 
     def dataset_fn(epoch, batch_size, seed):  # the same (epoch, seed), the same batches
         batches = data_lib.epoch_batches(texts, batch_size, seed, epoch)
-        return batches.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-            tf.data.AUTOTUNE
-        )
+        return batches.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     if c.steps:
         trained = ctx.train(
@@ -330,9 +317,7 @@ def pretrain_minibert(config=None, **overrides):
     return PretrainResult(
         model_path=model_path,
         vocabulary_size=len(vocabulary),
-        mlm_accuracy=(
-            float("nan") if c.objective == "crops" or not steps_taken else mlm_accuracy(model, test)
-        ),
+        mlm_accuracy=(float("nan") if c.objective == "crops" or not steps_taken else mlm_accuracy(model, test)),
         unigram_accuracy=unigram_accuracy,
         unigram_token=unigram_token,
         steps=steps_taken,
@@ -347,13 +332,9 @@ def corpus_token_vectors(texts, preprocessor, dim, seed=0, batch_size=1024):
     """`cooccurrence_embeddings` of the packed `texts`: `(vocabulary_size, dim)` float32."""
     ids = [
         batch["token_ids"]
-        for batch in texts.batch(batch_size)
-        .map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
-        .as_numpy_iterator()
+        for batch in texts.batch(batch_size).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE).as_numpy_iterator()
     ]
-    return cooccurrence_embeddings(
-        ids, preprocessor.tokenizer.vocabulary_size(), dim, seed=seed
-    )
+    return cooccurrence_embeddings(ids, preprocessor.tokenizer.vocabulary_size(), dim, seed=seed)
 
 
 def mlm_accuracy(model, packed, repeats=3, key="mlm_accuracy"):

@@ -115,9 +115,7 @@ def pretrain_minigpt(config=None, **overrides):
     heldout = data_lib.preprocess_text_dataset(heldout_texts, preprocessor, c.batch_size).cache()
     size = preprocessor.tokenizer.vocabulary_size()
     unigram = evaluation.unigram_perplexity(
-        evaluation.next_token_counts(
-            data_lib.preprocess_text_dataset(texts, preprocessor, c.batch_size), size
-        ),
+        evaluation.next_token_counts(data_lib.preprocess_text_dataset(texts, preprocessor, c.batch_size), size),
         evaluation.next_token_counts(heldout, size),
     )
 
@@ -150,9 +148,7 @@ def pretrain_minigpt(config=None, **overrides):
 
     prompts = list(c.prompts)
     greedy = model.generate(prompts, max_length=c.sequence_length, strategy="greedy")
-    sampled = model.generate(
-        prompts, max_length=c.sequence_length, strategy="top_k", top_k=c.top_k, seed=c.seed
-    )
+    sampled = model.generate(prompts, max_length=c.sequence_length, strategy="top_k", top_k=c.top_k, seed=c.seed)
     samples = {p: {"greedy": g, "top_k": s} for p, g, s in zip(prompts, greedy, sampled, strict=True)}
     lines = [
         f"{prompt!r}\n  greedy: {outputs['greedy']}\n  top-{c.top_k}: {outputs['top_k']}\n"

@@ -86,18 +86,12 @@ def _mean_image_loss(train, test, per_example_loss):
 def _reconstruction_loss(model, dataset, batch_size):
     # Evaluated on the host, outside the strategy: exact under every
     # strategy (Keras's evaluate shares fit's multi-worker failure).
-    losses = [
-        keras.ops.convert_to_numpy(model.per_example_loss(x, model(x)))
-        for x in dataset.batch(batch_size)
-    ]
+    losses = [keras.ops.convert_to_numpy(model.per_example_loss(x, model(x))) for x in dataset.batch(batch_size)]
     return float(np.mean(np.concatenate(losses)))
 
 
 def _accuracy(model, dataset, batch_size):
-    hits = [
-        np.argmax(keras.ops.convert_to_numpy(model(x)), axis=-1) == y.numpy()
-        for x, y in dataset.batch(batch_size)
-    ]
+    hits = [np.argmax(keras.ops.convert_to_numpy(model(x)), axis=-1) == y.numpy() for x, y in dataset.batch(batch_size)]
     return float(np.mean(np.concatenate(hits)))
 
 
@@ -328,16 +322,13 @@ def _train_heads(ctx, c, data, encoders):
     accuracy, draws = {}, []
     for draw in range(int(c.label_draws)):
         draw_seed = c.seed + draw
-        labelled = data_lib.labeled_subset(
-            data.train, c.labels_per_class, seed=draw_seed, num_classes=data.num_classes
-        )
+        labelled = data_lib.labeled_subset(data.train, c.labels_per_class, seed=draw_seed, num_classes=data.num_classes)
         draws.append(labeled_arrays(labelled))
         for source, trained in encoders.items():
             for head_name, head_cls in HEADS.items():
                 name = f"{head_name}_{source}_draw{draw}"
 
-                def build_head(head_cls=head_cls, trained=trained, name=name, head_name=head_name,
-                               labelled=labelled):
+                def build_head(head_cls=head_cls, trained=trained, name=name, head_name=head_name, labelled=labelled):
                     kwargs = {"C": c.svm_c} if head_name == "svm" else {}
                     # The head copies the encoder; adapt sets the feature
                     # statistics and, for the SVM, solves the linear probe.
@@ -346,8 +337,9 @@ def _train_heads(ctx, c, data, encoders):
                     head.compile(optimizer=keras.optimizers.Adam(c.learning_rate))
                     return head
 
-                def train_head(build, mode, name=name, source=source, head_name=head_name,
-                               labelled=labelled, draw_seed=draw_seed):
+                def train_head(
+                    build, mode, name=name, source=source, head_name=head_name, labelled=labelled, draw_seed=draw_seed
+                ):
                     if c.verbose:
                         print(f"Training the {head_name} head on the {source} encoder ({mode}, draw {draw})")
                     return ctx.train(

@@ -94,9 +94,7 @@ def _heldout_pairs(c):
     have more than one right answer, so only the first pair of each text is
     kept (`keras_pt.data.distinct_pairs`).
     """
-    heldout = list(
-        data_lib.load_sentence_pairs(c.dataset, heldout_split(c.dataset), c.data_dir).as_numpy_iterator()
-    )
+    heldout = list(data_lib.load_sentence_pairs(c.dataset, heldout_split(c.dataset), c.data_dir).as_numpy_iterator())
     queries, candidates = data_lib.distinct_pairs(
         [a.decode("utf-8") for a, _ in heldout], [b.decode("utf-8") for _, b in heldout]
     )
@@ -141,9 +139,7 @@ def _check_settings(c):
             "remainder pairs) or 'unsupervised' (two views of each text, see views=)."
         )
     if c.embedding_init not in EMBEDDING_INITS:
-        raise ValueError(
-            f"unknown embedding_init {c.embedding_init!r}; choose one of {', '.join(EMBEDDING_INITS)}."
-        )
+        raise ValueError(f"unknown embedding_init {c.embedding_init!r}; choose one of {', '.join(EMBEDDING_INITS)}.")
 
 
 def train_sentence_embeddings(config=None, **overrides):

@@ -71,6 +71,7 @@ def check_positive(**values):
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive int; got {value}.")
 
+
 def finetune_splits(name):
     """`(train, validation, test)` TFDS splits of a text classification data set.
 
@@ -93,9 +94,8 @@ def texts_of(dataset):
 
 def packed(dataset, preprocessor, batch_size):
     """Every example, packed, in batches (the last one may be smaller)."""
-    return dataset.batch(batch_size).map(
-        lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE
-    )
+    return dataset.batch(batch_size).map(lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+
 
 @dataclasses.dataclass
 class LabelledTask:
@@ -129,9 +129,7 @@ def labelled_task(dataset, data_dir, preprocessor, labels_per_class, batch_size,
         train_split=train_split,
         labelled=labelled.cache(),
         num_labels=num_labels,
-        validation=packed(
-            data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64
-        ).cache(),
+        validation=packed(data_lib.load_text_dataset(dataset, validation_split, data_dir), preprocessor, 64).cache(),
         test=packed(data_lib.load_text_dataset(dataset, test_split, data_dir), preprocessor, 64),
     )
 
@@ -167,9 +165,7 @@ def tfidf_svm_baseline(dataset, data_dir, labels_per_class, seed=0, draws=5, lab
     spec = data_lib.text_dataset_spec(dataset)
     train_split, validation_split, test_split = finetune_splits(dataset)
     train = data_lib.load_text_dataset(dataset, train_split, data_dir)
-    validation = text_baselines.texts_and_labels(
-        data_lib.load_text_dataset(dataset, validation_split, data_dir)
-    )
+    validation = text_baselines.texts_and_labels(data_lib.load_text_dataset(dataset, validation_split, data_dir))
     test = text_baselines.texts_and_labels(data_lib.load_text_dataset(dataset, test_split, data_dir))
     seeds = [seed + i for i in range(draws)]
     scores = []
@@ -215,9 +211,7 @@ def accuracy_table(label, names, result, parameters=None):
     lines = [header, "-" * len(header)]
     for name in names:
         size = parameters(name) if sizes else None
-        lines.append(
-            row(name, result.validation_accuracy[name], result.accuracy[name], result.epochs.get(name), size)
-        )
+        lines.append(row(name, result.validation_accuracy[name], result.accuracy[name], result.epochs.get(name), size))
     tfidf = result.baselines.get("tfidf_svm")
     if tfidf is not None:
         lines.append(row("tfidf_svm", tfidf["validation"], tfidf["test"]))
@@ -225,8 +219,7 @@ def accuracy_table(label, names, result, parameters=None):
         if len(seeds) > 1:
             mean, sd = text_baselines.mean_and_sd(tfidf["draws"])
             lines.append(
-                f"tfidf_svm over {len(seeds)} label draws (seeds {seeds[0]}-{seeds[-1]}): "
-                f"test {mean:.3f} ± {sd:.3f}"
+                f"tfidf_svm over {len(seeds)} label draws (seeds {seeds[0]}-{seeds[-1]}): test {mean:.3f} ± {sd:.3f}"
             )
     return "\n".join(lines)
 
@@ -257,9 +250,7 @@ def train_with_early_stopping(ctx, build, examples, task, name, schedule, inputs
     passes = -(-schedule.steps_per_epoch * schedule.batch_size // data_lib.count_examples(examples))
 
     def dataset_fn(epoch, batch_size, seed):
-        return data_lib.epoch_text_batches(
-            examples, schedule.preprocessor, batch_size, seed, epoch, passes=passes
-        )
+        return data_lib.epoch_text_batches(examples, schedule.preprocessor, batch_size, seed, epoch, passes=passes)
 
     trained = ctx.train(
         f"train/{name}",
@@ -273,9 +264,7 @@ def train_with_early_stopping(ctx, build, examples, task, name, schedule, inputs
         scale_learning_rate=ctx.scale_batch_size,
         checkpoint_every=ctx.checkpoint_every,
         validation_fn=training.classification_accuracy(task.validation),
-        early_stopping=training.EarlyStopping(
-            "val_accuracy", mode="max", patience=schedule.patience
-        ),
+        early_stopping=training.EarlyStopping("val_accuracy", mode="max", patience=schedule.patience),
     )
     history = trained.validation["val_accuracy"]
     return trained.model, float(max(history)), len(history), accuracy(trained.model, task.test)
@@ -323,6 +312,7 @@ def model_shape(hidden_dim, num_layers, dropout, sequence_length):
         shape["num_layers"] = num_layers
     return shape
 
+
 def text_batches(dataset, pack):
     """A `keras_pt.training.train` data set function: the `(seed, epoch)`
     shuffle of an unbatched text data set, batched and packed on the host."""
@@ -338,8 +328,5 @@ def steps_per_epoch(dataset, batch_size):
     """Full batches in one pass (filtered data sets have no known length)."""
     n = data_lib.count_examples(dataset)
     if n < batch_size:
-        raise ValueError(
-            f"the data set has {n} examples, fewer than batch_size={batch_size}; "
-            "lower the batch size."
-        )
+        raise ValueError(f"the data set has {n} examples, fewer than batch_size={batch_size}; lower the batch size.")
     return n // batch_size

@@ -288,9 +288,7 @@ def train(
     try:
         model = _build(build_model, strategy)
         loop = _choose_loop(loop, strategy, model)
-        epoch_dataset = _epoch_datasets(
-            dataset_fn, global_batch, seed, fully_defined=_is_tpu(strategy)
-        )
+        epoch_dataset = _epoch_datasets(dataset_fn, global_batch, seed, fully_defined=_is_tpu(strategy))
         first = epoch_dataset(0)
         spe = _steps_per_epoch(first, steps_per_epoch)
         total = int(steps) if steps is not None else int(epochs) * spe
@@ -301,8 +299,15 @@ def train(
         metadata = _run_metadata(global_batch, spe, seed, config)
         settings = optimizer_settings(model)  # this call's, before a restore
         checkpointer, manifest, divergence_file = _open_checkpoints(
-            model, model_dir, validation, metadata, settings, strategy, keep_checkpoints,
-            restart_from_healthy, allow_optimizer_change
+            model,
+            model_dir,
+            validation,
+            metadata,
+            settings,
+            strategy,
+            keep_checkpoints,
+            restart_from_healthy,
+            allow_optimizer_change,
         )
         manifest = manifest or {}
         start = int(manifest.get("step", 0))

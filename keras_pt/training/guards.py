@@ -85,9 +85,7 @@ class _Guard:
             stop = self.validation.after_epoch(step // self.steps_per_epoch - 1)
         # With steps_per_execution > 1 steps advance in chunks: save when a
         # multiple of `every` was reached or passed.
-        if self.checkpointer is not None and (
-            stop or step // self.every > self.previous // self.every
-        ):
+        if self.checkpointer is not None and (stop or step // self.every > self.previous // self.every):
             self.save()
         self.previous = step
 
@@ -111,9 +109,7 @@ class _Guard:
         losses = {k: v for k, v in self.logs.items() if "loss" in k}
         for name, value in losses.items():
             if not math.isfinite(value):
-                raise self._diverged(
-                    NonFiniteLossError, f"training stopped: {name} = {value} {where}."
-                )
+                raise self._diverged(NonFiniteLossError, f"training stopped: {name} = {value} {where}.")
             factor = self.divergence_factor
             reference = self._reference(name) if factor else None
             if reference is not None and value > factor * reference:
@@ -133,20 +129,14 @@ class _Guard:
         """The newest checkpoint before the previous logged step."""
         if self.checkpointer is None:
             return None
-        earlier = [
-            path
-            for path in self.checkpointer.complete_checkpoints()
-            if checkpoint_step(path) < self.previous
-        ]
+        earlier = [path for path in self.checkpointer.complete_checkpoints() if checkpoint_step(path) < self.previous]
         return earlier[-1] if earlier else None
 
     def _diverged(self, error_class, what):
         """The error to raise; records the divergence for a restart."""
         advice = "Lower the learning rate, check the data for NaN or Inf, or use float32"
         if self.checkpointer is None:
-            return error_class(
-                f"{what} No checkpoint was written. {advice}.", step=self.step, checkpoint=None
-            )
+            return error_class(f"{what} No checkpoint was written. {advice}.", step=self.step, checkpoint=None)
         healthy = self._healthy_checkpoint()
         if healthy:
             intact = f"The last healthy checkpoint, {healthy}, is intact."
@@ -188,9 +178,7 @@ class _Guard:
         try:
             self.checkpoint = self.checkpointer.save(self.step, metadata)
         except FloatingPointError as error:
-            raise self._diverged(
-                NonFiniteLossError, f"training stopped at step {self.step}: {error}"
-            ) from error
+            raise self._diverged(NonFiniteLossError, f"training stopped at step {self.step}: {error}") from error
         self.saved_step = self.step
         return self.checkpoint
 

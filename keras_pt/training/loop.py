@@ -58,11 +58,7 @@ def _choose_loop(loop, strategy, model):
     if _is_multi_worker(strategy):
         return "custom"
     per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
-    if (
-        isinstance(strategy, tf.distribute.MirroredStrategy)
-        and strategy.num_replicas_in_sync > 1
-        and per_execution > 1
-    ):
+    if isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync > 1 and per_execution > 1:
         return "custom"
     return "fit"
 
@@ -167,9 +163,7 @@ def _make_train_function(model, strategy, local_batch):
     def step_fn(data):
         # MultiWorkerMirroredStrategy's iterators drop the static batch
         # dimension; restore it (and check it) for shape-dependent steps.
-        data = tf.nest.map_structure(
-            lambda t: tf.ensure_shape(t, [local_batch] + t.shape[1:].as_list()), data
-        )
+        data = tf.nest.map_structure(lambda t: tf.ensure_shape(t, [local_batch] + t.shape[1:].as_list()), data)
         return train_step(data)
 
     # A per-worker flag, summed over workers: every worker learns of a
@@ -183,9 +177,7 @@ def _make_train_function(model, strategy, local_batch):
         else:
             for _ in tf.range(num_steps):
                 strategy.run(step_fn, args=(next(iterator),))
-        preempted = strategy.reduce(
-            tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(flag)), axis=None
-        )
+        preempted = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(flag)), axis=None)
         return _metric_results(model), preempted
 
     return train_function, flag
@@ -221,9 +213,7 @@ def _distribute(strategy, dataset, global_batch):
     return strategy.distribute_datasets_from_function(per_replica)
 
 
-def _custom_loop(
-    model, strategy, epoch_dataset, start, total, spe, guard, preemption, callbacks, verbose
-):
+def _custom_loop(model, strategy, epoch_dataset, start, total, spe, guard, preemption, callbacks, verbose):
     per_execution = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
     callback_list = keras.callbacks.CallbackList(
         list(callbacks),
@@ -245,9 +235,7 @@ def _custom_loop(
         dataset = epoch_dataset(epoch)
         global_batch = tf.nest.flatten(dataset.element_spec)[0].shape[0]
         if train_function is None:
-            train_function, flag = _make_train_function(
-                model, strategy, global_batch // strategy.num_replicas_in_sync
-            )
+            train_function, flag = _make_train_function(model, strategy, global_batch // strategy.num_replicas_in_sync)
         iterator = iter(_distribute(strategy, dataset.skip(offset).take(count), global_batch))
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)

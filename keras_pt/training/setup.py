@@ -67,16 +67,12 @@ def _epoch_datasets(dataset_fn, global_batch, seed, fully_defined):
     def epoch_dataset(epoch):
         dataset = dataset_fn(epoch, global_batch, seed)
         if not isinstance(dataset, tf.data.Dataset):
-            raise ValueError(
-                f"dataset_fn must return a tf.data.Dataset, got {type(dataset).__name__}."
-            )
+            raise ValueError(f"dataset_fn must return a tf.data.Dataset, got {type(dataset).__name__}.")
         check_static_batches(dataset, global_batch, fully_defined=fully_defined)
         options = tf.data.Options()
         # Every worker reads the same global batch and takes its
         # replicas' slices of it: the same batches as on one device.
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         options.deterministic = True
         return dataset.with_options(options)
 
@@ -88,10 +84,7 @@ def _steps_per_epoch(first, steps_per_epoch):
     if spe is None:
         spe = int(first.cardinality())
         if spe <= 0:
-            raise ValueError(
-                "the epoch data set has unknown or infinite length; pass "
-                "steps_per_epoch."
-            )
+            raise ValueError("the epoch data set has unknown or infinite length; pass steps_per_epoch.")
     spe = int(spe)
     if spe <= 0:
         raise ValueError(f"steps_per_epoch must be positive, got {spe}.")

@@ -31,9 +31,7 @@ class EarlyStopping:
 
     def __post_init__(self):
         if self.mode not in ("auto", "min", "max"):
-            raise ValueError(
-                f"EarlyStopping mode must be 'auto', 'min' or 'max'; got {self.mode!r}."
-            )
+            raise ValueError(f"EarlyStopping mode must be 'auto', 'min' or 'max'; got {self.mode!r}.")
         if int(self.patience) < 0:
             raise ValueError(f"EarlyStopping patience must be >= 0; got {self.patience}.")
         if float(self.min_delta) < 0:
@@ -54,7 +52,6 @@ def _inference_function(model):
     short last batch generalises the batch dimension, no further traces)."""
     function = _INFERENCE_FUNCTIONS.get(model)
     if function is None:
-
         reference = weakref.ref(model)  # the cache must not keep the model alive
 
         def infer(inputs):
@@ -78,6 +75,7 @@ def classification_accuracy(dataset, name="val_accuracy"):
         `tf.function`, outside any replica context: every worker computes the
         same value from the same weights, with no cross-replica traffic.
     """
+
     def validate(model):
         predict = _inference_function(model)
         correct = total = 0
@@ -105,15 +103,9 @@ class _Validation:
 
     def __init__(self, validation_fn, early_stopping, model):
         if early_stopping is not None and validation_fn is None:
-            raise ValueError(
-                "early_stopping needs a validation_fn that returns "
-                f"{early_stopping.monitor!r}."
-            )
+            raise ValueError(f"early_stopping needs a validation_fn that returns {early_stopping.monitor!r}.")
         if validation_fn is not None and not callable(validation_fn):
-            raise ValueError(
-                f"validation_fn must be a callable (model) -> dict, got "
-                f"{type(validation_fn).__name__}."
-            )
+            raise ValueError(f"validation_fn must be a callable (model) -> dict, got {type(validation_fn).__name__}.")
         self.fn = validation_fn
         self.early_stopping = early_stopping
         self.model = model
@@ -128,10 +120,7 @@ class _Validation:
             # Plain (per-worker) variables: every worker computes the same
             # validation value, so every worker keeps the same copy.
             with tf.init_scope():
-                self.best_weights = [
-                    tf.Variable(tf.zeros(w.shape, w.dtype), trainable=False)
-                    for w in model.weights
-                ]
+                self.best_weights = [tf.Variable(tf.zeros(w.shape, w.dtype), trainable=False) for w in model.weights]
 
     def state(self):
         """Checkpointed variables: the best weights."""
@@ -164,9 +153,7 @@ class _Validation:
             return False
         logs = self.fn(self.model)
         if not isinstance(logs, dict):
-            raise ValueError(
-                f"validation_fn must return a dict of name -> value, got {type(logs).__name__}."
-            )
+            raise ValueError(f"validation_fn must return a dict of name -> value, got {type(logs).__name__}.")
         self.logs = {name: _to_float(value) for name, value in logs.items()}
         for name, value in self.logs.items():
             self.history.setdefault(name, []).append(value)
@@ -175,13 +162,14 @@ class _Validation:
             return False
         if stopping.monitor not in self.logs:
             raise ValueError(
-                f"early_stopping monitors {stopping.monitor!r}, but validation_fn "
-                f"returned only {sorted(self.logs)}."
+                f"early_stopping monitors {stopping.monitor!r}, but validation_fn returned only {sorted(self.logs)}."
             )
         value = self.logs[stopping.monitor]
         sign = 1.0 if stopping.maximize else -1.0
-        if value is not None and math.isfinite(value) and (
-            self.best is None or sign * (value - self.best) > float(stopping.min_delta)
+        if (
+            value is not None
+            and math.isfinite(value)
+            and (self.best is None or sign * (value - self.best) > float(stopping.min_delta))
         ):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             for copy, weight in zip(self.best_weights, self.model.weights):

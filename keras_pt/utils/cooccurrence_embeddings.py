@@ -50,9 +50,7 @@ def cooccurrence_counts(token_ids, vocabulary_size, chunk_size=65536):
         if block.ndim != 2:
             raise ValueError(f"token_ids must be (num_texts, sequence_length); got shape {block.shape}.")
         if block.size and block.max() >= vocabulary_size:
-            raise ValueError(
-                f"token id {block.max()} is outside a vocabulary of {vocabulary_size} tokens."
-            )
+            raise ValueError(f"token id {block.max()} is outside a vocabulary of {vocabulary_size} tokens.")
         for start in range(0, len(block), chunk_size):
             part = block[start : start + chunk_size]
             rows, cols = np.nonzero(part >= special_tokens.NUM_SPECIAL_TOKENS)
@@ -80,9 +78,7 @@ def ppmi(counts, alpha=0.75):
     smoothed = smoothed / smoothed.sum()
     pmi = np.log(counts.data / total) - np.log(marginal[counts.row] / total) - np.log(smoothed[counts.col])
     keep = pmi > 0
-    return scipy.sparse.csr_matrix(
-        (pmi[keep], (counts.row[keep], counts.col[keep])), shape=counts.shape
-    )
+    return scipy.sparse.csr_matrix((pmi[keep], (counts.row[keep], counts.col[keep])), shape=counts.shape)
 
 
 def cooccurrence_embeddings(token_ids, vocabulary_size, dim, alpha=0.75, row_norm=1.0, seed=0):

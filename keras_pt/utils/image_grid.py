@@ -25,10 +25,7 @@ def image_grid(images, rows, columns, pad=1, scale=4):
     """
     images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
     if images.ndim != 4 or images.shape[0] < rows * columns:
-        raise ValueError(
-            f"need at least {rows * columns} images of shape (n, h, w, c), "
-            f"got {images.shape}."
-        )
+        raise ValueError(f"need at least {rows * columns} images of shape (n, h, w, c), got {images.shape}.")
     images = images.repeat(scale, axis=1).repeat(scale, axis=2)
     n, h, w, c = images.shape
     grid = np.ones((rows * (h + pad) + pad, columns * (w + pad) + pad, c), np.float32)

@@ -26,13 +26,9 @@ class NearestNeighborIndex:
     def __init__(self, embeddings, items=None):
         embeddings = np.asarray(embeddings, np.float32)
         if embeddings.ndim != 2 or not len(embeddings):
-            raise ValueError(
-                f"embeddings must be a non-empty 2-D array (n, dim); got shape {embeddings.shape}."
-            )
+            raise ValueError(f"embeddings must be a non-empty 2-D array (n, dim); got shape {embeddings.shape}.")
         if items is not None and len(items) != len(embeddings):
-            raise ValueError(
-                f"items has {len(items)} entries but there are {len(embeddings)} embeddings."
-            )
+            raise ValueError(f"items has {len(items)} entries but there are {len(embeddings)} embeddings.")
         self.embeddings = _normalize(embeddings)
         self.items = list(range(len(embeddings))) if items is None else list(items)
 

@@ -141,9 +141,12 @@ class DebianPackagesTest(TestCase):
         train = data.load_text_dataset("debian_packages", "train", data_dir=data_dir)
         subset = list(data.labeled_text_subset(train, 20, seed=0).as_numpy_iterator())
         self.assertLen(subset, 20 * debian_packages.NUM_CLASSES)
-        corpus = {t.decode() for t in data.load_pretraining_texts("debian_packages", data_dir=data_dir).as_numpy_iterator()}
+        corpus = {
+            t.decode() for t in data.load_pretraining_texts("debian_packages", data_dir=data_dir).as_numpy_iterator()
+        }
         test_texts = {
-            t.decode() for t, _ in data.load_text_dataset("debian_packages", "test", data_dir=data_dir).as_numpy_iterator()
+            t.decode()
+            for t, _ in data.load_text_dataset("debian_packages", "test", data_dir=data_dir).as_numpy_iterator()
         }
         self.assertLen(corpus, len(examples("train")) + len(examples("unsupervised")))
         self.assertFalse(corpus & test_texts)

@@ -98,7 +98,9 @@ class StdlibDocsTest(TestCase):
         self.assertEqual(data.text_dataset_spec("stdlib_docs").num_classes, 10)
         corpus = set(texts_of(data.load_pretraining_texts("stdlib_docs", data_dir=data_dir)))
         train_texts = {t.decode() for t, _ in train.as_numpy_iterator()}
-        test_texts = {t.decode() for t, _ in data.load_text_dataset("stdlib_docs", "test", data_dir=data_dir).as_numpy_iterator()}
+        test_texts = {
+            t.decode() for t, _ in data.load_text_dataset("stdlib_docs", "test", data_dir=data_dir).as_numpy_iterator()
+        }
         self.assertTrue(train_texts <= corpus)
         self.assertFalse(test_texts & corpus)
 

@@ -13,8 +13,10 @@ NAMES = ["first", "second", "third"] * 10
 
 
 def _pairs(dataset):
-    return [(x.decode() if isinstance(x, bytes) else tuple(t.decode() for t in x), int(y))
-            for x, y in dataset.as_numpy_iterator()]
+    return [
+        (x.decode() if isinstance(x, bytes) else tuple(t.decode() for t in x), int(y))
+        for x, y in dataset.as_numpy_iterator()
+    ]
 
 
 class TextSourcesTest(TestCase):

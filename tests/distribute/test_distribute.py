@@ -38,9 +38,7 @@ class GetStrategyTest(TestCase):
 
     def test_tpu_unreachable_address(self):
         # The resolver is stubbed: resolving a real name would ask a cloud API.
-        with mock.patch.object(
-            tf.distribute.cluster_resolver, "TPUClusterResolver", side_effect=OSError("no route")
-        ):
+        with mock.patch.object(tf.distribute.cluster_resolver, "TPUClusterResolver", side_effect=OSError("no route")):
             with self.assertRaisesRegex(ValueError, "could not connect to the TPU at 'my-tpu'"):
                 distribute.get_strategy("tpu", tpu="my-tpu")
 
@@ -50,12 +48,8 @@ class GetStrategyTest(TestCase):
             distribute.resolve_tpu_address(environ={"COLAB_TPU_ADDR": "10.0.0.2:8470"}, device_files=()),
             "grpc://10.0.0.2:8470",
         )
-        self.assertEqual(
-            distribute.resolve_tpu_address(environ={"TPU_NAME": "my-tpu"}, device_files=()), "my-tpu"
-        )
-        self.assertEqual(
-            distribute.resolve_tpu_address(environ={}, device_files=[os.__file__]), "local"
-        )
+        self.assertEqual(distribute.resolve_tpu_address(environ={"TPU_NAME": "my-tpu"}, device_files=()), "my-tpu")
+        self.assertEqual(distribute.resolve_tpu_address(environ={}, device_files=[os.__file__]), "local")
         self.assertIsNone(distribute.resolve_tpu_address(environ={}, device_files=()))
 
     def test_multi_worker_needs_tf_config(self):
@@ -77,8 +71,21 @@ class GetStrategyTest(TestCase):
 def test_import_keras_pt_exposes_every_documented_module():
     import keras_pt
 
-    for name in ("callbacks", "checkpointing", "data", "distribute", "evaluation", "kernels",
-                 "layers", "metrics", "models", "recipes", "special_tokens", "training", "utils"):
+    for name in (
+        "callbacks",
+        "checkpointing",
+        "data",
+        "distribute",
+        "evaluation",
+        "kernels",
+        "layers",
+        "metrics",
+        "models",
+        "recipes",
+        "special_tokens",
+        "training",
+        "utils",
+    ):
         assert hasattr(keras_pt, name), name
     assert callable(keras_pt.evaluation.frechet_distance)
     assert keras_pt.callbacks.SampleGrid is not None

@@ -85,9 +85,7 @@ class StrategyEquivalenceTest(unittest.TestCase):
 
     def _result(self, name):
         path = os.path.join(self.dir, f"{name}.npz")
-        self.assertEqual(
-            self.codes[name], 0, f"{name} failed:\n" + multiprocess.tail(path + ".log")
-        )
+        self.assertEqual(self.codes[name], 0, f"{name} failed:\n" + multiprocess.tail(path + ".log"))
         return self.results[name]
 
     def test_weights_and_logged_losses_agree(self):
@@ -106,9 +104,7 @@ class StrategyEquivalenceTest(unittest.TestCase):
                         # (a resumed case starts from its checkpoint).
                         if initial in other:
                             np.testing.assert_array_equal(one[initial], other[initial])
-                        np.testing.assert_allclose(
-                            other[key], one[key], atol=ATOL, rtol=ATOL, err_msg=key
-                        )
+                        np.testing.assert_allclose(other[key], one[key], atol=ATOL, rtol=ATOL, err_msg=key)
                         changed += int(not np.allclose(one[key], one[initial]))
                     self.assertGreater(changed, 0, "training changed no weight")
                     logs = one[f"{case_name}__logs"]
@@ -135,7 +131,9 @@ class StrategyEquivalenceTest(unittest.TestCase):
                 _, info = self._result(config)
                 other_history, other_best = info[f"{case_name}__validation"]
                 np.testing.assert_allclose(
-                    other_history["val_accuracy"], history["val_accuracy"], atol=1e-6,
+                    other_history["val_accuracy"],
+                    history["val_accuracy"],
+                    atol=1e-6,
                     err_msg=f"{case_name} {config}",
                 )
                 self.assertEqual(other_best, best_epoch)
@@ -190,9 +188,7 @@ class StrategyEquivalenceTest(unittest.TestCase):
         # loop="auto" trained 2 steps per execution with the single-step weights.
         finals = sorted(k for k in mirrored if k.startswith("autoencoder__final__"))
         for key in finals:
-            np.testing.assert_allclose(
-                mirrored[key.replace("autoencoder", "multi_step")], mirrored[key], atol=1e-6
-            )
+            np.testing.assert_allclose(mirrored[key.replace("autoencoder", "multi_step")], mirrored[key], atol=1e-6)
 
     def test_plain_fit_still_fails_under_multi_worker(self):
         """keras#20585: notices when upstream fixes plain `fit` under MWMS."""

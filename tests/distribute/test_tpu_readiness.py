@@ -66,8 +66,11 @@ def forbidden_tensors(graph_def):
                 continue
             if node.op == "Assert":
                 continue
-            if bad == {"string"} and node.op == "Const" and "/Assert/" in f"/{node.name}" and all(
-                op == "Assert" for op in consumers.get(node.name, [])
+            if (
+                bad == {"string"}
+                and node.op == "Const"
+                and "/Assert/" in f"/{node.name}"
+                and all(op == "Assert" for op in consumers.get(node.name, []))
             ):
                 continue
             found.append((function, node.op, node.name, sorted(bad)))
@@ -91,8 +94,16 @@ class TPUReadinessTest(TestCase):
                 self.assertTrue(all(np.isfinite(v) for v in xla.logs.values()), xla.logs)
                 # XLA turns the same seeds into other random numbers (noise,
                 # latent vectors, dropout, masks and crops).
-                if name in ("denoising_autoencoder", "gan", "mini_bert", "mini_bert_classifier", "electra", "mini_gpt", "distiller",
-                            "sentence_encoder"):
+                if name in (
+                    "denoising_autoencoder",
+                    "gan",
+                    "mini_bert",
+                    "mini_bert_classifier",
+                    "electra",
+                    "mini_gpt",
+                    "distiller",
+                    "sentence_encoder",
+                ):
                     continue
                 graph = training.train(case.build, _dataset_fn(case), **kwargs)
                 for a, b in zip(graph.model.get_weights(), xla.model.get_weights(), strict=True):

@@ -95,9 +95,7 @@ class CallbacksTest(TestCase):
         self.assertLen(glob.glob(os.path.join(directory, "png", "samples_epoch_*.png")), 2)
         events = glob.glob(os.path.join(directory, "samples", "events.out.*"))
         self.assertLen(events, 1)
-        records = [
-            v for e in tf.compat.v1.train.summary_iterator(events[0]) for v in e.summary.value
-        ]
+        records = [v for e in tf.compat.v1.train.summary_iterator(events[0]) for v in e.summary.value]
         self.assertEqual([r.tag for r in records], ["samples", "samples"])
         self.assertEqual(records[0].metadata.plugin_data.plugin_name, "images")
         png = tf.io.decode_png(tf.make_ndarray(records[0].tensor)[2])

@@ -13,8 +13,14 @@ class PerplexityTest(TestCase):
         texts = tf.data.Dataset.from_tensor_slices(["hello world the cat sat on the mat", "the dog ran"] * 20)
         vocabulary = data.learn_vocabulary(texts, 60, min_frequency=1)
         preprocessor = MiniBERTPreprocessor(WordPieceTokenizer(vocabulary), 12)
-        model = keras_pt.MiniGPT(preprocessor=preprocessor, num_layers=1, hidden_dim=16, num_heads=1,
-                                 intermediate_dim=32, max_sequence_length=12)
+        model = keras_pt.MiniGPT(
+            preprocessor=preprocessor,
+            num_layers=1,
+            hidden_dim=16,
+            num_heads=1,
+            intermediate_dim=32,
+            max_sequence_length=12,
+        )
         model.compile()
         batches = data.preprocess_text_dataset(texts, preprocessor, 7)  # 40 texts: a short last batch
         expected = model.evaluate(batches, verbose=0, return_dict=True)["perplexity"]

@@ -35,9 +35,9 @@ class TfidfSVMTest(TestCase):
     def test_matches_scikit_learn(self):
         train, train_labels = corpus(8, seed=0)
         test, test_labels = corpus(30, seed=1)
-        expected = make_pipeline(
-            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC(random_state=0)
-        ).fit(train, train_labels)
+        expected = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC(random_state=0)).fit(
+            train, train_labels
+        )
         expected_accuracy = float(np.mean(expected.predict(test) == test_labels))
         accuracy = text_baselines.tfidf_svm_accuracy(train, train_labels, test, test_labels)
         self.assertEqual(accuracy, expected_accuracy)
@@ -102,9 +102,9 @@ class RecipeBaselineTest(TestCase):
         test_texts, test_labels = text_baselines.texts_and_labels(
             data.load_text_dataset("stdlib_docs", "test", data_dir)
         )
-        expected = make_pipeline(
-            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC(random_state=0)
-        ).fit(texts, labels)
+        expected = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC(random_state=0)).fit(
+            texts, labels
+        )
         self.assertEqual(result["test"], float(np.mean(expected.predict(test_texts) == test_labels)))
         self.assertGreater(result["test"], 0.2)  # above chance (0.1) with 3 labels per class
         reused = recipes.tfidf_svm_baseline("stdlib_docs", data_dir, 3, seed=5, draws=1, labelled=labelled)
@@ -146,8 +146,15 @@ class RecipeBaselineTest(TestCase):
 
     def test_sentence_embedding_rows(self):
         result = recipes.SentenceEmbeddingResult(
-            accuracy=0.6, untrained_accuracy=0.2, tfidf_accuracy=0.55, chance=0.125,
-            num_candidates=8, num_pairs=40, examples=[], seconds=1.0, files={},
+            accuracy=0.6,
+            untrained_accuracy=0.2,
+            tfidf_accuracy=0.55,
+            chance=0.125,
+            num_candidates=8,
+            num_pairs=40,
+            examples=[],
+            seconds=1.0,
+            files={},
         )
         table = result.table("supervised embeddings")
         self.assertRegex(table, r"supervised embeddings +0\.600")

@@ -33,10 +33,16 @@ class BadInputTest(TestCase):
             payload = f.read()
         with open(os.path.join(root, "truncated.keras"), "wb") as f:
             f.write(payload[: len(payload) // 2])
-        bert = MiniBERT(vocabulary_size=50, num_layers=1, hidden_dim=8, num_heads=1, intermediate_dim=16,
-                        max_sequence_length=8)
-        bert(dict(token_ids=np.ones((1, 8), "int32"), padding_mask=np.ones((1, 8), "int32"),
-                  segment_ids=np.zeros((1, 8), "int32")))
+        bert = MiniBERT(
+            vocabulary_size=50, num_layers=1, hidden_dim=8, num_heads=1, intermediate_dim=16, max_sequence_length=8
+        )
+        bert(
+            dict(
+                token_ids=np.ones((1, 8), "int32"),
+                padding_mask=np.ones((1, 8), "int32"),
+                segment_ids=np.zeros((1, 8), "int32"),
+            )
+        )
         bert.save(os.path.join(root, "bert_without_preprocessor.keras"))
 
     @classmethod
@@ -57,21 +63,22 @@ class BadInputTest(TestCase):
             ("pretrain_finetune.py", ["--image_size=big"], r"--image_size takes height,width"),
             ("pretrain_finetune.py", ["--strategy=gpu"], r"unknown strategy 'gpu'"),
             ("pretrain_finetune.py", ["--pretraining=bert"], r"pretraining"),
-            ("pretrain_finetune.py", [f"--model_dir={root}/a_file/run"],
-             r"cannot write to model_dir.*--model_dir"),
+            ("pretrain_finetune.py", [f"--model_dir={root}/a_file/run"], r"cannot write to model_dir.*--model_dir"),
             ("train_gan.py", [f"--model_dir={root}/a_file/run"], r"cannot write to model_dir"),
             ("pretrain_minigpt.py", [f"--dataset={root}/empty.txt"], r"empty|no text"),
             ("pretrain_minibert.py", ["--dataset=no_such_corpus"], r"no_such_corpus"),
             ("pretrain_minibert.py", ["--steps=-1"], r"steps must be a positive int"),
             ("pretrain_minibert.py", ["--steps=0", "--embedding_init=random"], r"steps must be a positive int"),
-            ("finetune_minibert.py", [f"--dataset={root}/texts.csv", "--label_column=stars"],
-             r"no column 'stars'"),
+            ("finetune_minibert.py", [f"--dataset={root}/texts.csv", "--label_column=stars"], r"no column 'stars'"),
             ("finetune_minibert.py", [f"--dataset={root}/one_text_class"], r"class.*at least two"),
-            ("finetune_minibert.py", [f"--pretrained={root}/missing.keras"], r"run examples/pretrain_minibert.py first"),
+            (
+                "finetune_minibert.py",
+                [f"--pretrained={root}/missing.keras"],
+                r"run examples/pretrain_minibert.py first",
+            ),
             ("finetune_minibert.py", [f"--pretrained={root}/truncated.keras"], r"not a complete .keras file"),
             ("finetune_minibert.py", [f"--pretrained={root}/dense.keras"], r"holds a Sequential, not a MiniBERT"),
-            ("finetune_minibert.py", [f"--pretrained={root}/bert_without_preprocessor.keras"],
-             r"has no preprocessor"),
+            ("finetune_minibert.py", [f"--pretrained={root}/bert_without_preprocessor.keras"], r"has no preprocessor"),
             ("distill.py", [f"--teacher={root}/dense.keras"], r"teacher must be a MiniBERTClassifier"),
             ("distill.py", [f"--teacher={root}/missing.keras"], r"run examples/finetune_minibert.py first"),
             ("train_sentence_embeddings.py", ["--objective=both"], r"objective"),

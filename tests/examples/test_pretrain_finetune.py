@@ -9,8 +9,14 @@ from tests import fixtures
 from tests.binaries import run_in_process
 from tests.test_case import TestCase
 
-TINY = ("--pretrain_epochs=1", "--finetune_steps=2", "--labels_per_class=2", "--label_draws=1",
-        "--strategy=default", "--verbose=0")
+TINY = (
+    "--pretrain_epochs=1",
+    "--finetune_steps=2",
+    "--labels_per_class=2",
+    "--label_draws=1",
+    "--strategy=default",
+    "--verbose=0",
+)
 
 
 class PretrainFinetuneBinaryTest(TestCase):
@@ -18,8 +24,12 @@ class PretrainFinetuneBinaryTest(TestCase):
     def test_on_a_ram_filesystem_with_bfloat16(self):
         model_dir = f"ram://pretrain-finetune-{uuid.uuid4().hex}"  # any tf.io.gfile path
         code, stdout, stderr = run_in_process(
-            "pretrain_finetune.py", f"--model_dir={model_dir}", *TINY, "--label_draws=2",
-            "--architecture=conv", "--mixed_precision=mixed_bfloat16",
+            "pretrain_finetune.py",
+            f"--model_dir={model_dir}",
+            *TINY,
+            "--label_draws=2",
+            "--architecture=conv",
+            "--mixed_precision=mixed_bfloat16",
         )
         self.assertEqual(code, 0, stderr[-3000:])
         self.assertRegex(stdout, r"svm   frozen +\d\.\d{3} ± \d\.\d{3} +\d\.\d{3} ± \d\.\d{3}")
@@ -32,8 +42,7 @@ class PretrainFinetuneBinaryTest(TestCase):
     @pytest.mark.slow
     def test_on_a_folder_of_class_folders(self):
         images, labels = fixtures.digits(200)
-        root = fixtures.write_image_folder(f"{self.get_temp_dir()}/my_digits", images, labels,
-                                           resize_odd_to=(12, 12))
+        root = fixtures.write_image_folder(f"{self.get_temp_dir()}/my_digits", images, labels, resize_odd_to=(12, 12))
         model_dir = f"{self.get_temp_dir()}/run"
         code, _, stderr = run_in_process("pretrain_finetune.py", f"--dataset={root}", f"--model_dir={model_dir}", *TINY)
         self.assertEqual(code, 1)

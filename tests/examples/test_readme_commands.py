@@ -87,8 +87,15 @@ class ReadmeCommandListTest(TestCase):
         text = " ".join(lines)
         for source in ("my_images/", "mnist_idx/", ".npz", ".txt", ".csv", ".jsonl", "my_texts/"):
             self.assertIn(source, text)
-        for name in ("pretrain_finetune", "train_gan", "pretrain_minibert", "pretrain_minigpt",
-                     "finetune_minibert", "distill", "train_sentence_embeddings"):
+        for name in (
+            "pretrain_finetune",
+            "train_gan",
+            "pretrain_minibert",
+            "pretrain_minigpt",
+            "finetune_minibert",
+            "distill",
+            "train_sentence_embeddings",
+        ):
             self.assertIn(f"examples/{name}.py", text)
         grouped = {name for names in GROUPS.values() for name in names}
         self.assertEqual({binary(line) for line in lines} - grouped, set(), "a command no group runs")

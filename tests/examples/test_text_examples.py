@@ -12,9 +12,13 @@ from tests.binaries import run_in_process
 from tests.test_case import TestCase
 
 TINY = (
-    "--strategy=default", "--verbose=0", "--hidden_dim=64", "--num_layers=1",
+    "--strategy=default",
+    "--verbose=0",
+    "--hidden_dim=64",
+    "--num_layers=1",
     "--sequence_length=24",
-    "--batch_size=8", "--steps=3",
+    "--batch_size=8",
+    "--steps=3",
 )
 
 
@@ -33,8 +37,11 @@ class TextExamplesTest(TestCase):
     def test_pretrain_minigpt(self):
         model_dir = f"ram://minigpt-{uuid.uuid4().hex}"  # any tf.io.gfile path
         code, stdout, stderr = run_in_process(
-            "pretrain_minigpt.py", f"--model_dir={model_dir}", "--prompts=Return the",
-            f"--vocabulary={character_vocabulary(self.get_temp_dir())}", *TINY,
+            "pretrain_minigpt.py",
+            f"--model_dir={model_dir}",
+            "--prompts=Return the",
+            f"--vocabulary={character_vocabulary(self.get_temp_dir())}",
+            *TINY,
         )
         self.assertEqual(code, 0, stderr[-3000:])
         self.assertRegex(stdout, r"MiniGPT after 3 steps +\d+\.\d")
@@ -45,9 +52,12 @@ class TextExamplesTest(TestCase):
     def test_train_sentence_embeddings(self):
         model_dir = f"ram://sentences-{uuid.uuid4().hex}"
         code, stdout, stderr = run_in_process(
-            "train_sentence_embeddings.py", f"--model_dir={model_dir}", "--num_candidates=8",
+            "train_sentence_embeddings.py",
+            f"--model_dir={model_dir}",
+            "--num_candidates=8",
             "--objective=unsupervised",
-            f"--vocabulary={character_vocabulary(self.get_temp_dir())}", *TINY,
+            f"--vocabulary={character_vocabulary(self.get_temp_dir())}",
+            *TINY,
         )
         self.assertEqual(code, 0, stderr[-3000:])
         self.assertRegex(stdout, r"unsupervised embeddings +\d\.\d{3}")

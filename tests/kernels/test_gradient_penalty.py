@@ -30,9 +30,7 @@ class GradientPenaltyTest(TestCase):
         grads = x_hat @ (0.5 * (a + a.T)) + w
         expected = np.mean((np.linalg.norm(grads, axis=1) - 1.0) ** 2)
         for jit in (True, False):
-            got = gradient_penalty(
-                critic, tf.constant(real), tf.constant(fake), tf.constant(alpha), jit_compile=jit
-            )
+            got = gradient_penalty(critic, tf.constant(real), tf.constant(fake), tf.constant(alpha), jit_compile=jit)
             self.assertAllClose(got, expected, rtol=1e-4, atol=1e-5)
 
     def test_conv_critic_matches_finite_differences(self):
@@ -105,9 +103,7 @@ class GANLossesTest(TestCase):
             "wasserstein": -np.mean(f),
         }
         for name in gan_losses.LOSS_NAMES:
-            self.assertAllClose(
-                gan_losses.discriminator_loss(real, fake, name), expected_d[name], rtol=1e-5
-            )
+            self.assertAllClose(gan_losses.discriminator_loss(real, fake, name), expected_d[name], rtol=1e-5)
             self.assertAllClose(gan_losses.generator_loss(fake, name), expected_g[name], rtol=1e-5)
         # The non-saturating D loss is binary cross-entropy with real=1, fake=0.
         bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)

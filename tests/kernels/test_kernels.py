@@ -100,7 +100,9 @@ class KernelImportsTest(TestCase):
         for path in sorted(root.glob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_pt"):
-                    names = [f"{node.module}.{a.name}" if node.module == "keras_pt" else node.module for a in node.names]
+                    names = [
+                        f"{node.module}.{a.name}" if node.module == "keras_pt" else node.module for a in node.names
+                    ]
                 elif isinstance(node, ast.Import):
                     names = [a.name for a in node.names if a.name.startswith("keras_pt")]
                 else:

@@ -54,9 +54,7 @@ class MLMMaskingTest(TestCase):
         actions = rng.random(shape).astype("float32")
         random_tokens = rng.integers(NUM_SPECIAL_TOKENS, 300, size=shape).astype("int32")
         for rate, slots in ((0.15, 6), (0.4, 16), (0.15, 2)):
-            out = mlm_masking.apply_mlm_mask(
-                ids, padding, scores, actions, random_tokens, rate, 0.8, 0.1, slots
-            )
+            out = mlm_masking.apply_mlm_mask(ids, padding, scores, actions, random_tokens, rate, 0.8, 0.1, slots)
             masked, weights, positions, labels, slot_weights = numpy_mask(
                 ids, padding, scores, actions, random_tokens, rate, 0.8, 0.1, slots
             )
@@ -151,9 +149,7 @@ class MLMMaskingTest(TestCase):
         def step():
             def replica_fn():
                 rid = tf.distribute.get_replica_context().replica_id_in_sync_group
-                out = mlm_masking.mask_tokens(
-                    tf.gather(id_halves, rid), tf.gather(padding_halves, rid), seed, 100
-                )
+                out = mlm_masking.mask_tokens(tf.gather(id_halves, rid), tf.gather(padding_halves, rid), seed, 100)
                 return out["token_ids"], out["weights"], out["mask_positions"]
 
             return strategy.run(replica_fn)

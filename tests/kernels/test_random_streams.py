@@ -141,8 +141,16 @@ def _sim_clr():
     return _fit_two_steps(model, strategy_cases._images())
 
 
-_VIEW = ("view_crop_area", "view_aspect_ratio", "view_crop_top", "view_crop_left", "view_flip",
-         "view_brightness", "view_contrast", "view_noise")
+_VIEW = (
+    "view_crop_area",
+    "view_aspect_ratio",
+    "view_crop_top",
+    "view_crop_left",
+    "view_flip",
+    "view_brightness",
+    "view_contrast",
+    "view_noise",
+)
 
 
 def _gan(loss):
@@ -170,9 +178,7 @@ def _transformer_block():
 
 
 def _bert_embedding():
-    layer = BertEmbedding(
-        vocabulary_size=40, hidden_dim=16, max_sequence_length=12, dropout=RATE, seed=1
-    )
+    layer = BertEmbedding(vocabulary_size=40, hidden_dim=16, max_sequence_length=12, dropout=RATE, seed=1)
     return _layer_calls(layer, tf.constant(strategy_cases._packed_texts()["token_ids"][:4]))
 
 
@@ -190,9 +196,21 @@ CASES = [
     ("mini_bert_classifier", _mini_bert_classifier, {"dropout": 2, "embedding_dropout": 2, **{n: 4 for n in _DROPOUT}}),
     ("mini_gpt", _mini_gpt, {"embedding_dropout": 2, **{n: 4 for n in _DROPOUT}}),
     # Two passes (anchor and positive view) per step.
-    ("sentence_encoder_supervised", lambda: _sentence_encoder(True), {"embedding_dropout": 4, **{n: 8 for n in _DROPOUT}}),
-    ("sentence_encoder_unsupervised", lambda: _sentence_encoder(False), {"embedding_dropout": 4, **{n: 8 for n in _DROPOUT}}),
-    ("sentence_encoder_crops", lambda: _sentence_encoder(False, "crop"), {"crop_anchor": 2, "crop_positive": 2, "embedding_dropout": 4, **{n: 8 for n in _DROPOUT}}),
+    (
+        "sentence_encoder_supervised",
+        lambda: _sentence_encoder(True),
+        {"embedding_dropout": 4, **{n: 8 for n in _DROPOUT}},
+    ),
+    (
+        "sentence_encoder_unsupervised",
+        lambda: _sentence_encoder(False),
+        {"embedding_dropout": 4, **{n: 8 for n in _DROPOUT}},
+    ),
+    (
+        "sentence_encoder_crops",
+        lambda: _sentence_encoder(False, "crop"),
+        {"crop_anchor": 2, "crop_positive": 2, "embedding_dropout": 4, **{n: 8 for n in _DROPOUT}},
+    ),
     ("distiller", _distiller, {"dropout": 2, "embedding_dropout": 2, **{n: 4 for n in _DROPOUT}}),
     ("denoising_autoencoder", _denoising_autoencoder, {"noise_normal": 2, "noise_mask": 2}),
     # Two views per step.
@@ -236,9 +254,7 @@ class SeedTapeTest(TestCase, parameterized.TestCase):
         self.assertAllEqual(tf.stack(eager), tf.stack(compiled))
         # A later generator state never equals a derived seed.
         later = random.split(tf.constant([7, 4]), ("a", "b"))
-        self.assertNotIn(
-            tuple(later[0].numpy()), {tuple(s.numpy()) for s in eager}
-        )
+        self.assertNotIn(tuple(later[0].numpy()), {tuple(s.numpy()) for s in eager})
 
 
 def _visible_masks(layer_call, calls=3):
@@ -257,9 +273,7 @@ class VisibleMaskTest(TestCase, parameterized.TestCase):
         self._assert_chance(_visible_masks(lambda: layer(tf.ones((64, 128)), training=True)), 0.3)
 
     def test_bert_embedding(self):
-        layer = BertEmbedding(
-            vocabulary_size=40, hidden_dim=64, max_sequence_length=12, dropout=0.3, seed=2
-        )
+        layer = BertEmbedding(vocabulary_size=40, hidden_dim=64, max_sequence_length=12, dropout=0.3, seed=2)
         ids = tf.constant(np.tile(strategy_cases._packed_texts()["token_ids"], (2, 1)))
         self._assert_chance(_visible_masks(lambda: layer(ids, training=True)), 0.3)
 
@@ -271,9 +285,7 @@ class VisibleMaskTest(TestCase, parameterized.TestCase):
         self._assert_chance(_visible_masks(lambda: model.corrupt(images)), 0.3)
 
     def test_mlp_head_dropout(self):
-        model = keras_pt.MLPClassifier(
-            strategy_cases._encoder(), num_classes=4, hidden_dims=(8,), dropout=0.3
-        )
+        model = keras_pt.MLPClassifier(strategy_cases._encoder(), num_classes=4, hidden_dims=(8,), dropout=0.3)
         (layer,) = [l for l in model.head_layers if isinstance(l, keras.layers.Dropout)]
         self._assert_chance(_visible_masks(lambda: layer(tf.ones((64, 128)), training=True)), 0.3)
 
@@ -285,10 +297,7 @@ class VisibleMaskTest(TestCase, parameterized.TestCase):
         packed = {k: tf.constant(np.tile(v, (8, 1))) for k, v in strategy_cases._packed_texts().items()}
         # Only ordinary tokens are candidates for selection.
         candidates = packed["token_ids"].numpy().reshape(-1) >= NUM_SPECIAL_TOKENS
-        masks = [
-            (model.mask(packed)["weights"].numpy().reshape(-1) > 0)[candidates]
-            for _ in range(3)
-        ]
+        masks = [(model.mask(packed)["weights"].numpy().reshape(-1) > 0)[candidates] for _ in range(3)]
         masks = np.asarray(masks, np.float64)
         rate = masks.mean()
         agreement, _, _ = _pairwise_agreement(masks)

@@ -14,6 +14,7 @@ from tests.test_case import TestCase, mirrored_strategy
 
 # === NumPy references (float64) ===
 
+
 def np_layer_norm(x, gamma, beta, eps):
     mean = x.mean(-1, keepdims=True)
     var = x.var(-1, keepdims=True)
@@ -59,7 +60,7 @@ def randomize(layer, rng, scale=0.3):
     values = {}
     prefix = layer.name + "/"
     for v in layer.weights:
-        name = v.path[len(prefix):] if v.path.startswith(prefix) else v.path
+        name = v.path[len(prefix) :] if v.path.startswith(prefix) else v.path
         if name.endswith("gamma"):
             value = 1.0 + 0.2 * rng.standard_normal(v.shape)
         else:
@@ -76,8 +77,13 @@ def padding(batch, length, lengths):
 class TransformerEncoderBlockTest(TestCase):
     def _block(self, rng, causal=False, activation="gelu", dropout=0.0, hidden=32, seed=3):
         block = TransformerEncoderBlock(
-            num_heads=4, intermediate_dim=48, dropout=dropout, activation=activation,
-            layer_norm_epsilon=1e-6, causal=causal, seed=seed,
+            num_heads=4,
+            intermediate_dim=48,
+            dropout=dropout,
+            activation=activation,
+            layer_norm_epsilon=1e-6,
+            causal=causal,
+            seed=seed,
         )
         block.build((None, None, hidden))
         return block, randomize(block, rng)
@@ -92,9 +98,7 @@ class TransformerEncoderBlockTest(TestCase):
                 expected = np_block(x.astype("float64"), mask, w, 4, 1e-6, activation, causal)
                 self.assertAllClose(block(x, padding_mask=mask), expected, atol=2e-4, rtol=2e-4)
                 # A bool mask works alike.
-                self.assertAllClose(
-                    block(x, padding_mask=mask.astype(bool)), expected, atol=2e-4, rtol=2e-4
-                )
+                self.assertAllClose(block(x, padding_mask=mask.astype(bool)), expected, atol=2e-4, rtol=2e-4)
 
     def test_padded_tokens_do_not_change_real_outputs(self):
         rng = np.random.default_rng(1)
@@ -208,15 +212,12 @@ class TransformerEncoderBlockTest(TestCase):
                 (f(2, 3, 16), f(16), f(2, 6, 32), f(32)),
                 (bias, 4, 0.3, seed, replica, tf.constant([[0, 5, 2], [1, 1, 3]])),
             ),
-            kernels.residual_layer_norm: (
-                (f(12, 16), f(16), f(12, 16), f(16), f(16)), (1e-6, 0.3, seed, replica)
-            ),
+            kernels.residual_layer_norm: ((f(12, 16), f(16), f(12, 16), f(16), f(16)), (1e-6, 0.3, seed, replica)),
             kernels.bias_activation: ((f(12, 16), f(16)), ("gelu",)),
-            kernels.bias_activation_layer_norm: (
-                (f(12, 16), f(16), f(16), f(16)), ("gelu_approximate", 1e-6)
-            ),
+            kernels.bias_activation_layer_norm: ((f(12, 16), f(16), f(16), f(16)), ("gelu_approximate", 1e-6)),
             kernels.embedding_layer_norm: (
-                (f(2, 6, 16), f(1, 6, 16), f(2, 6, 16), f(16), f(16)), (1e-6, 0.3, seed, replica)
+                (f(2, 6, 16), f(1, 6, 16), f(2, 6, 16), f(16), f(16)),
+                (1e-6, 0.3, seed, replica),
             ),
         }
         for kernel, (inputs, rest) in cases.items():
@@ -285,7 +286,9 @@ class BertEmbeddingTest(TestCase):
         self.assertAllClose(layer(ids, segments), expected, atol=1e-4)
         no_segments = np_layer_norm(
             summed - w["segment_embeddings"][segments] + w["segment_embeddings"][0],
-            w["layer_norm/gamma"], w["layer_norm/beta"], 1e-6,
+            w["layer_norm/gamma"],
+            w["layer_norm/beta"],
+            1e-6,
         )
         self.assertAllClose(layer(ids), no_segments, atol=1e-4)
 
@@ -294,9 +297,7 @@ class BertEmbeddingTest(TestCase):
         ids = np.random.default_rng(1).integers(0, 50, size=(2, 9)).astype("int32")
         full = layer(ids).numpy()
         self.assertAllClose(layer(ids[:, 5:8], start_index=5), full[:, 5:8], atol=1e-6)
-        self.assertAllClose(
-            layer(ids[:, 3:4], start_index=tf.constant(3)), full[:, 3:4], atol=1e-6
-        )
+        self.assertAllClose(layer(ids[:, 3:4], start_index=tf.constant(3)), full[:, 3:4], atol=1e-6)
 
     def test_dropout_rate(self):
         layer = BertEmbedding(vocabulary_size=50, hidden_dim=64, max_sequence_length=16, dropout=0.25, seed=1)

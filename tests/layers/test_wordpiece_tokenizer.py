@@ -38,9 +38,7 @@ class WordPieceTokenizerTest(TestCase):
             ],
         )
         # Round trip: the lowercased text, words separated by single spaces.
-        self.assertAllEqual(
-            tokenizer.detokenize(ids), [b"the quick fox jumps .", b"brown dog jumped over"]
-        )
+        self.assertAllEqual(tokenizer.detokenize(ids), [b"the quick fox jumps .", b"brown dog jumped over"])
         # A scalar string gives 1-D ids; padded dense ids drop [PAD].
         self.assertAllEqual(tokenizer("lazy dog"), ids_of(tokenizer, ["lazy", "dog"]))
         padded = tf.constant([[5, 8, 0, 0]])
@@ -106,9 +104,7 @@ class LearnVocabularyTest(TestCase):
         # detokenize gives back the normalized words.
         self.assertNotIn(special_tokens.UNK_ID, ids.flat_values.numpy())
         self.assertTrue(np.all(ids.flat_values.numpy() >= special_tokens.NUM_SPECIAL_TOKENS))
-        self.assertAllEqual(
-            tokenizer.detokenize(ids)[0], b"the quick brown fox jumps over the lazy dog ."
-        )
+        self.assertAllEqual(tokenizer.detokenize(ids)[0], b"the quick brown fox jumps over the lazy dog .")
         self.assertEqual(tokenizer.detokenize(ids)[2].numpy()[:15], b"resume of the c")
         # A smaller size gives a smaller vocabulary, within the bound.
         small = data.learn_vocabulary(corpus, 70, min_frequency=1)
@@ -242,9 +238,7 @@ class MiniBERTPreprocessorTest(TestCase):
                 [cls] + self.ids("dog") + [sep] + self.ids("the", "quick", "brown", "fox") + [sep, pad, pad],
             ],
         )
-        self.assertAllEqual(
-            x["segment_ids"], [[0, 0, 0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]]
-        )
+        self.assertAllEqual(x["segment_ids"], [[0, 0, 0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]])
         self.assertAllEqual(x["padding_mask"], [[1] * 7 + [0] * 3, [1] * 8 + [0] * 2])
 
     def test_truncation(self):

@@ -17,8 +17,15 @@ def image_dataset(n=32, batch_size=8, shape=(8, 8, 1)):
 
 class AutoencoderTest(TestCase):
     def test_shapes(self):
-        for architecture, shape in (("dense", (8, 8, 1)), ("conv", (8, 8, 1)), ("conv", (28, 28, 1)), ("conv", (32, 32, 3))):
-            model = Autoencoder(image_shape=shape, latent_dim=6, architecture=architecture, filters=(4, 8), hidden_dims=(16,))
+        for architecture, shape in (
+            ("dense", (8, 8, 1)),
+            ("conv", (8, 8, 1)),
+            ("conv", (28, 28, 1)),
+            ("conv", (32, 32, 3)),
+        ):
+            model = Autoencoder(
+                image_shape=shape, latent_dim=6, architecture=architecture, filters=(4, 8), hidden_dims=(16,)
+            )
             x = images(4, shape)
             self.assertEqual(model(x).shape, (4,) + shape)
             self.assertEqual(model.encoder(x).shape, (4, 6))
@@ -26,10 +33,20 @@ class AutoencoderTest(TestCase):
 
     @pytest.mark.slow
     def test_config_and_saving(self):
-        for cls, extra in ((Autoencoder, {}), (DenoisingAutoencoder, {"noise_stddev": 0.1, "mask_rate": 0.3, "seed": 3})):
+        for cls, extra in (
+            (Autoencoder, {}),
+            (DenoisingAutoencoder, {"noise_stddev": 0.1, "mask_rate": 0.3, "seed": 3}),
+        ):
             for architecture in ("dense", "conv"):
-                model = cls(image_shape=(8, 8, 1), latent_dim=4, architecture=architecture,
-                            hidden_dims=(16,), filters=(4,), reconstruction_loss="binary_crossentropy", **extra)
+                model = cls(
+                    image_shape=(8, 8, 1),
+                    latent_dim=4,
+                    architecture=architecture,
+                    hidden_dims=(16,),
+                    filters=(4,),
+                    reconstruction_loss="binary_crossentropy",
+                    **extra,
+                )
                 model.compile(optimizer="adam")
                 self.run_fit(model, image_dataset())
                 self.run_config_roundtrip(model)
@@ -42,9 +59,16 @@ class AutoencoderTest(TestCase):
     def test_strategy_equivalence(self):
         for cls, extra in ((Autoencoder, {}), (DenoisingAutoencoder, {"seed": 7, "mask_rate": 0.3})):
             for loss in ("mse", "binary_crossentropy"):
+
                 def build():
-                    model = cls(image_shape=(8, 8, 1), latent_dim=4, architecture="conv",
-                                filters=(4, 8), reconstruction_loss=loss, **extra)
+                    model = cls(
+                        image_shape=(8, 8, 1),
+                        latent_dim=4,
+                        architecture="conv",
+                        filters=(4, 8),
+                        reconstruction_loss=loss,
+                        **extra,
+                    )
                     model(np.zeros((1, 8, 8, 1), "float32"))
                     model.compile(optimizer=keras.optimizers.SGD(0.5))
                     return model
@@ -55,7 +79,9 @@ class AutoencoderTest(TestCase):
                     return float(np.mean(model.per_example_loss(batch, model(batch))))
 
                 self.run_strategy_equivalence(
-                    build, image_dataset(64, 16), steps=3,
+                    build,
+                    image_dataset(64, 16),
+                    steps=3,
                     reference_loss=None if cls is DenoisingAutoencoder else reference,
                 )
 

@@ -93,9 +93,7 @@ class BadInputTest(TestCase):
                     lambda: model.fit(images, np.array([0, 1, 2, 3]), verbose=0),
                     rf"labels of {name}.fit must be class ids in \[0, num_classes=3\); got \[3\]",
                 )
-                self.assertOwnMessage(
-                    lambda: model.evaluate(images, np.array([0, -1, 2, 1]), verbose=0), r"got \[-1\]"
-                )
+                self.assertOwnMessage(lambda: model.evaluate(images, np.array([0, -1, 2, 1]), verbose=0), r"got \[-1\]")
         classifier = self.models["text"][1]
         self.assertOwnMessage(
             lambda: classifier.fit(["hello world", "the cat"], np.array([0, 7]), verbose=0), r"got \[7\]"
@@ -107,6 +105,7 @@ class BadInputTest(TestCase):
 
     def test_text_models_fit_on_raw_strings(self):
         classifier = self.models["text"][1]
-        history = classifier.fit(["hello world", "the cat", "sat", "cat"], np.array([0, 1, 2, 1]), batch_size=2,
-                                 verbose=0)
+        history = classifier.fit(
+            ["hello world", "the cat", "sat", "cat"], np.array([0, 1, 2, 1]), batch_size=2, verbose=0
+        )
         self.assertTrue(np.isfinite(history.history["loss"][0]))

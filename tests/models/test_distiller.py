@@ -16,9 +16,7 @@ def labelled(n=64, num_classes=4, seed=0):
 
 
 def classifier(latent_dim, hidden, num_classes=4, cls=MLPClassifier, **kwargs):
-    encoder = Autoencoder(
-        image_shape=(8, 8, 1), latent_dim=latent_dim, hidden_dims=(hidden,)
-    ).encoder
+    encoder = Autoencoder(image_shape=(8, 8, 1), latent_dim=latent_dim, hidden_dims=(hidden,)).encoder
     return cls(encoder, num_classes=num_classes, trainable_encoder=True, **kwargs)
 
 
@@ -49,7 +47,9 @@ class DistillationKernelTest(TestCase):
                 t = (scale * rng.normal(size=(17, 7))).astype("float32")
                 s = (scale * rng.normal(size=(17, 7))).astype("float32")
                 got = distillation.softened_kl(t, s, temperature).numpy()
-                self.assertAllClose(got, numpy_kl(t.astype("float64"), s.astype("float64"), temperature), atol=1e-4, rtol=1e-4)
+                self.assertAllClose(
+                    got, numpy_kl(t.astype("float64"), s.astype("float64"), temperature), atol=1e-4, rtol=1e-4
+                )
                 self.assertTrue(np.all(got >= -1e-6))
 
     def test_kl_zero_iff_equal(self):
@@ -137,9 +137,7 @@ class DistillerTest(TestCase):
         logs = distiller.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
         self.assertAllClose(logs["loss"], numpy_loss(t, s, y, 3.0, 0.4), atol=1e-5, rtol=1e-5)
         known = y != Distiller.UNLABELED
-        self.assertAllClose(
-            logs["student_loss"], numpy_loss(t[known], s[known], y[known], 3.0, 1.0), atol=1e-5
-        )
+        self.assertAllClose(logs["student_loss"], numpy_loss(t[known], s[known], y[known], 3.0, 1.0), atol=1e-5)
         self.assertAllClose(logs["accuracy"], np.mean(s[known].argmax(-1) == y[known]), atol=1e-6)
         # A batch without any label trains on the teacher alone.
         distiller.compile(optimizer=keras.optimizers.SGD(0.1))

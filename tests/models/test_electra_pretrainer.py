@@ -32,9 +32,7 @@ class ElectraPretrainerTest(TestCase):
             self.assertFalse(any(id(v) in trained for v in layer.trainable_variables))
         for v in model.discriminator.embedding.trainable_variables:
             self.assertIn(id(v), trained)
-        self.assertEqual(
-            len(model.generator_layers[0].trainable_variables) > 0, True
-        )
+        self.assertEqual(len(model.generator_layers[0].trainable_variables) > 0, True)
 
     def test_replaced_tokens_are_the_generator_samples(self):
         model = electra()
@@ -59,17 +57,18 @@ class ElectraPretrainerTest(TestCase):
             rng = np.random.default_rng(seed)
             ids = np.repeat(rng.integers(NUM_SPECIAL_TOKENS, VOCAB, size=(n, 1)), LENGTH, 1)
             ids[:, 0], ids[:, -1] = CLS_ID, SEP_ID
-            return {"token_ids": ids.astype("int32"), "segment_ids": np.zeros_like(ids),
-                    "padding_mask": np.ones_like(ids)}
+            return {
+                "token_ids": ids.astype("int32"),
+                "segment_ids": np.zeros_like(ids),
+                "padding_mask": np.ones_like(ids),
+            }
 
         model = ElectraPretrainer(tiny_bert(dropout=0.0), generator_intermediate_dim=32, seed=3)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         before = model.evaluate(language(128, 1), batch_size=32, verbose=0, return_dict=True)
         history = self.run_fit(model, tf.data.Dataset.from_tensor_slices(language(1024, 0)).batch(32), epochs=8)
         after = model.evaluate(language(128, 1), batch_size=32, verbose=0, return_dict=True)
-        self.assertEqual(
-            sorted(history.history), ["loss", "mlm_accuracy", "mlm_loss", "rtd_accuracy", "rtd_loss"]
-        )
+        self.assertEqual(sorted(history.history), ["loss", "mlm_accuracy", "mlm_loss", "rtd_accuracy", "rtd_loss"])
         # About 12.5% of the tokens are selected: always answering "original"
         # scores 0.875, with a loss of about 0.377 (the label entropy).
         self.assertLess(before["mlm_accuracy"], 0.05)
@@ -109,7 +108,10 @@ class ElectraPretrainerTest(TestCase):
 
         data = tf.data.Dataset.from_tensor_slices(packed(24, seed=2)).batch(8, drop_remainder=True)
         self.run_strategy_equivalence(
-            build, data, steps=3, atol=1e-4,
+            build,
+            data,
+            steps=3,
+            atol=1e-4,
             loss_keys=("loss", "mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy"),
         )
 
@@ -126,8 +128,13 @@ class ElectraPretrainerTest(TestCase):
             return tf.data.Dataset.from_tensor_slices(batches).batch(batch_size, drop_remainder=True)
 
         result = training.train(
-            build, dataset_fn, batch_size=8, steps=6,
-            model_dir=self.get_temp_dir(), seed=0, verbose=0,
+            build,
+            dataset_fn,
+            batch_size=8,
+            steps=6,
+            model_dir=self.get_temp_dir(),
+            seed=0,
+            verbose=0,
         )
         self.assertEqual(result.step, 6)
         self.assertIsInstance(result.model, ElectraPretrainer)

@@ -31,9 +31,7 @@ def _gan(loss="non_saturating", num_classes=None, shape=SHAPE, **kwargs):
 def _dataset(n=32, batch_size=8, labels=False):
     images = _images(n)
     if labels:
-        return tf.data.Dataset.from_tensor_slices((images, np.arange(n) % 3)).batch(
-            batch_size, drop_remainder=True
-        )
+        return tf.data.Dataset.from_tensor_slices((images, np.arange(n) % 3)).batch(batch_size, drop_remainder=True)
     return tf.data.Dataset.from_tensor_slices(images).batch(batch_size, drop_remainder=True)
 
 
@@ -156,9 +154,7 @@ class GANTest(TestCase):
             gan.train_generator(8)
             for a, b in zip(d1, gan.discriminator.trainable_weights):
                 self.assertAllEqual(a, b.numpy())
-            self.assertTrue(
-                any(not np.allclose(a, b.numpy()) for a, b in zip(g1, gan.generator.trainable_weights))
-            )
+            self.assertTrue(any(not np.allclose(a, b.numpy()) for a, b in zip(g1, gan.generator.trainable_weights)))
 
     def test_reused_fakes_equal_a_second_generator_pass(self):
         # reuse_fakes=True (the default) scores the discriminator phase's
@@ -194,10 +190,7 @@ class GANTest(TestCase):
                 for a, b in zip(reused.trainable_weights, fresh.trainable_weights):
                     self.assertAllClose(a, b, atol=1e-6)
                 self.assertTrue(
-                    any(
-                        not np.allclose(a, b)
-                        for a, b in zip(make(True).trainable_weights, reused.trainable_weights)
-                    )
+                    any(not np.allclose(a, b) for a, b in zip(make(True).trainable_weights, reused.trainable_weights))
                 )
         self.assertFalse(GAN.from_config(_gan(reuse_fakes=False).get_config()).reuse_fakes)
 
@@ -209,9 +202,7 @@ class GANTest(TestCase):
             labels = None if classes is None else tf.constant([0, 1, 2, 0, 1, 2])
             fake_labels = None if classes is None else tf.constant([2, 2, 1, 1, 0, 0])
             real_logits, fake_logits = gan._score_real_and_fake(real, labels, fake, fake_labels)
-            self.assertAllClose(
-                real_logits, gan.discriminator(gan._discriminator_inputs(real, labels)), atol=1e-5
-            )
+            self.assertAllClose(real_logits, gan.discriminator(gan._discriminator_inputs(real, labels)), atol=1e-5)
             self.assertAllClose(
                 fake_logits,
                 gan.discriminator(gan._discriminator_inputs(fake, fake_labels)),
@@ -248,9 +239,7 @@ class GANTest(TestCase):
             gan.compile(jit_compile=jit)
             self.assertEqual(gan.jit_compile, jit)
             history = self.run_fit(gan, _dataset(labels=classes is not None))
-            expected = {"loss", "d_loss", "g_loss"} | (
-                {"gradient_penalty"} if loss == "wasserstein" else set()
-            )
+            expected = {"loss", "d_loss", "g_loss"} | ({"gradient_penalty"} if loss == "wasserstein" else set())
             self.assertEqual(set(history.history), expected)
 
     @pytest.mark.slow
@@ -269,9 +258,7 @@ class GANTest(TestCase):
 
         def build():
             gan = _gan("non_saturating")
-            gan.compile(
-                d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2)
-            )
+            gan.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2))
             return gan
 
         self.run_strategy_equivalence(
@@ -286,9 +273,7 @@ class GANTest(TestCase):
     def test_strategy_equivalence_wasserstein_conditional(self):
         def build():
             gan = _gan("wasserstein", num_classes=3, d_steps=2)
-            gan.compile(
-                d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2)
-            )
+            gan.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2))
             return gan
 
         self.run_strategy_equivalence(

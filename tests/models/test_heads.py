@@ -108,8 +108,7 @@ class HeadsTest(TestCase):
         standardized = model.standardization(features).numpy()
         self.assertAllClose(standardized.mean(0), np.zeros(6), atol=1e-4)
         restored = self.run_saving(model, x)
-        self.assertAllClose(restored.standardization.inverse_scale.numpy(),
-                            model.standardization.inverse_scale.numpy())
+        self.assertAllClose(restored.standardization.inverse_scale.numpy(), model.standardization.inverse_scale.numpy())
         self.assertEqual(float(restored.num_train_examples.numpy()), 64.0)
 
     @pytest.mark.slow
@@ -118,9 +117,14 @@ class HeadsTest(TestCase):
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32, drop_remainder=True)
         for cls, kwargs in HEADS:
             for trainable in (False, True):
+
                 def build():
-                    model = cls(encoder(), num_classes=4, trainable_encoder=trainable,
-                                **{k: v for k, v in kwargs.items() if k != "dropout"})
+                    model = cls(
+                        encoder(),
+                        num_classes=4,
+                        trainable_encoder=trainable,
+                        **{k: v for k, v in kwargs.items() if k != "dropout"},
+                    )
                     model(x[:1])
                     model.adapt(x, y)  # statistics (and the SVM's optimum) first
                     model.compile(optimizer=keras.optimizers.SGD(0.5))
@@ -132,8 +136,9 @@ class HeadsTest(TestCase):
                         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)(by, model(bx))
                     return model.compute_loss(x=bx, y=by, y_pred=model(bx))
 
-                self.run_strategy_equivalence(build, ds, steps=3, loss_keys=("loss", "accuracy"),
-                                              reference_loss=reference)
+                self.run_strategy_equivalence(
+                    build, ds, steps=3, loss_keys=("loss", "accuracy"), reference_loss=reference
+                )
 
     def test_bad_input(self):
         x, y = labelled(32)

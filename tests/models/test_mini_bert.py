@@ -1,4 +1,3 @@
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -201,7 +200,11 @@ class MiniBERTTest(TestCase):
 
         data = tf.data.Dataset.from_tensor_slices(packed(24, seed=2)).batch(8, drop_remainder=True)
         self.run_strategy_equivalence(
-            build, data, steps=3, atol=1e-4, loss_keys=("loss", "mlm_accuracy"),
+            build,
+            data,
+            steps=3,
+            atol=1e-4,
+            loss_keys=("loss", "mlm_accuracy"),
             reference_loss=reference_mlm_loss,
         )
 
@@ -238,8 +241,11 @@ class MiniBERTTest(TestCase):
             rng = np.random.default_rng(seed)
             ids = np.repeat(rng.integers(NUM_SPECIAL_TOKENS, VOCAB, size=(n, 1)), LENGTH, 1)
             ids[:, 0], ids[:, -1] = CLS_ID, SEP_ID
-            return {"token_ids": ids.astype("int32"), "segment_ids": np.zeros_like(ids),
-                    "padding_mask": np.ones_like(ids)}
+            return {
+                "token_ids": ids.astype("int32"),
+                "segment_ids": np.zeros_like(ids),
+                "padding_mask": np.ones_like(ids),
+            }
 
         model = tiny_bert(dropout=0.0)
         model.compile(optimizer=keras.optimizers.Adam(3e-3))
@@ -265,8 +271,9 @@ class MiniBERTTest(TestCase):
 
     def test_preprocessor(self):
         preprocessor = StandInPreprocessor()
-        model = MiniBERT(num_layers=1, hidden_dim=32, num_heads=2, max_sequence_length=LENGTH,
-                         preprocessor=preprocessor)
+        model = MiniBERT(
+            num_layers=1, hidden_dim=32, num_heads=2, max_sequence_length=LENGTH, preprocessor=preprocessor
+        )
         self.assertEqual(model.vocabulary_size, VOCAB)
         logits = model(["the quick brown fox", "jumps"])
         self.assertEqual(logits.shape, (2, LENGTH, VOCAB))
@@ -329,8 +336,12 @@ class HostTokenIdCheckTest(TestCase):
         from tests import strategy_cases
 
         model = keras_pt.MiniBERT(
-            vocabulary_size=strategy_cases._VOCAB, num_layers=1, hidden_dim=16,
-            num_heads=2, intermediate_dim=32, max_sequence_length=strategy_cases._LENGTH,
+            vocabulary_size=strategy_cases._VOCAB,
+            num_layers=1,
+            hidden_dim=16,
+            num_heads=2,
+            intermediate_dim=32,
+            max_sequence_length=strategy_cases._LENGTH,
         )
         model.compile(optimizer="sgd", jit_compile=True)
         packed = strategy_cases._packed_texts()

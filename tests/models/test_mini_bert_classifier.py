@@ -125,9 +125,7 @@ class MiniBERTClassifierTest(TestCase):
         pair_logits = model((tf.constant(texts), tf.constant(texts[::-1])))
         self.assertEqual(pair_logits.shape, (3, 2))
         restored = self.run_saving(model, tf.constant(texts))
-        self.assertEqual(
-            restored._preprocessor().tokenizer.get_vocabulary(), VOCABULARY
-        )
+        self.assertEqual(restored._preprocessor().tokenizer.get_vocabulary(), VOCABULARY)
 
     def test_strings_without_preprocessor_raise(self):
         model = MiniBERTClassifier(backbone(vocabulary_size=40), num_classes=2)
@@ -182,9 +180,7 @@ class MiniBERTClassifierTest(TestCase):
     def test_distill_a_larger_minibert_into_a_smaller_one(self):
         x, y = packed_batch(32)
         teacher = MiniBERTClassifier(backbone(vocabulary_size=40, hidden_dim=32), num_classes=3)
-        student = MiniBERTClassifier(
-            backbone(vocabulary_size=40, hidden_dim=16, num_layers=1), num_classes=3
-        )
+        student = MiniBERTClassifier(backbone(vocabulary_size=40, hidden_dim=16, num_layers=1), num_classes=3)
         teacher(x), student(x)
         teacher_weights = [w.copy() for w in teacher.get_weights()]
         distiller = Distiller(teacher, student, temperature=2.0, alpha=0.5)

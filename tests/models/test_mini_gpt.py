@@ -13,8 +13,26 @@ from keras_pt.models.mini_gpt import BANNED_IDS
 from tests.test_case import TestCase
 
 VOCABULARY = list(special_tokens.SPECIAL_TOKENS) + [
-    "the", "a", "file", "return", "value", "list", "of", "is", "module", "error",
-    "raise", "if", "string", "object", "new", "name", "##s", "##ed", ".", ",",
+    "the",
+    "a",
+    "file",
+    "return",
+    "value",
+    "list",
+    "of",
+    "is",
+    "module",
+    "error",
+    "raise",
+    "if",
+    "string",
+    "object",
+    "new",
+    "name",
+    "##s",
+    "##ed",
+    ".",
+    ",",
 ]
 V = len(VOCABULARY)
 
@@ -199,9 +217,7 @@ class MiniGPTTest(TestCase):
             first = {k: v.numpy() for k, v in first.items()}
             return numpy_next_token_loss(model(first), first)
 
-        one, mirrored = self.run_strategy_equivalence(
-            build(0.0), dataset, steps=2, atol=1e-4, reference_loss=reference
-        )
+        one, mirrored = self.run_strategy_equivalence(build(0.0), dataset, steps=2, atol=1e-4, reference_loss=reference)
         # A model built under the strategy also generates (XLA, outside replicas).
         prompts = [[2, 5], [2, 6, 7]]
         self.assertAllEqual(mirrored.generate(prompts, 8), one.generate(prompts, 8))
@@ -221,9 +237,7 @@ class MiniGPTTest(TestCase):
                     break
             ids += [0] * (10 - len(ids))
             self.assertAllEqual(row, ids)
-        self.assertAllEqual(
-            model.generate(prompts, max_length=10, strategy="top_k", top_k=1, seed=5), out
-        )
+        self.assertAllEqual(model.generate(prompts, max_length=10, strategy="top_k", top_k=1, seed=5), out)
 
     @pytest.mark.slow
     def test_cached_generation_equals_uncached(self):
@@ -313,9 +327,7 @@ class MiniGPTTest(TestCase):
         self.run_config_roundtrip(model)
         restored = self.run_saving(model, packed)
         self.assertEqual(restored.preprocessor.tokenizer.get_vocabulary(), VOCABULARY)
-        self.assertEqual(
-            restored.generate(["return the"], max_length=10, strategy="top_k", top_k=4, seed=3), out
-        )
+        self.assertEqual(restored.generate(["return the"], max_length=10, strategy="top_k", top_k=4, seed=3), out)
 
     def test_presets_and_bad_input(self):
         model = MiniGPT.from_preset("tiny", vocabulary_size=50, max_sequence_length=8)

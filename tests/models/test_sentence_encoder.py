@@ -14,8 +14,26 @@ from keras_pt.utils import NearestNeighborIndex
 from tests.test_case import TestCase
 
 VOCABULARY = list(special_tokens.SPECIAL_TOKENS) + [
-    "the", "a", "file", "return", "value", "list", "of", "is", "module", "error",
-    "raise", "if", "string", "object", "new", "name", "##s", "##ed", ".", ",",
+    "the",
+    "a",
+    "file",
+    "return",
+    "value",
+    "list",
+    "of",
+    "is",
+    "module",
+    "error",
+    "raise",
+    "if",
+    "string",
+    "object",
+    "new",
+    "name",
+    "##s",
+    "##ed",
+    ".",
+    ",",
 ]
 V = len(VOCABULARY)
 
@@ -41,12 +59,15 @@ def packed(batch=8, length=10, seed=0):
 
 def tiny_embedder(dropout=0.0, pooling="mean", preprocessor=None, temperature=0.1, **kwargs):
     bert = MiniBERT(
-        vocabulary_size=V, num_layers=1, hidden_dim=16, num_heads=2,
-        intermediate_dim=32, max_sequence_length=16, dropout=dropout,
+        vocabulary_size=V,
+        num_layers=1,
+        hidden_dim=16,
+        num_heads=2,
+        intermediate_dim=32,
+        max_sequence_length=16,
+        dropout=dropout,
     )
-    return SentenceEncoder(
-        bert.encoder, pooling=pooling, temperature=temperature, preprocessor=preprocessor, **kwargs
-    )
+    return SentenceEncoder(bert.encoder, pooling=pooling, temperature=temperature, preprocessor=preprocessor, **kwargs)
 
 
 class ContrastiveKernelTest(TestCase):
@@ -70,17 +91,22 @@ class ContrastiveKernelTest(TestCase):
 
 class SentenceDataTest(TestCase):
     def test_sentence_pairs(self):
-        texts = tf.data.Dataset.from_tensor_slices([
-            "Return the sum of two numbers. Both must be integers or floats!",
-            "One sentence only, without an end mark",
-            "Short. The remainder of this text is long enough.",
-            "Open a file and return a stream?  Raise OSError upon failure.\n",
-        ])
+        texts = tf.data.Dataset.from_tensor_slices(
+            [
+                "Return the sum of two numbers. Both must be integers or floats!",
+                "One sentence only, without an end mark",
+                "Short. The remainder of this text is long enough.",
+                "Open a file and return a stream?  Raise OSError upon failure.\n",
+            ]
+        )
         got = [(a.decode(), b.decode()) for a, b in data.sentence_pairs(texts).as_numpy_iterator()]
-        self.assertEqual(got, [
-            ("Return the sum of two numbers.", "Both must be integers or floats!"),
-            ("Open a file and return a stream?", "Raise OSError upon failure."),
-        ])
+        self.assertEqual(
+            got,
+            [
+                ("Return the sum of two numbers.", "Both must be integers or floats!"),
+                ("Open a file and return a stream?", "Raise OSError upon failure."),
+            ],
+        )
         with self.assertRaisesRegex(ValueError, "min_chars"):
             data.sentence_pairs(texts, min_chars=0)
 
@@ -88,7 +114,8 @@ class SentenceDataTest(TestCase):
         pairs = data.load_sentence_pairs("stdlib_docs", "test")
         first, rest = next(iter(pairs))
         text = next(
-            t for t in data.load_pretraining_texts("stdlib_docs", "test").as_numpy_iterator()
+            t
+            for t in data.load_pretraining_texts("stdlib_docs", "test").as_numpy_iterator()
             if t.decode().startswith(first.numpy().decode())
         )
         self.assertEqual(text.decode(), first.numpy().decode() + " " + rest.numpy().decode())
@@ -160,8 +187,9 @@ class SentenceEncoderTest(TestCase):
         self.assertAllClose(embedder(batch), embedder(longer), atol=1e-5)
 
     def test_on_a_minigpt_encoder(self):
-        gpt = MiniGPT(vocabulary_size=V, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32,
-                      max_sequence_length=16)
+        gpt = MiniGPT(
+            vocabulary_size=V, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, max_sequence_length=16
+        )
         batch = packed(seed=10)
         for pooling in ("mean", "pooled"):
             out = SentenceEncoder(gpt.encoder, pooling=pooling)(batch).numpy()
@@ -201,8 +229,11 @@ class SentenceEncoderTest(TestCase):
         out = embedder.crop({k: tf.constant(v) for k, v in batch.items()}, tf.constant([4, 5]))
         lengths = []
         for ids, mask, new_ids, new_mask in zip(
-            batch["token_ids"], batch["padding_mask"],
-            out["token_ids"].numpy(), out["padding_mask"].numpy(), strict=True,
+            batch["token_ids"],
+            batch["padding_mask"],
+            out["token_ids"].numpy(),
+            out["padding_mask"].numpy(),
+            strict=True,
         ):
             tokens = ids[1 : mask.sum() - 1]  # between [CLS] and [SEP]
             k = new_mask.sum() - 2

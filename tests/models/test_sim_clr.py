@@ -42,8 +42,9 @@ class SimCLRTest(TestCase):
         self.assertAllClose(a, augment.random_view(x, seed))  # stateless
         self.assertNotAllClose(a, augment.random_view(x, tf.constant([1, 3], tf.int32)))
         # Without crop, jitter or noise a view is the image itself.
-        same = augment.random_view(x, seed, min_crop_area=1.0, max_aspect_ratio=1.0,
-                                   brightness=0.0, contrast=0.0, noise_stddev=0.0)
+        same = augment.random_view(
+            x, seed, min_crop_area=1.0, max_aspect_ratio=1.0, brightness=0.0, contrast=0.0, noise_stddev=0.0
+        )
         self.assertAllClose(same, x, atol=1e-5)
 
     @pytest.mark.slow
@@ -92,6 +93,8 @@ class SimCLRLearningTest(TestCase):
             svm.adapt(train_x[idx], train_y[idx])  # the linear probe, solved
             probe.append(float(np.mean(np.argmax(svm.predict(test_x, verbose=0), -1) == test_y)))
             raw.append(baselines.linear_svm_accuracy(train_x[idx], train_y[idx], test_x, test_y))
-        print(f"28x28 digits: probe {np.mean(probe):.3f} ± {np.std(probe):.3f}, "
-              f"raw-pixel LinearSVC {np.mean(raw):.3f} ± {np.std(raw):.3f}")
+        print(
+            f"28x28 digits: probe {np.mean(probe):.3f} ± {np.std(probe):.3f}, "
+            f"raw-pixel LinearSVC {np.mean(raw):.3f} ± {np.std(raw):.3f}"
+        )
         self.assertGreater(np.mean(probe), np.mean(raw) + np.std(raw))

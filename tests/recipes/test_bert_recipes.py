@@ -30,8 +30,6 @@ TEXTS = [
 PAIRS = (TEXTS[:4], TEXTS[4:])
 
 
-
-
 def tiny_preprocessor(sequence_length=24):
     texts = tf.data.Dataset.from_tensor_slices(TEXTS * 3)
     vocabulary = data.learn_vocabulary(texts, 200, min_frequency=1)
@@ -61,7 +59,9 @@ class SavingTest(TestCase):
             preprocessor.tokenizer.get_vocabulary(),
         )
         self.assertEqual(restored.preprocessor.sequence_length, preprocessor.sequence_length)
-        self.assertAllOutputsClose(model.encoder(preprocessor(strings)), restored.encoder(restored.preprocessor(strings)))
+        self.assertAllOutputsClose(
+            model.encoder(preprocessor(strings)), restored.encoder(restored.preprocessor(strings))
+        )
 
     @pytest.mark.slow
     def test_classifier_keras_roundtrip_on_raw_strings(self):
@@ -81,9 +81,7 @@ class SavingTest(TestCase):
     def test_savedmodel_export_takes_raw_strings(self):
         preprocessor = tiny_preprocessor()
         classifier = MiniBERTClassifier(tiny_minibert(preprocessor), num_classes=4, preprocessor=preprocessor)
-        path = export.export_text_classifier(
-            classifier, os.path.join(self.get_temp_dir(), "export")
-        )
+        path = export.export_text_classifier(classifier, os.path.join(self.get_temp_dir(), "export"))
         served = tf.saved_model.load(path)
         strings = tf.constant(TEXTS[:5] + ["words never seen: zyzzyva quux"])
         probabilities = served.serve(strings)["probabilities"].numpy()

@@ -62,7 +62,9 @@ class RunContextTest(TestCase):
 
     def test_recipes_may_share_a_folder(self):
         model_dir = _ram_dir()
-        context.RunContext("pretrain", _Config(model_dir=model_dir)).train("a", _build(), _batches, batch_size=4, steps=1)
+        context.RunContext("pretrain", _Config(model_dir=model_dir)).train(
+            "a", _build(), _batches, batch_size=4, steps=1
+        )
         other = context.RunContext("finetune", _Config(model_dir=model_dir, learning_rate=0.5))
         other.train("b", _build(), _batches, batch_size=4, steps=1)
         with self.assertRaisesRegex(ValueError, r"holds a pretrain run with other settings \(learning_rate"):

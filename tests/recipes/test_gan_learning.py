@@ -15,9 +15,7 @@ class GANLearningTest(TestCase):
         digits = data.load_image_dataset("digits", data_dir=self.get_temp_dir())
         classifier, accuracy = train_feature_classifier(digits, epochs=20)
         self.assertGreater(accuracy, 0.8)
-        evaluator = GeneratorEvaluator(
-            classifier, images_array(digits.train), latent_dim=32, num_samples=500
-        )
+        evaluator = GeneratorEvaluator(classifier, images_array(digits.train), latent_dim=32, num_samples=500)
         gan = GAN(
             Generator([8, 8, 1], latent_dim=32, base_filters=32),
             Discriminator([8, 8, 1], base_filters=32),

@@ -49,14 +49,28 @@ class OwnTextTest(TestCase):
                 f.write(json.dumps({"text": r["doc"], "label": r["module"]}) + "\n")
         model_dir = self.get_temp_dir()
         pre = recipes.pretrain_minibert(
-            dataset=source, model_dir=os.path.join(model_dir, "pre"), steps=4, batch_size=8,
-            sequence_length=32, vocabulary_size=300, strategy="default", verbose=0,
+            dataset=source,
+            model_dir=os.path.join(model_dir, "pre"),
+            steps=4,
+            batch_size=8,
+            sequence_length=32,
+            vocabulary_size=300,
+            strategy="default",
+            verbose=0,
         )
         self.assertTrue(os.path.exists(pre.files["model"]))
         result = recipes.finetune_minibert(
-            pre.files["model"], dataset=source, model_dir=os.path.join(model_dir, "ft"),
-            labels_per_class=4, epochs=1, steps_per_epoch=2, batch_size=4, strategy="default",
-            verbose=0, export=False, baseline_draws=1,
+            pre.files["model"],
+            dataset=source,
+            model_dir=os.path.join(model_dir, "ft"),
+            labels_per_class=4,
+            epochs=1,
+            steps_per_epoch=2,
+            batch_size=4,
+            strategy="default",
+            verbose=0,
+            export=False,
+            baseline_draws=1,
         )
         self.assertBetween(result.accuracy["pretrained"], 0.0, 1.0)
         self.assertIn("tfidf_svm", result.baselines)
@@ -66,8 +80,14 @@ class OwnTextTest(TestCase):
         with open(path, "w") as f:
             f.write("\n".join(r["doc"] for r in _docstrings()))
         result = recipes.pretrain_minigpt(
-            dataset=path, model_dir=self.get_temp_dir(), steps=3, batch_size=8,
-            sequence_length=32, vocabulary_size=300, strategy="default", verbose=0,
+            dataset=path,
+            model_dir=self.get_temp_dir(),
+            steps=3,
+            batch_size=8,
+            sequence_length=32,
+            vocabulary_size=300,
+            strategy="default",
+            verbose=0,
         )
         self.assertGreater(result.initial_perplexity, result.perplexity)
         with self.assertRaisesRegex(ValueError, "has no labels; classification needs a label column"):

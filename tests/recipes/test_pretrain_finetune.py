@@ -12,8 +12,12 @@ class PretrainFinetuneTest(TestCase):
     @pytest.mark.slow
     def test_linear_probe_beats_raw_pixels_on_digits(self):
         result = recipes.pretrain_finetune(
-            model_dir=self.get_temp_dir(), strategy="default", pretrain_epochs=10,
-            finetune_steps=5, label_draws=3, verbose=0,
+            model_dir=self.get_temp_dir(),
+            strategy="default",
+            pretrain_epochs=10,
+            finetune_steps=5,
+            label_draws=3,
+            verbose=0,
         )
         print(result.table())
         raw = result.baselines["linear_svm"]
@@ -32,8 +36,13 @@ class PretrainFinetuneTest(TestCase):
     @pytest.mark.slow
     def test_autoencoder_pretraining(self):
         result = recipes.pretrain_finetune(
-            model_dir=self.get_temp_dir(), strategy="default", pretraining="denoising_autoencoder",
-            pretrain_epochs=2, finetune_steps=2, label_draws=1, verbose=0,
+            model_dir=self.get_temp_dir(),
+            strategy="default",
+            pretraining="denoising_autoencoder",
+            pretrain_epochs=2,
+            finetune_steps=2,
+            label_draws=1,
+            verbose=0,
         )
         self.assertLess(result.reconstruction_loss, result.mean_image_loss)
         self.assertTrue(result.files["grid"].endswith("reconstructions.png"))

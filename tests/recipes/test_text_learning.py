@@ -13,6 +13,7 @@ def vocabulary():
     """One learned vocabulary for both tests (learning it takes seconds)."""
     return tuple(data.learn_vocabulary(data.load_pretraining_texts("stdlib_docs"), 1000, max_texts=2000))
 
+
 SMALL = dict(
     strategy="default",
     hidden_dim=64,
@@ -27,9 +28,7 @@ SMALL = dict(
 @pytest.mark.slow
 class TextLearningTest(TestCase):
     def test_minigpt_perplexity_far_below_unigram(self):
-        result = recipes.pretrain_minigpt(
-            model_dir=self.get_temp_dir(), vocabulary=list(vocabulary()), **SMALL
-        )
+        result = recipes.pretrain_minigpt(model_dir=self.get_temp_dir(), vocabulary=list(vocabulary()), **SMALL)
         # Held-out (test split) perplexity: context must help a lot.
         self.assertLess(result.perplexity, 0.5 * result.unigram_perplexity)
         self.assertLess(result.perplexity, 0.2 * result.initial_perplexity)
@@ -39,8 +38,11 @@ class TextLearningTest(TestCase):
 
     def test_sentence_embeddings_retrieve_pairs(self):
         result = recipes.train_sentence_embeddings(
-            model_dir=self.get_temp_dir(), vocabulary=list(vocabulary()), num_candidates=32,
-            embedding_init="random", **SMALL
+            model_dir=self.get_temp_dir(),
+            vocabulary=list(vocabulary()),
+            num_candidates=32,
+            embedding_init="random",
+            **SMALL,
         )
         # From random token embeddings (the co-occurrence start already
         # retrieves well untrained), a first sentence finds its own remainder

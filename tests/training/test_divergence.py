@@ -23,8 +23,12 @@ def build_svm(learning_rate):
     def build():
         autoencoder = keras_pt.Autoencoder(image_shape=(8, 8, 1), latent_dim=4, hidden_dims=(16,))
         model = keras_pt.SVMClassifier(
-            autoencoder.encoder, num_classes=4, trainable_encoder=True, hinge="crammer_singer",
-            squared=False, standardize=False,
+            autoencoder.encoder,
+            num_classes=4,
+            trainable_encoder=True,
+            hinge="crammer_singer",
+            squared=False,
+            standardize=False,
         )
         model.compile(optimizer=keras.optimizers.SGD(learning_rate))
         return model
@@ -52,8 +56,10 @@ class DivergenceTest(TestCase):
         model_dir = self.get_temp_dir()
         with self.assertRaises(training.NonFiniteLossError) as caught:
             base.run(
-                model_dir, dataset_fn=base.image_batches(poisoned, shuffle=False),
-                checkpoint_every=1, epochs=1,
+                model_dir,
+                dataset_fn=base.image_batches(poisoned, shuffle=False),
+                checkpoint_every=1,
+                epochs=1,
             )
         error = caught.exception
         self.assertEqual(error.step, 6)
@@ -71,8 +77,11 @@ class DivergenceTest(TestCase):
         # The advice, followed: clean data, restart from the healthy checkpoint.
         clean = np.concatenate([base.IMAGES, base.IMAGES])
         result = base.run(
-            model_dir, dataset_fn=base.image_batches(clean, shuffle=False),
-            checkpoint_every=1, epochs=1, restart_from_healthy=True,
+            model_dir,
+            dataset_fn=base.image_batches(clean, shuffle=False),
+            checkpoint_every=1,
+            epochs=1,
+            restart_from_healthy=True,
         )
         self.assertEqual((result.initial_step, result.step), (4, 8))
         self.assertTrue(np.isfinite(result.logs["loss"]))
@@ -83,9 +92,7 @@ class DivergenceTest(TestCase):
     def test_exploding_finite_loss_then_restart_with_a_sane_learning_rate(self):
         # SGD at 10 on a hinge loss: the loss grows ~100x per step and stays
         # finite for 20 steps; without the factor the run ends "normally".
-        unchecked = base.run(
-            build=build_svm(10.0), dataset_fn=labeled_batches, divergence_factor=None
-        )
+        unchecked = base.run(build=build_svm(10.0), dataset_fn=labeled_batches, divergence_factor=None)
         self.assertEqual(unchecked.step, 12)
         self.assertGreater(unchecked.logs["loss"], 1e15)
 
@@ -128,8 +135,11 @@ class DivergenceTest(TestCase):
                     seen.extend(np.array(v) for v in self.model.variables)
 
         result = base.run(
-            model_dir, build=build_svm(1e-3), restart_from_healthy=True,
-            callbacks=[FirstWeights()], **kwargs,
+            model_dir,
+            build=build_svm(1e-3),
+            restart_from_healthy=True,
+            callbacks=[FirstWeights()],
+            **kwargs,
         )
         self.assertEqual((result.initial_step, result.step), (step - 2, 12))
         self.assertAllClose(float(result.model.optimizer.learning_rate), 1e-3)
@@ -158,18 +168,12 @@ class DivergenceTest(TestCase):
     def test_resume_with_other_optimizer_settings_is_refused_unless_allowed(self):
         model_dir = self.get_temp_dir()
         base.run(model_dir, steps=2)  # Adam(1e-2)
-        refused = (
-            r"other optimizer settings \({}\).*delete .*/checkpoints.*allow_optimizer_change=True"
-        )
-        with self.assertRaisesRegex(
-            ValueError, refused.format(r"optimizer.learning_rate: 0.0099\d* -> 0.0010\d*")
-        ):
+        refused = r"other optimizer settings \({}\).*delete .*/checkpoints.*allow_optimizer_change=True"
+        with self.assertRaisesRegex(ValueError, refused.format(r"optimizer.learning_rate: 0.0099\d* -> 0.0010\d*")):
             base.run(model_dir, build=lambda: base.build_dae(learning_rate=1e-3), steps=4)
 
         def build_sgd():
-            model = keras_pt.DenoisingAutoencoder(
-                image_shape=(8, 8, 1), latent_dim=4, hidden_dims=(16,), seed=3
-            )
+            model = keras_pt.DenoisingAutoencoder(image_shape=(8, 8, 1), latent_dim=4, hidden_dims=(16,), seed=3)
             model.compile(optimizer=keras.optimizers.SGD(1e-2))
             return model
 
@@ -179,7 +183,9 @@ class DivergenceTest(TestCase):
         # Opted in: continues from step 2 with the new learning rate, which
         # the next checkpoint records.
         allowed = base.run(
-            model_dir, build=lambda: base.build_dae(learning_rate=1e-3), steps=4,
+            model_dir,
+            build=lambda: base.build_dae(learning_rate=1e-3),
+            steps=4,
             allow_optimizer_change=True,
         )
         self.assertEqual((allowed.initial_step, allowed.step), (2, 4))
@@ -191,7 +197,13 @@ class DivergenceTest(TestCase):
 class DivergenceReferenceTest(TestCase):
     def feed(self, losses, divergence_factor=1e3):
         guard = training._Guard(
-            None, 1000, 1000, {}, 0, None, training._Validation(None, None, None),
+            None,
+            1000,
+            1000,
+            {},
+            0,
+            None,
+            training._Validation(None, None, None),
             divergence_factor=divergence_factor,
         )
         for step, loss in enumerate(losses, 1):

@@ -32,9 +32,7 @@ class KillResumeTest(unittest.TestCase):
             args = [WORKER, f"--data_dir={data_dir}", f"--out={out}", *flags]
             return multiprocess.start(args, out + ".log"), out
 
-        reference, reference_out = start(
-            "reference", f"--model_dir={os.path.join(root, 'reference')}"
-        )
+        reference, reference_out = start("reference", f"--model_dir={os.path.join(root, 'reference')}")
         chain = f"--model_dir={os.path.join(root, 'chain')}"
         # Step 6: mid-epoch (22 steps per epoch), two steps after a checkpoint.
         # Step 24: in epoch 2, killed between writing and renaming its checkpoint.
@@ -60,9 +58,7 @@ class KillResumeTest(unittest.TestCase):
             starts[name] = [line for line in log.splitlines() if line.startswith("phase ")]
         self.assertEqual(starts["kill_dae_6"], ["phase dae starts at step 0"])
         self.assertEqual(starts["kill_dae_save_24"], ["phase dae starts at step 4"])
-        self.assertEqual(
-            starts["kill_svm_7"], ["phase dae starts at step 20", "phase svm starts at step 0"]
-        )
+        self.assertEqual(starts["kill_svm_7"], ["phase dae starts at step 20", "phase svm starts at step 0"])
         # The killed save left a partial folder, never a complete checkpoint.
         process, final_out = start("final", chain)
         self.assertEqual(multiprocess.wait_all([process])[0], 0, multiprocess.tail(final_out + ".log"))

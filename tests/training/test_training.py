@@ -28,9 +28,7 @@ def build_dae(learning_rate=1e-2, steps_per_execution=1):
 
 def image_batches(images=IMAGES, shuffle=True):
     dataset = tf.data.Dataset.from_tensor_slices(images)
-    return lambda epoch, batch_size, seed: data.epoch_batches(
-        dataset, batch_size, seed, epoch, shuffle=shuffle
-    )
+    return lambda epoch, batch_size, seed: data.epoch_batches(dataset, batch_size, seed, epoch, shuffle=shuffle)
 
 
 def run(model_dir=None, build=build_dae, dataset_fn=None, **kwargs):
@@ -126,8 +124,11 @@ class TrainLoopTest(TestCase):
     def test_checkpoint_every_with_steps_per_execution(self):
         model_dir = self.get_temp_dir()
         run(
-            model_dir, build=lambda: build_dae(steps_per_execution=2), steps=7,
-            checkpoint_every=3, keep_checkpoints=5,
+            model_dir,
+            build=lambda: build_dae(steps_per_execution=2),
+            steps=7,
+            checkpoint_every=3,
+            keep_checkpoints=5,
         )
         # Steps advance 2 at a time: the saves land where 3 and 6 are passed.
         listed = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
@@ -193,9 +194,7 @@ class TrainLoopTest(TestCase):
                 with self.assertRaises(training.NonFiniteLossError) as caught:
                     run(model_dir, dataset_fn=dataset_fn, checkpoint_every=2, loop=loop)
                 self.assertEqual(caught.exception.step, 6)
-                self.assertRegex(
-                    str(caught.exception), r"loss = nan at step 6 \(epoch 0\).*ckpt-00000004.* is intact"
-                )
+                self.assertRegex(str(caught.exception), r"loss = nan at step 6 \(epoch 0\).*ckpt-00000004.* is intact")
                 self.assertEqual(sorted(os.listdir(folder)), ["ckpt-00000002", "ckpt-00000004"])
                 reader = checkpointing.Checkpointer(folder, [])
                 manifest, arrays = reader.read(os.path.join(folder, "ckpt-00000004"))
@@ -218,8 +217,14 @@ class TrainLoopTest(TestCase):
             return model
 
         with self.assertRaises(training.NonFiniteLossError) as caught:
-            run(model_dir, build=build, checkpoint_every=1, dataset_fn=lambda e, b, s: data.epoch_batches(
-                tf.data.Dataset.from_tensor_slices((IMAGES, labels)), b, s, e))
+            run(
+                model_dir,
+                build=build,
+                checkpoint_every=1,
+                dataset_fn=lambda e, b, s: data.epoch_batches(
+                    tf.data.Dataset.from_tensor_slices((IMAGES, labels)), b, s, e
+                ),
+            )
         step = caught.exception.step
         self.assertGreater(step, 1)
         listed = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
@@ -272,8 +277,13 @@ class TrainLoopTest(TestCase):
             return model
 
         result = training.train(
-            build, dataset_fn, batch_size=8, steps=1, strategy=mirrored_strategy(),
-            scale_batch_size=True, scale_learning_rate=True,
+            build,
+            dataset_fn,
+            batch_size=8,
+            steps=1,
+            strategy=mirrored_strategy(),
+            scale_batch_size=True,
+            scale_learning_rate=True,
         )
         self.assertEqual(result.global_batch_size, 16)
         self.assertEqual(set(seen), {16})
@@ -330,9 +340,7 @@ class TrainLoopTest(TestCase):
         y = rng.integers(0, 3, size=(37,))
         model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
         expected = np.mean(np.argmax(model.predict(x, verbose=0), -1) == y)
-        validate = training.classification_accuracy(
-            tf.data.Dataset.from_tensor_slices((x, y)).batch(8), name="acc"
-        )
+        validate = training.classification_accuracy(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), name="acc")
         self.assertAllClose(validate(model)["acc"], expected)  # 37 = 4 x 8 + 5: all count
         self.assertEqual(validate(model), validate(model))
 

@@ -50,12 +50,7 @@ class CooccurrenceEmbeddingsTest(TestCase):
         # Two topics, each with its own tokens; texts mix tokens of one topic.
         rng = np.random.default_rng(2)
         topics = [np.arange(5, 15), np.arange(15, 25)]
-        ids = np.stack(
-            [
-                np.concatenate([[2], rng.choice(topics[i % 2], 6), [3, 0]])
-                for i in range(400)
-            ]
-        )
+        ids = np.stack([np.concatenate([[2], rng.choice(topics[i % 2], 6), [3, 0]]) for i in range(400)])
         vectors = cooccurrence_embeddings(ids, 30, dim=4)
         self.assertEqual(vectors.shape, (30, 4))
         self.assertEqual(vectors.dtype, np.float32)
