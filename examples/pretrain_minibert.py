@@ -6,8 +6,8 @@ co-occurrence vectors (PPMI of tokens sharing a text, truncated SVD;
 --embedding_init=ppmi) and, by default, no gradient steps follow
 (--steps=0), which fine-tuned better with 20 labels per class than
 minutes of masked-LM, ELECTRA or contrastive pre-training (BUILD_NOTES.md,
-"Issue 13"). --steps=N with --objective=mlm|electra|crops trains on top,
-and prints the held-out masked-LM accuracy beside the unigram baseline
+"Token embeddings from co-occurrence counts"). --steps=N with
+--objective=mlm|electra|crops trains on top, and prints the held-out masked-LM accuracy beside the unigram baseline
 (always predicting the most frequent token):
 
     python examples/pretrain_minibert.py --model_dir=runs/minibert

@@ -231,7 +231,7 @@ def pretrain_minibert(config=None, **overrides):
             0 (the default, with `embedding_init="ppmi"`): the
             co-occurrence vectors alone, no gradient step (the rest of the
             network random, `mlm_accuracy` NaN): what measured best at
-            budgets of minutes (BUILD_NOTES, "Issue 13").
+            budgets of minutes (BUILD_NOTES, "Token embeddings from co-occurrence counts").
         learning_rate: float. Peak AdamW learning rate.
         warmup_fraction: float. Share of `steps` spent warming up.
         weight_decay: float. AdamW weight decay.

@@ -6,7 +6,7 @@ context-distribution smoothing, exponent 0.75) and factorised by a
 truncated SVD. They take seconds on a CPU, need nothing but the corpus, and
 carry which tokens share topics — what a bag of words lacks and what a few
 minutes of pre-training a transformer from random token embeddings does
-not yet learn (see BUILD_NOTES, "Issue 13").
+not yet learn (see BUILD_NOTES, "Token embeddings from co-occurrence counts").
 
 Example:
 
