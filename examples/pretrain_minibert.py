@@ -7,8 +7,9 @@ co-occurrence vectors (PPMI of tokens sharing a text, truncated SVD;
 (--steps=0), which fine-tuned better with 20 labels per class than
 minutes of masked-LM, ELECTRA or contrastive pre-training (BUILD_NOTES.md,
 "Token embeddings from co-occurrence counts"). --steps=N with
---objective=mlm|electra|crops trains on top, and prints the held-out masked-LM accuracy beside the unigram baseline
-(always predicting the most frequent token):
+--objective=mlm|electra|crops trains on top, and prints the held-out
+masked-LM accuracy beside the unigram baseline (always predicting the
+most frequent token):
 
     python examples/pretrain_minibert.py --model_dir=runs/minibert
     python examples/pretrain_minibert.py --dataset=imdb_reviews --preset=mini \
