@@ -11,6 +11,13 @@ import struct
 import numpy as np
 from PIL import Image
 
+from keras_pt.layers import special_tokens
+
+# A small WordPiece vocabulary of docstring words for text-model tests.
+TINY_VOCABULARY = list(special_tokens.SPECIAL_TOKENS) + (
+    "the a file return value list of is module error raise if string object new name ##s ##ed . ,".split()
+)
+
 
 def toy_images(n_per_class=6, num_classes=3, size=8, seed=0):
     """Small uint8 images whose class is visible (a bright row per class)."""

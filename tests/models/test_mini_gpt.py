@@ -10,30 +10,10 @@ from keras_pt.kernels import sampling
 from keras_pt.layers import MiniBERTPreprocessor, WordPieceTokenizer, special_tokens
 from keras_pt.metrics import Perplexity
 from keras_pt.models.mini_gpt import BANNED_IDS
+from tests import fixtures
 from tests.test_case import TestCase
 
-VOCABULARY = list(special_tokens.SPECIAL_TOKENS) + [
-    "the",
-    "a",
-    "file",
-    "return",
-    "value",
-    "list",
-    "of",
-    "is",
-    "module",
-    "error",
-    "raise",
-    "if",
-    "string",
-    "object",
-    "new",
-    "name",
-    "##s",
-    "##ed",
-    ".",
-    ",",
-]
+VOCABULARY = fixtures.TINY_VOCABULARY
 V = len(VOCABULARY)
 
 

@@ -11,30 +11,10 @@ from keras_pt import MiniBERT, MiniGPT, SentenceEncoder, data, evaluation
 from keras_pt.kernels import contrastive
 from keras_pt.layers import MiniBERTPreprocessor, WordPieceTokenizer, special_tokens
 from keras_pt.utils import NearestNeighborIndex
+from tests import fixtures
 from tests.test_case import TestCase
 
-VOCABULARY = list(special_tokens.SPECIAL_TOKENS) + [
-    "the",
-    "a",
-    "file",
-    "return",
-    "value",
-    "list",
-    "of",
-    "is",
-    "module",
-    "error",
-    "raise",
-    "if",
-    "string",
-    "object",
-    "new",
-    "name",
-    "##s",
-    "##ed",
-    ".",
-    ",",
-]
+VOCABULARY = fixtures.TINY_VOCABULARY
 V = len(VOCABULARY)
 
 
