@@ -31,6 +31,18 @@ def _build_encoder(embedding, transformer_layers):
     return keras.Model(inputs, {"sequence_output": x, "pooled_output": pooled}, name="encoder")
 
 
+def _check_sequence_length(max_sequence_length, preprocessor):
+    if int(max_sequence_length) < 2:
+        raise ValueError(f"max_sequence_length must be >= 2, got {max_sequence_length}.")
+    length = getattr(preprocessor, "sequence_length", None)
+    if length is not None and length > int(max_sequence_length):
+        raise ValueError(
+            f"the preprocessor packs {length} tokens but "
+            f"max_sequence_length={max_sequence_length}; raise "
+            "max_sequence_length or shorten the preprocessor's sequence_length."
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_pt")
 class MiniGPT(MiniGPTGeneration, TextModel, keras.Model):
     """A small decoder-only transformer language model (next-token prediction).
@@ -142,16 +154,7 @@ class MiniGPT(MiniGPTGeneration, TextModel, keras.Model):
             activation,
             preprocessor,
         )
-        if int(max_sequence_length) < 2:
-            raise ValueError(f"max_sequence_length must be >= 2, got {max_sequence_length}.")
-        if preprocessor is not None:
-            length = getattr(preprocessor, "sequence_length", None)
-            if length is not None and length > int(max_sequence_length):
-                raise ValueError(
-                    f"the preprocessor packs {length} tokens but "
-                    f"max_sequence_length={max_sequence_length}; raise "
-                    "max_sequence_length or shorten the preprocessor's sequence_length."
-                )
+        _check_sequence_length(max_sequence_length, preprocessor)
         super().__init__(**kwargs)
         # Raw strings are valid inputs: no float conversion.
         self._convert_input_args = False

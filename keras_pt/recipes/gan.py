@@ -24,7 +24,7 @@ from keras_pt.models.gan import GAN
 from keras_pt.models.generator import Generator
 from keras_pt.models.svm_classifier import SVMClassifier
 from keras_pt.recipes.context import RunConfig, RunContext, resolve_config
-from keras_pt.recipes.pretrain_finetune import labeled_arrays
+from keras_pt.recipes.pretrain_finetune import labeled_arrays, load_config_images
 
 LOSSES = ("non_saturating", "hinge", "wasserstein")
 
@@ -175,6 +175,23 @@ def _gan_builder(c, image_shape, strategy):
     return build
 
 
+def _frechet_evaluator(data, c, ctx):
+    """The feature classifier for the Fréchet distance (images in [0, 1]),
+    saved, and the evaluator on it: `(evaluator, test accuracy, files)`."""
+    classifier, accuracy = train_feature_classifier(data, epochs=c.classifier_epochs, seed=c.seed)
+    files = {"feature_classifier": ctx.save_model(classifier, ctx.path("feature_classifier.keras"))}
+    if c.verbose:
+        print(f"feature classifier test accuracy: {accuracy:.4f}")
+    evaluator = GeneratorEvaluator(
+        classifier,
+        images_array(data.train),
+        c.latent_dim,
+        num_samples=c.num_eval_samples,
+        seed=c.seed,
+    )
+    return evaluator, accuracy, files
+
+
 def train_gan(config=None, **overrides):
     """Trains a GAN, scores it with the Fréchet distance, probes its discriminator.
 
@@ -218,28 +235,10 @@ def train_gan(config=None, **overrides):
     start = time.time()
     ctx = RunContext("train_gan", config)
     strategy = ctx.strategy
-    data = data_lib.load_images(
-        c.dataset,
-        data_dir=c.data_dir,
-        image_size=c.image_size,
-        test_fraction=c.test_fraction,
-        seed=c.seed,
-        download=c.download,
-    )
+    data = load_config_images(c)
     image_shape = list(data.image_shape)
 
-    # Feature classifier for the Fréchet distance (images in [0, 1]).
-    classifier, accuracy = train_feature_classifier(data, epochs=c.classifier_epochs, seed=c.seed)
-    files = {"feature_classifier": ctx.save_model(classifier, ctx.path("feature_classifier.keras"))}
-    if c.verbose:
-        print(f"feature classifier test accuracy: {accuracy:.4f}")
-    evaluator = GeneratorEvaluator(
-        classifier,
-        images_array(data.train),
-        c.latent_dim,
-        num_samples=c.num_eval_samples,
-        seed=c.seed,
-    )
+    evaluator, accuracy, files = _frechet_evaluator(data, c, ctx)
 
     build = _gan_builder(c, image_shape, strategy)
 

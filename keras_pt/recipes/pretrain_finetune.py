@@ -109,6 +109,19 @@ def batches_fn(dataset, passes=1):
     return dataset_fn
 
 
+def load_config_images(c):
+    """The `ImageData` of an image recipe's config (`dataset`, `data_dir`,
+    `image_size`, `test_fraction`, `seed`, `download`)."""
+    return data_lib.load_images(
+        c.dataset,
+        data_dir=c.data_dir,
+        image_size=c.image_size,
+        test_fraction=c.test_fraction,
+        seed=c.seed,
+        download=c.download,
+    )
+
+
 def labeled_arrays(dataset):
     """`(x, y)` NumPy arrays of an unbatched `(example, label)` data set."""
     pairs = list(dataset.as_numpy_iterator())
@@ -221,14 +234,7 @@ def pretrain_finetune(config=None, **overrides):
         raise ValueError(f"label_draws must be at least 1, got {c.label_draws}.")
     start = time.time()
     ctx = RunContext("pretrain_finetune", config)
-    data = data_lib.load_images(
-        c.dataset,
-        data_dir=c.data_dir,
-        image_size=c.image_size,
-        test_fraction=c.test_fraction,
-        seed=c.seed,
-        download=c.download,
-    )
+    data = load_config_images(c)
     contrastive = c.pretraining == "simclr"
     c = dataclasses.replace(
         c,
