@@ -29,12 +29,9 @@ def _positive_count(weights):
 
 
 def _global_mean(values, weights):
-    """The weighted mean of `values` over the global batch (every replica)."""
-    total = tf.reduce_sum(tf.cast(values, tf.float32) * weights)
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-        total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
-    return total / _positive_count(weights)
+    """The weighted mean of `values` over the global batch (every replica),
+    without gradient (the logged objective)."""
+    return global_count(tf.cast(values, tf.float32) * weights) / _positive_count(weights)
 
 
 @keras.saving.register_keras_serializable(package="keras_pt")

@@ -29,14 +29,14 @@ from keras_pt.models.text_model import (  # noqa: F401
 )
 
 
-def _build_encoder(model, seed):
+def _build_encoder(model):
     """The functional encoder of `model`'s config: embeddings, transformer
     blocks and the tanh pooler over [CLS]."""
 
-    # Dropout seeds derived from `seed`, so two models built with the same
-    # seed train identically.
+    # Dropout seeds derived from the model's `seed`, so two models built
+    # with the same seed train identically.
     def sub_seed(offset):
-        return None if seed is None else int(seed) + offset
+        return None if model.seed is None else int(model.seed) + offset
 
     embedding = BertEmbedding(
         vocabulary_size=model.vocabulary_size,
@@ -229,7 +229,7 @@ class MiniBERT(SeedStateMixin, TextModel, keras.Model):
         self.seed = seed
 
         # === Layers ===
-        self.encoder = _build_encoder(self, seed)
+        self.encoder = _build_encoder(self)
         self.mlm_head = MaskedLMHead(self.vocabulary_size, dtype=self.dtype_policy, name="mlm_head")
         self.mlm_head.build((None, None, hidden_dim))
         self.preprocessor = preprocessor
