@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def in_batch_contrastive_loss(anchors, candidates, positive_indices, temperature):
     """Per-anchor InfoNCE loss with in-batch negatives.
 

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def softened_kl(teacher_logits, student_logits, temperature):
     """Per-example `KL(softmax(t / T) ‖ softmax(s / T))`.
 

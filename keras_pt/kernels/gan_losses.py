@@ -30,27 +30,27 @@ def _flat(logits):
     return tf.reshape(tf.cast(logits, tf.float32), [-1])
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _d_non_saturating(real_logits, fake_logits):
     return tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(tf.nn.softplus(fake_logits))
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _d_hinge(real_logits, fake_logits):
     return tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _d_wasserstein(real_logits, fake_logits):
     return tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _g_non_saturating(fake_logits):
     return tf.reduce_mean(tf.nn.softplus(-fake_logits))
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _g_linear(fake_logits):
     return -tf.reduce_mean(fake_logits)
 

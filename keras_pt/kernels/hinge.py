@@ -5,7 +5,7 @@ import tensorflow as tf
 HINGE_VARIANTS = ("crammer_singer", "one_vs_rest")
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def multiclass_hinge(labels, scores, variant="crammer_singer", squared=False):
     """Per-example multi-class hinge loss (the slack ξ of each example).
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 from keras_pt.kernels import random
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def corrupt(x, normal, uniform, noise_stddev, mask_rate):
     """Gaussian noise then masking noise, from given draws.
 

@@ -28,7 +28,7 @@ def xla_kernel(fn):
     constants, and XLA then recompiles (and constant-folds) on every call.
     The compiled function is `wrapper.compiled`; the plain one `wrapper.python_function`.
     """
-    compiled = tf.function(fn, jit_compile=True)
+    compiled = tf.function(fn, jit_compile=True, autograph=False)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -72,8 +72,8 @@ def fused_kernel(fn, num_differentiable, forward_fn=None, backward_fn=None):
                 output = fn(*differentiable, *args[num_differentiable:])
             return tape.gradient(output, differentiable, output_gradients=output_gradient)
 
-    forward = tf.function(forward_fn, jit_compile=True)
-    backward = tf.function(backward_fn, jit_compile=True)
+    forward = tf.function(forward_fn, jit_compile=True, autograph=False)
+    backward = tf.function(backward_fn, jit_compile=True, autograph=False)
 
     @functools.wraps(fn)
     def wrapper(*args):
