@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+import warnings
 
 from absl import flags
 
@@ -30,13 +31,18 @@ def run_example(name, *flags, timeout=600):
     )
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def run_in_process(name, *argv):
     """Runs `examples/<name>`'s `main` in this process with `argv` flags, as
     its `__main__` would (flag parsing, messages for bad input).
 
-    Returns `(exit_code, stdout, stderr)`. The example's flags are defined
-    for the call and removed after it, so binaries with flags of the same
-    names run one after another.
+    Returns `(exit_code, stdout, stderr)`; warnings are written to stderr,
+    as the interpreter would. The example's flags are defined for the call
+    and removed after it, so binaries with flags of the same names run one
+    after another.
     """
     before = set(flags.FLAGS)
     spec = importlib.util.spec_from_file_location(f"example_{name[:-3]}", os.path.join(ROOT, "examples", name))
@@ -45,7 +51,9 @@ def run_in_process(name, *argv):
     code = 0
     try:
         spec.loader.exec_module(module)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _print_warning
             try:
                 flags.FLAGS([name, *argv])
                 recipe_flags.with_messages(module.main)([name])

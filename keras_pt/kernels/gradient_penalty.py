@@ -73,5 +73,7 @@ def gradient_penalty(critic, real, fake, alpha, target_norm=1.0, jit_compile=Tru
         # on the critic callable, and a new callable can reuse a freed one's
         # id and hit a trace that captured another model's weights. Inside a
         # train step this traces once per step trace.
-        return tf.function(_gradient_penalty, jit_compile=True, autograph=False)(critic, real, fake, alpha, float(target_norm))
+        return tf.function(_gradient_penalty, jit_compile=True, autograph=False)(
+            critic, real, fake, alpha, float(target_norm)
+        )
     return _gradient_penalty(critic, real, fake, alpha, float(target_norm))

@@ -99,23 +99,6 @@ class ElectraPretrainerTest(TestCase):
         restored.fit(batch, batch_size=4, verbose=0)
 
     @pytest.mark.slow
-    def test_strategy_equivalence_with_dropout(self):
-        def build():
-            keras.utils.set_random_seed(4)
-            model = electra(bert={"dropout": 0.1})
-            model.compile(optimizer=keras.optimizers.SGD(0.5))
-            return model
-
-        data = tf.data.Dataset.from_tensor_slices(packed(24, seed=2)).batch(8, drop_remainder=True)
-        self.run_strategy_equivalence(
-            build,
-            data,
-            steps=3,
-            atol=1e-4,
-            loss_keys=("loss", "mlm_loss", "rtd_loss", "rtd_accuracy", "mlm_accuracy"),
-        )
-
-    @pytest.mark.slow
     def test_trains_through_keras_pt_training(self):
         batches = packed(32, seed=5)
 

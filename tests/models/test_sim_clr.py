@@ -47,19 +47,6 @@ class SimCLRTest(TestCase):
         )
         self.assertAllClose(same, x, atol=1e-5)
 
-    @pytest.mark.slow
-    def test_strategy_equivalence(self):
-        x = images(64)
-        ds = tf.data.Dataset.from_tensor_slices(x).batch(16, drop_remainder=True)
-
-        def build():
-            model = small()
-            model(x[:1])
-            model.compile(optimizer=keras.optimizers.SGD(0.1))
-            return model
-
-        self.run_strategy_equivalence(build, ds, steps=3, loss_keys=("loss", "view_accuracy"))
-
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "unknown architecture 'resnet'"):
             SimCLR(image_shape=(8, 8, 1), architecture="resnet")

@@ -1,18 +1,20 @@
 """A rerun never mixes two runs: the image binary run again on its own folder.
 
-Each scenario runs `examples/pretrain_finetune.py` as a user would, on a
-finished folder and on a half-finished one (pre-training done, heads not).
+Each scenario runs `examples/pretrain_finetune.py` as a user would (its
+`main`, in this process: flag parsing, the messages and the exit code), on
+a finished folder and on a half-finished one (pre-training done, heads not).
 """
 
 import glob
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 
 import pytest
 
-from tests.binaries import run_example
+from tests.binaries import run_in_process
 from tests.test_case import TestCase
 
 TINY = (
@@ -28,12 +30,16 @@ TINY = (
 )
 
 
+def run_example(name, *argv):
+    code, stdout, stderr = run_in_process(name, *argv)
+    return subprocess.CompletedProcess(name, code, stdout, stderr)
+
+
 def _table(stdout):
     return stdout[stdout.index("Test accuracy with") : stdout.index("model:")]
 
 
 @pytest.mark.slow
-@pytest.mark.multiprocess
 class RerunTest(TestCase):
     @classmethod
     def setUpClass(cls):

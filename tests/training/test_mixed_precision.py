@@ -57,10 +57,20 @@ class MixedPrecisionTest(TestCase):
     @pytest.mark.slow
     def test_few_steps_follow_float32(self):
         for name, case in strategy_cases.CASES.items():
-            reference, initial = _train(case, None)
+            # The heads start from a solution fitted to features computed
+            # under the policy (`adapt`); with the encoder trained at SGD
+            # 0.5 the runs then part. ELECTRA samples its replacement tokens
+            # from the generator's softmax, and lower-precision logits sample
+            # other tokens; SimCLR's augmentations (crops, jitter, noise) of
+            # an 8x8 image under SGD 0.5 amplify the rounding. For these only
+            # a finite loss is required, and no float32 run is needed: the
+            # policies' starts are compared with each other.
+            finite_only = case.classifier or name in ("electra", "sim_clr")
+            reference, initial = (None, None) if finite_only else _train(case, None)
             for policy in POLICIES:
                 with self.subTest(case=name, policy=policy):
                     result, same_start = _train(case, policy)
+                    initial = same_start if initial is None else initial
                     for a, b in zip(initial, same_start, strict=True):
                         if case.classifier:
                             # The heads' feature statistics are adapted from
@@ -82,17 +92,7 @@ class MixedPrecisionTest(TestCase):
                     # One LossScaleOptimizer per optimizer (the GAN's two) in float16.
                     self.assertTrue(scaled)
                     self.assertEqual(scaled, [policy == "mixed_float16"] * len(scaled))
-                    weight_tol, loss_tol = TOLERANCE[policy]
-                    if case.classifier or name in ("electra", "sim_clr"):
-                        # The heads start from a solution fitted to features
-                        # computed under the policy (`adapt`); with the
-                        # encoder trained at SGD 0.5 the runs then part.
-                        # ELECTRA samples its replacement tokens from the
-                        # generator's softmax, and lower-precision logits
-                        # sample other tokens; SimCLR's augmentations
-                        # (crops, jitter, noise) of an 8x8 image under SGD
-                        # 0.5 amplify the rounding. Only a finite loss is
-                        # required here.
+                    if finite_only:
                         self.assertTrue(np.isfinite(result.logs["loss"]))
                         continue
                     update_error, update_size = 0.0, 0.0
