@@ -1,9 +1,11 @@
 """Trains the cases of tests/strategy_cases.py under one strategy; writes .npz.
 
-Run by tests/test_strategy_equivalence.py, one process per strategy
-configuration (logical devices and collectives are per process):
+Run by tests/test_strategy_equivalence.py: one process for one device and
+2 mirrored replicas (one after the other; the second run of a model class
+reuses the first's traced code), one per MultiWorkerMirroredStrategy worker
+(collectives are per process):
 
-    python tests/strategy_worker.py --strategy=default --out=one.npz
+    python tests/strategy_worker.py --strategy=default,mirrored --out=one.npz,m.npz
     python tests/strategy_worker.py --strategy=mirrored --loop=custom --out=m.npz
     TF_CONFIG=... python tests/strategy_worker.py --strategy=multi_worker --out=w0.npz
 
@@ -31,31 +33,40 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--strategy", required=True, choices=["default", "mirrored", "multi_worker"])
+    parser.add_argument("--strategy", required=True, help="default, mirrored or multi_worker; several: a,b")
     parser.add_argument("--loop", default="auto", choices=["auto", "fit", "custom"])
     parser.add_argument("--cases", default="all")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="one .npz per strategy, comma-separated")
     parser.add_argument("--fit_canary", action="store_true")
     parser.add_argument("--steps_per_execution_canary", action="store_true")
     parser.add_argument("--model_dir", default=None)
     parser.add_argument("--sigterm_at_step", type=int, default=0)
     args = parser.parse_args()
+    strategies, outs = args.strategy.split(","), args.out.split(",")
+    if len(strategies) != len(outs) or not set(strategies) <= {"default", "mirrored", "multi_worker"}:
+        parser.error(f"--strategy of default, mirrored or multi_worker, one --out each; got {args.strategy} {args.out}")
 
     import tensorflow as tf
 
-    if args.strategy == "mirrored":
+    if "mirrored" in strategies:
         cpus = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    from keras_pt import distribute
+
+    for name, out in zip(strategies, outs, strict=True):
+        devices = ["/cpu:0", "/cpu:1"] if name == "mirrored" else None
+        run(args, distribute.get_strategy(name, devices=devices), out)
+
+
+def run(args, strategy, out):
+    """Trains the cases under `strategy`; writes `out` and `out`.json."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
-    from keras_pt import data, distribute, training
+    from keras_pt import data, training
     from tests import strategy_cases
 
-    if args.strategy == "mirrored":
-        strategy = distribute.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
-    else:
-        strategy = distribute.get_strategy(args.strategy)
     names = list(strategy_cases.CASES) if args.cases == "all" else args.cases.split(",")
 
     class Recorder(keras.callbacks.Callback):
@@ -139,7 +150,7 @@ def main():
         except Exception as error:  # noqa: BLE001 - recorded for the test
             info["fit_canary"] = f"{type(error).__name__}: {str(error)[:300]}"
 
-    if args.steps_per_execution_canary:
+    if args.steps_per_execution_canary and strategy.num_replicas_in_sync > 1:
         # keras#19246: fit with steps_per_execution > 1 under MirroredStrategy;
         # the strategy.run loop (loop="auto" picks it) gives the weights of
         # single steps.
@@ -163,8 +174,8 @@ def main():
         except Exception as error:  # noqa: BLE001 - recorded for the test
             info["steps_per_execution_canary"] = f"{type(error).__name__}: {str(error)[:300]}"
 
-    np.savez(args.out, **arrays)
-    with open(args.out + ".json", "w") as f:
+    np.savez(out, **arrays)
+    with open(out + ".json", "w") as f:
         json.dump(info, f)
 
 

@@ -1,8 +1,8 @@
 """Every public model trains alike on one device, 2 mirrored replicas and 2
 MultiWorkerMirroredStrategy workers, each configuration in its own process.
 
-The processes (tests/strategy_worker.py) run concurrently: one device
-(`fit`), a 2-replica MirroredStrategy over logical CPUs (`fit`), and two
+The processes (tests/strategy_worker.py) run concurrently: one for one
+device then a 2-replica MirroredStrategy over logical CPUs (`fit`), and two
 MultiWorkerMirroredStrategy workers on 127.0.0.1 (the `strategy.run` loop of
 `keras_pt.training`). Each trains every case of tests/strategy_cases.py for
 a few SGD steps on the same global batches (crossing an epoch boundary).
@@ -45,13 +45,13 @@ class StrategyEquivalenceTest(unittest.TestCase):
         model_dir = f"--model_dir={os.path.join(cls.dir, 'multi_worker')}"
 
         def start(name, args, **env):
-            out = os.path.join(cls.dir, f"{name}.npz")
-            return multiprocess.start([worker, *args, f"--out={out}"], out + ".log", **env)
+            outs = ",".join(os.path.join(cls.dir, f"{n}.npz") for n in name.split(","))
+            log = os.path.join(cls.dir, f"{name.replace(',', '_')}.log")
+            return multiprocess.start([worker, *args, f"--out={outs}"], log, **env)
 
         ports = multiprocess.free_ports(2)
         first_round = {
-            "one_device": start("one_device", ["--strategy=default"]),
-            "mirrored": start("mirrored", ["--strategy=mirrored", "--steps_per_execution_canary"]),
+            "one_device": start("one_device,mirrored", ["--strategy=default,mirrored", "--steps_per_execution_canary"]),
             "preempted0": start(
                 "preempted0",
                 ["--strategy=multi_worker", model_dir],
@@ -74,18 +74,20 @@ class StrategyEquivalenceTest(unittest.TestCase):
             )
             for i in range(2)
         }
-        rest = [first_round["one_device"], first_round["mirrored"], *second_round.values()]
+        rest = [first_round["one_device"], *second_round.values()]
         codes += multiprocess.wait_all(rest, timeout=400)
-        names = ["preempted0", "preempted1", "one_device", "mirrored", "worker0", "worker1"]
+        names = ["preempted0", "preempted1", "one_device", "worker0", "worker1"]
         cls.codes = dict(zip(names, codes))
+        cls.codes["mirrored"] = cls.codes["one_device"]  # the same process
+        cls.logs = {name: os.path.join(cls.dir, f"{name}.log") for name in names}
+        cls.logs["one_device"] = cls.logs["mirrored"] = os.path.join(cls.dir, "one_device_mirrored.log")
         cls.results = {}
-        for name in names:
+        for name in [*names, "mirrored"]:
             if cls.codes[name] == 0:
                 cls.results[name] = _load(os.path.join(cls.dir, f"{name}.npz"))
 
     def _result(self, name):
-        path = os.path.join(self.dir, f"{name}.npz")
-        self.assertEqual(self.codes[name], 0, f"{name} failed:\n" + multiprocess.tail(path + ".log"))
+        self.assertEqual(self.codes[name], 0, f"{name} failed:\n" + multiprocess.tail(self.logs[name]))
         return self.results[name]
 
     def test_weights_and_logged_losses_agree(self):
