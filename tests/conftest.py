@@ -21,16 +21,21 @@ tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceCon
 LONGEST_FIRST = (
     "test_readme_commands.py",
     "test_mini_bert_learning.py",
-    "test_reruns.py",
     "test_strategy_equivalence.py",
     "test_bert_recipes.py",
-    "test_text_learning.py",
-    "test_pretrain_finetune.py",
-    "test_resumption.py",
-    "test_text_examples.py",
     "test_mini_bert.py",
+    "test_mini_gpt.py",
+    "test_pretraining_objectives.py",
+    "test_text_learning.py",
     "test_gan.py",
+    "test_mini_bert_classifier.py",
     "test_mixed_precision.py",
+    "test_tpu_readiness.py",
+    "test_debian_packages.py",
+    "test_sentence_encoder.py",
+    "test_sim_clr.py",
+    "test_pretrain_finetune.py",
+    "test_reruns.py",
 )
 
 

@@ -76,7 +76,8 @@ class ReadmeCommandsCase(TestCase):
                 self.assertEqual(os.path.dirname(argv[1]), "examples")
                 code, stdout, stderr = run_in_process(os.path.basename(argv[1]), *argv[2:])
                 self.assertEqual(code, 0, f"{line}\n{stderr[-3000:]}")
-                self.assertRegex(stdout, r"\d\.\d{3}")  # a table of figures
+                if "no gradient steps" not in stdout:  # pre-training of 0 steps measures nothing
+                    self.assertRegex(stdout, r"\d\.\d{3}")  # a table of figures
                 model_dir = re.search(r"--model_dir=(\S+)", line).group(1)
                 self.assertTrue(os.path.exists(os.path.join(root, model_dir, "settings.json")))
 
