@@ -1,4 +1,4 @@
-"""Trains the cases of tests/strategy_cases.py under one strategy; writes .npz.
+"""Trains the cases of tests/strategy_cases.py under each given strategy; writes .npz.
 
 Run by tests/test_strategy_equivalence.py: one process for one device and
 2 mirrored replicas (one after the other; the second run of a model class

@@ -1,5 +1,5 @@
 """Every public model trains alike on one device, 2 mirrored replicas and 2
-MultiWorkerMirroredStrategy workers, each configuration in its own process.
+MultiWorkerMirroredStrategy workers, in processes of their own.
 
 The processes (tests/strategy_worker.py) run concurrently: one for one
 device then a 2-replica MirroredStrategy over logical CPUs (`fit`), and two
