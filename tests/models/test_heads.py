@@ -127,7 +127,10 @@ class HeadsTest(TestCase):
                     model = cls(encoder(), num_classes=4, trainable_encoder=trainable, **kwargs)
                     model(x[:1])
                     model.adapt(x, y)  # statistics (and the SVM's optimum) first
-                    model.compile(optimizer=keras.optimizers.SGD(0.5))
+                    # SGD(0.5) makes the SVM head with a trained encoder diverge
+                    # (weights in the thousands after 3 steps), where float32
+                    # rounding of the two reduction orders exceeds atol.
+                    model.compile(optimizer=keras.optimizers.SGD(0.1))
                     return model
 
                 def reference(model, batch):
