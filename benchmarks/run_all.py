@@ -108,7 +108,7 @@ QUICK = {
     "rounds": 3,
     "steps_per_round": 3,
 }
-# Tiny shapes for the smoke test (tests/test_benchmarks.py).
+# Tiny shapes for the smoke test (tests/benchmarks/test_benchmarks.py).
 TINY = {
     **QUICK,
     "image_shape": (8, 8, 1),

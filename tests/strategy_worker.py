@@ -1,6 +1,6 @@
 """Trains the cases of tests/strategy_cases.py under each given strategy; writes .npz.
 
-Run by tests/test_strategy_equivalence.py: one process for one device and
+Run by tests/distribute/test_strategy_equivalence.py: one process for one device and
 2 mirrored replicas (one after the other; the second run of a model class
 reuses the first's traced code), one per MultiWorkerMirroredStrategy worker
 (collectives are per process):

@@ -43,7 +43,7 @@ class SVMClassifier(EncoderClassifier):
     pulled apart by the head's first large gradients). The defaults,
     squared hinge and one-vs-rest, are scikit-learn `LinearSVC`'s: with the
     same `C` on the same standardised features both reach the same
-    objective value (tests/test_heads.py checks within 1%).
+    objective value (tests/models/test_heads.py checks within 1%).
 
     `call(x)` returns the scores `(batch, num_classes)`; the prediction is
     their argmax.

@@ -9,13 +9,13 @@
 - No model or optimizer holds float64 variables, and the traced train steps
   hold no float64 or string tensors (string constants that only feed the
   heads' `tf.debugging` label asserts are allowed: XLA drops those asserts).
-- `steps_per_execution > 1` on one device: tests/test_training.py checks it
+- `steps_per_execution > 1` on one device: tests/training/test_training.py checks it
   gives exactly the weights of single steps, under `fit` and the
   `strategy.run` loop.
 - The Colab TPU notebook (examples/minibert_colab_tpu.ipynb) parses and
   calls the library with arguments it takes.
 - The `tpu` strategy without a TPU fails at once with a clear error
-  (tests/test_training.py, tests/test_pretrain_finetune.py).
+  (tests/training/test_training.py, tests/examples/test_pretrain_finetune.py).
 """
 
 import ast
