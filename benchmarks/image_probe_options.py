@@ -10,6 +10,7 @@ scikit-learn's `LinearSVC` on the raw pixels. Prints mean ± sd per row.
     python benchmarks/image_probe_options.py --model=denoising_autoencoder --epochs=40
     python benchmarks/image_probe_options.py --model=simclr --epochs=40
     python benchmarks/image_probe_options.py --model=simclr --resize=28 --epochs=8
+    python benchmarks/image_probe_options.py --model=simclr --epochs=40 --layers=features
 """
 
 import time
@@ -34,6 +35,11 @@ flags.DEFINE_integer("resize", 0, "Resize the images to this side first (0: keep
 flags.DEFINE_integer("labels_per_class", 10, "Labelled examples per class.")
 flags.DEFINE_integer("draws", 3, "Label draws.")
 flags.DEFINE_integer("report_every", 10, "Epochs between probe reports.")
+flags.DEFINE_list(
+    "layers",
+    [],
+    "Encoder layers to probe, by name (e.g. features). Default: every layer, then all of them together.",
+)
 
 
 def arrays(dataset):
@@ -86,17 +92,25 @@ def main(argv):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model(train_x[:2])
     layers = [l.name for l in model.encoder.layers[1:] if not isinstance(l, keras.layers.Flatten)]
+    unknown = sorted(set(FLAGS.layers) - set(layers))
+    if unknown:
+        raise app.UsageError(f"--layers: no encoder layer {', '.join(unknown)}; the layers are {', '.join(layers)}.")
+    if FLAGS.layers:
+        layers = [n for n in layers if n in FLAGS.layers]
     extractor = keras.Model(model.encoder.inputs, [model.encoder.get_layer(n).output for n in layers])
 
     def report(tag):
-        outs_train = extractor.predict(train_x, batch_size=512, verbose=0)
-        outs_test = extractor.predict(test_x, batch_size=512, verbose=0)
+        outs_train, outs_test = (
+            keras.tree.flatten(extractor.predict(x, batch_size=512, verbose=0)) for x in (train_x, test_x)
+        )
         flat = [(a.reshape(len(a), -1), b.reshape(len(b), -1)) for a, b in zip(outs_train, outs_test)]
         for name, (a, b) in zip(layers, flat):
             print(f"{tag + ' ' + name + ' (' + str(a.shape[1]) + ')':<44}{probe(a, b, train_y, test_y, draws)}")
-        a = np.concatenate([f[0] for f in flat], 1)
-        b = np.concatenate([f[1] for f in flat], 1)
-        print(f"{tag + ' all layers':<44}{probe(a, b, train_y, test_y, draws)}  ({time.time() - start:.0f} s)")
+        if not FLAGS.layers:
+            a = np.concatenate([f[0] for f in flat], 1)
+            b = np.concatenate([f[1] for f in flat], 1)
+            print(f"{tag + ' all layers':<44}{probe(a, b, train_y, test_y, draws)}")
+        print(f"({time.time() - start:.0f} s)")
 
     report("untrained")
     batches = tf.data.Dataset.from_tensor_slices(train_x).shuffle(len(train_x), seed=0)
