@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 
 from keras_pt.data import digits as _digits  # noqa: F401  (registers "digits")
 from keras_pt.data.batching import batch  # noqa: F401 (once defined here)
+from keras_pt.data.tfds_prepare import download_and_prepare
 
 EMBEDDED_IMAGE_DATASETS = ("digits",)
 DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
@@ -84,7 +85,7 @@ def load_image_dataset(name="digits", data_dir=None, download=True):
             "data set needs 'image' and 'label' features."
         )
     if download or name in EMBEDDED_IMAGE_DATASETS:
-        builder.download_and_prepare()
+        builder = download_and_prepare(builder, name, data_dir)
     elif not builder.is_prepared():
         raise ValueError(
             f"data set {name!r} is not prepared in {builder.data_dir_root!r} and "

@@ -32,6 +32,7 @@ from keras_pt.data import debian_packages as _debian_packages
 from keras_pt.data import stdlib_docs as _stdlib_docs
 from keras_pt.data.batching import batch
 from keras_pt.data.images import check_labels
+from keras_pt.data.tfds_prepare import download_and_prepare
 from keras_pt.utils.text_inputs import is_text
 from keras_pt.data.epochs import epoch_batches
 
@@ -184,7 +185,7 @@ def _check_not_empty(dataset, what):
 def _as_dataset(spec, split, data_dir, download, shuffle_files=False):
     builder = tfds.builder(spec.name, data_dir=data_dir)
     if download or spec.embedded:
-        builder.download_and_prepare()
+        builder = download_and_prepare(builder, spec.name, data_dir)
     try:
         return builder.as_dataset(split=split, shuffle_files=shuffle_files)
     except ValueError as error:  # e.g. "Instruction ... corresponds to no data!"

@@ -1,8 +1,11 @@
+import os
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_pt import data
+from keras_pt.data.tfds_prepare import download_and_prepare
 from tests.test_case import TestCase
 
 
@@ -58,3 +61,24 @@ class DigitsTest(TestCase):
             data.labeled_subset(few, 3, num_classes=2)
         with self.assertRaisesRegex(ValueError, r"labels must lie in \[0, 2\).*\[5\]"):
             data.check_labels([0, 1, 5], 2)
+
+
+class _RacedBuilder:
+    """A builder whose preparation loses the race: another process renamed
+    its copy into place first (TFDS then raises `FileExistsError`)."""
+
+    def download_and_prepare(self):
+        raise FileExistsError("Cannot rename .../incomplete.XXXX_1.0.0. Destination .../1.0.0 already exists.")
+
+
+class PrepareRaceTest(TestCase):
+    def test_the_copy_another_process_prepared_is_used(self):
+        data_dir = self.get_temp_dir()
+        tfds.builder("digits", data_dir=data_dir).download_and_prepare()  # the other process
+        builder = download_and_prepare(_RacedBuilder(), "digits", data_dir)
+        self.assertTrue(builder.is_prepared())
+        self.assertEqual(len(list(builder.as_dataset(split="test"))), 360)
+
+    def test_an_unprepared_data_set_still_fails(self):
+        with self.assertRaises(FileExistsError):
+            download_and_prepare(_RacedBuilder(), "digits", os.path.join(self.get_temp_dir(), "empty"))
